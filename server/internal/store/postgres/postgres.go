@@ -1,0 +1,46 @@
+// Package postgres is the scale-out store: the same statements as SQLite over pgx, so many
+// verifier instances share durable state in one PostgreSQL database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the driver
+
+	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is an arbitrary constant naming twofold's advisory lock.
+const migrationLock = 0x7466_6f6c64
+
+// Open connects to the database named by dsn (postgres://...) and migrates it.
+func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	sub, _ := fs.Sub(migrations, "migrations")
+	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
+		Name:         "postgres",
+		Placeholders: sqlstore.DollarPlaceholders,
+		Migrations:   sub,
+		LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
+			return err
+		},
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,146 @@
+// Package store defines what twofold remembers and the one interface every backend (SQLite,
+// PostgreSQL) implements with the same semantics. Compare-and-set operations are the only
+// way state that guards against replay changes, so concurrent requests on any number of
+// verifier instances see one winner.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: already exists")
+)
+
+// App is a relying application: its backend holds the API key, its pages live on Origins.
+type App struct {
+	ID         string
+	Name       string
+	Origins    []string
+	APIKeyHash []byte
+	// SigningAlg is the JWT algorithm of this app's tokens: EdDSA, ES256 or RS256.
+	SigningAlg string
+	CreatedAt  time.Time
+}
+
+// Ticket lets one browser act for one user of one app for a short time. Only its hash is
+// stored, so a copy of the database grants nothing.
+type Ticket struct {
+	Hash      []byte
+	AppID     string
+	User      string
+	Nonce     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// ElevatedAt is set once a second factor passed with this ticket; zero before.
+	ElevatedAt time.Time
+}
+
+// TOTPCredential is one authenticator app of one user. Until Confirmed it is a pending
+// enrollment that dies at ExpiresAt.
+type TOTPCredential struct {
+	ID        string
+	AppID     string
+	User      string
+	Label     string
+	Sealed    []byte // the secret, sealed with the master key and bound to ID, AppID, User
+	Algorithm string // SHA1, SHA256, SHA512
+	Digits    int
+	Period    int // seconds
+	// LastStep is the last accepted time step; no code of a step at or before it is ever
+	// accepted again. -1 before any acceptance.
+	LastStep   int64
+	Confirmed  bool
+	ExpiresAt  time.Time // pending enrollments only
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// SigningKey is a token signing key. The active key of an algorithm has a zero RetiredAt;
+// retired keys stay published until every token they signed has expired.
+type SigningKey struct {
+	KID       string
+	Alg       string
+	Sealed    []byte // PKCS#8 private key, sealed and bound to KID
+	CreatedAt time.Time
+	RetiredAt time.Time
+}
+
+// Sealed names one sealed value so master-key rotation can re-seal it without knowing what
+// it is. Kind is "totp", "signing_key" or "secret".
+type Sealed struct {
+	Kind  string
+	ID    string
+	AppID string // totp only
+	User  string // totp only
+	Blob  []byte
+}
+
+// AAD is the associated data a value is sealed with: it binds the value to its row, so a
+// sealed value moved to another row, user or kind no longer opens. Everything that seals a
+// stored value uses this one scheme.
+func (s Sealed) AAD() []byte {
+	if s.Kind == "totp" {
+		return []byte("totp:" + s.ID + ":" + s.AppID + ":" + s.User)
+	}
+	return []byte(s.Kind + ":" + s.ID)
+}
+
+// Store is everything twofold keeps. Every method is safe for concurrent use by many
+// goroutines and many processes sharing one database.
+type Store interface {
+	// Ping reports whether the backing database answers.
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateApp(ctx context.Context, a App) error // ErrConflict if the ID exists
+	App(ctx context.Context, id string) (App, error)
+	// OriginKnown reports whether any app lists origin; CORS preflights carry no ticket.
+	OriginKnown(ctx context.Context, origin string) (bool, error)
+
+	CreateTicket(ctx context.Context, t Ticket) error
+	Ticket(ctx context.Context, hash []byte) (Ticket, error)
+	// ElevateTicket records that a second factor passed; it keeps the first time.
+	ElevateTicket(ctx context.Context, hash []byte, at time.Time) error
+
+	CreateTOTP(ctx context.Context, c TOTPCredential) error
+	TOTP(ctx context.Context, id string) (TOTPCredential, error)
+	// TOTPsOfUser lists the user's confirmed credentials.
+	TOTPsOfUser(ctx context.Context, appID, user string) ([]TOTPCredential, error)
+	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
+	// step is step, and, when recoveryHashes is not empty, gives the user that set of recovery
+	// codes in place of any old one. All of it happens atomically. ErrNotFound when there is
+	// no such pending enrollment (unknown, expired or already confirmed).
+	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error
+	// AdvanceTOTP is the replay guard: it sets the credential's last step to step only if
+	// the stored one is lower, durably, and reports whether it did.
+	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time) (bool, error)
+
+	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
+	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
+	RecoveryCodesLeft(ctx context.Context, appID, user string) (int, error)
+
+	// AddSigningKey stores a new active key for its algorithm and retires the one it
+	// replaces. With replace false it fails with ErrConflict when an active key exists, so
+	// instances starting together agree on one.
+	AddSigningKey(ctx context.Context, k SigningKey, replace bool) error
+	// SigningKeys lists keys still active or retired after retiredAfter.
+	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error)
+
+	// Secret returns a named sealed value; PutSecret stores it unless the name exists, and
+	// returns whichever value is stored.
+	Secret(ctx context.Context, name string) ([]byte, error)
+	PutSecret(ctx context.Context, name string, sealed []byte) ([]byte, error)
+
+	// SealedValues lists every sealed value; ReplaceSealed swaps one for a re-sealed copy if
+	// it still holds old (a compare-and-set, so a concurrent change is never overwritten).
+	SealedValues(ctx context.Context) ([]Sealed, error)
+	ReplaceSealed(ctx context.Context, kind, id string, old, new []byte) (bool, error)
+
+	// Sweep deletes tickets and pending enrollments that expired before now.
+	Sweep(ctx context.Context, now time.Time) error
+}
