@@ -1,0 +1,146 @@
+// Command twofold is the verifier and its admin CLI in one binary:
+//
+//	twofold serve --addr 127.0.0.1:8080 --data ./data
+//	twofold apps create --data ./data --id demo --origin http://localhost:3000
+//	twofold keys rotate-master --data ./data
+//	twofold keys rotate-signing --data ./data [--alg EdDSA]
+//
+// Output a script reads is JSON on stdout; logs go to stderr. A bad flag is one line on
+// stderr and exit status 2.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+)
+
+// usageError is a problem with how the command was called: exit 2.
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "twofold: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+const usage = "usage: twofold serve|apps create|keys rotate-master|keys rotate-signing [flags]"
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	slog.SetDefault(logger)
+	if len(args) == 0 {
+		return usageError{errors.New(usage)}
+	}
+	cmd, rest := args[0], args[1:]
+	if (cmd == "apps" || cmd == "keys") && len(rest) > 0 {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	cfg := serve.Config{Logger: logger}
+	cfg.EnvConfig()
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.DataDir, "data", "./data", "directory of the SQLite store and the master key file")
+	fs.StringVar(&cfg.Store, "store", "", "postgres://... to use PostgreSQL instead of SQLite")
+	parse := func() error {
+		if err := fs.Parse(rest); err != nil {
+			return usageError{fmt.Errorf("%s: %w", cmd, err)}
+		}
+		if fs.NArg() > 0 {
+			return usageError{fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))}
+		}
+		return nil
+	}
+	switch cmd {
+	case "serve":
+		fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on")
+		fs.StringVar(&cfg.Issuer, "issuer", "", "public base URL of this verifier (token iss); default http://ADDR")
+		fs.BoolVar(&cfg.BehindProxy, "behind-proxy", false, "TLS ends in a proxy in front of this verifier")
+		if err := parse(); err != nil {
+			return err
+		}
+		if err := cfg.Validate(true); err != nil {
+			return usageError{err}
+		}
+		return serve.Run(ctx, cfg, nil)
+	case "apps create":
+		var app mfa.NewApp
+		var origins multiFlag
+		fs.StringVar(&app.ID, "id", "", "app id")
+		fs.StringVar(&app.Name, "name", "", "name shown in authenticator apps (default: the id)")
+		fs.StringVar(&app.SigningAlg, "alg", "EdDSA", "token algorithm: EdDSA, ES256 or RS256")
+		fs.Var(&origins, "origin", "an origin the app's pages live on (repeatable)")
+		if err := parse(); err != nil {
+			return err
+		}
+		if err := cfg.Validate(false); err != nil {
+			return usageError{err}
+		}
+		app.Origins = origins
+		env, err := serve.Open(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		key, err := env.MFA.CreateApp(ctx, app)
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return usageError{errors.New(we.Message)}
+		}
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})
+	case "keys rotate-master":
+		if err := parse(); err != nil {
+			return err
+		}
+		n, err := serve.RotateMaster(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(map[string]int{"resealed": n})
+	case "keys rotate-signing":
+		alg := fs.String("alg", "EdDSA", "algorithm whose signing key to replace: EdDSA, ES256 or RS256")
+		if err := parse(); err != nil {
+			return err
+		}
+		env, err := serve.Open(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		kid, err := env.Tokens.Rotate(ctx, *alg)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(map[string]string{"kid": kid, "alg": *alg})
+	}
+	return usageError{fmt.Errorf("unknown command %q; %s", cmd, usage)}
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

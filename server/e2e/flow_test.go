@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+)
+
+// joseVerify checks a token the way a Node backend would: npm's jose against the live JWKS.
+func joseVerify(t *testing.T, v *verifier, audience, token string) map[string]any {
+	t.Helper()
+	script, _ := filepath.Abs("../../sdk-js/test/verify-jwt.mjs")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "../node_modules/jose")); err != nil {
+		t.Fatalf("npm's jose is not installed (run `make test`, which installs sdk-js/node_modules): %v", err)
+	}
+	out, err := exec.Command("node", script, v.URL+"/.well-known/jwks.json", v.URL, audience, token).CombinedOutput()
+	if err != nil {
+		t.Fatalf("jose refused the token: %v\n%s", err, out)
+	}
+	var res struct {
+		Header  map[string]any `json:"header"`
+		Payload map[string]any `json:"payload"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("jose output %q: %v", out, err)
+	}
+	if res.Header["kid"] == nil || res.Header["alg"] != "EdDSA" {
+		t.Errorf("header %v: want kid and alg EdDSA", res.Header)
+	}
+	return res.Payload
+}
+
+func TestFlow_TicketEnrollConfirmVerify_TokenValidatesWithJose(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("alice")
+	if len(e.RecoveryCodes) != 10 {
+		t.Fatalf("got %d recovery codes, want 10", len(e.RecoveryCodes))
+	}
+	if e.Token == "" {
+		t.Fatal("confirm gave no token")
+	}
+
+	r := v.call("POST", "/v1/tickets", "Bearer "+v.APIKey, "", wire.TicketRequest{User: "alice", Nonce: "n-123"})
+	b := browser{v: v, ticket: r.str("ticket"), origin: origin}
+	s := b.call("GET", "/v1/session", nil)
+	if s.Status != 200 || s.Body["elevated"] != false || s.str("user") != "alice" {
+		t.Fatalf("session: %d %s", s.Status, s.Raw)
+	}
+	f := s.Body["factors"].(map[string]any)
+	if f["totp"] != true || f["recovery_codes_remaining"] != float64(10) {
+		t.Errorf("factors = %v", f)
+	}
+	if o := s.Body["origins"].([]any); len(o) != 1 || o[0] != origin {
+		t.Errorf("origins = %v", o)
+	}
+
+	next := code(t, e.Secret, v.Clock.Now().Add(30*time.Second))
+	ok := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: next})
+	if ok.Status != 200 || ok.str("token_type") != "Bearer" || ok.Body["expires_in"] != float64(300) {
+		t.Fatalf("verify: %d %s", ok.Status, ok.Raw)
+	}
+	if cc := ok.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store on a token answer", cc)
+	}
+	if s := b.call("GET", "/v1/session", nil); s.Body["elevated"] != true {
+		t.Errorf("ticket not elevated after a passed factor: %s", s.Raw)
+	}
+
+	claims := joseVerify(t, v, "shop", ok.str("token"))
+	if claims["sub"] != "alice" || claims["aud"] != "shop" || claims["iss"] != v.URL || claims["nonce"] != "n-123" {
+		t.Errorf("claims = %v", claims)
+	}
+	if amr, _ := claims["amr"].([]any); len(amr) != 1 || amr[0] != "otp" {
+		t.Errorf("amr = %v, want [otp]", claims["amr"])
+	}
+	for _, k := range []string{"iat", "nbf", "exp", "jti", "auth_time"} {
+		if claims[k] == nil {
+			t.Errorf("claim %s missing", k)
+		}
+	}
+	if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 300 {
+		t.Errorf("lifetime %v s, want 300", exp-iat)
+	}
+	joseVerify(t, v, "shop", e.Token)
+
+	d := v.call("GET", "/.well-known/openid-configuration", "", "", nil)
+	if d.str("issuer") != v.URL || d.str("jwks_uri") != v.URL+"/.well-known/jwks.json" || !slices.Contains(d.Body["id_token_signing_alg_values_supported"].([]any), any("EdDSA")) {
+		t.Errorf("discovery: %s", d.Raw)
+	}
+}
+
+func TestVerify_SameCodeConcurrently_ExactlyOneWins(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("bob")
+	c := code(t, e.Secret, v.Clock.Now().Add(30*time.Second))
+	const n = 50
+	results := make([]reply, n)
+	var wg sync.WaitGroup
+	// Open n connections first, so the submissions race inside the verifier rather than in
+	// connection setup.
+	for range n {
+		wg.Go(func() { e.call("GET", "/v1/session", nil) })
+	}
+	wg.Wait()
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i] = e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for _, r := range results {
+		switch {
+		case r.Status == 200:
+			wins++
+		case r.Status == 409 && r.errCode() == wire.CodeCodeAlreadyUsed:
+		default:
+			t.Errorf("unexpected answer %d %s", r.Status, r.Raw)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent submissions of one code succeeded, want exactly 1", wins, n)
+	}
+}
+
+func TestConfirm_ConfirmingCodeCannotSignIn(t *testing.T) {
+	v := startVerifier(t)
+	b := v.ticket("carol")
+	r := b.call("POST", "/v1/totp/enrollments", nil)
+	c := code(t, r.str("secret"), v.Clock.Now())
+	if cf := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: c}); cf.Status != 200 {
+		t.Fatalf("confirm: %d %s", cf.Status, cf.Raw)
+	}
+	again := v.ticket("carol").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
+	if again.Status != 409 || again.errCode() != wire.CodeCodeAlreadyUsed {
+		t.Fatalf("confirming code signed in: %d %s", again.Status, again.Raw)
+	}
+	if cf := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: c}); cf.Status != 404 {
+		t.Fatalf("confirming twice: %d %s, want 404", cf.Status, cf.Raw)
+	}
+}
+
+// Every refused call must change nothing: the valid code sent along stays usable.
+func TestBrowserCalls_BadTicketsKeysAndOrigins_RefusedAndChangeNothing(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("dave")
+	valid := wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}
+	tampered := []byte(e.ticket)
+	tampered[len(tampered)-3] ^= 1
+	expired := v.ticket("dave")
+
+	cases := []struct {
+		name, auth, origin string
+		status             int
+		code               string
+	}{
+		{"no ticket", "", origin, 401, wire.CodeInvalidTicket},
+		{"tampered ticket", "Ticket " + string(tampered), origin, 401, wire.CodeInvalidTicket},
+		{"made-up ticket", "Ticket tkt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", origin, 401, wire.CodeInvalidTicket},
+		{"api key instead of ticket", "Bearer " + v.APIKey, origin, 401, wire.CodeInvalidTicket},
+		{"foreign origin", "Ticket " + e.ticket, "https://shop.example.evil", 403, wire.CodeOriginNotAllowed},
+		{"look-alike origin", "Ticket " + e.ticket, "http://localhost:3001", 403, wire.CodeOriginNotAllowed},
+		{"no origin", "Ticket " + e.ticket, "", 403, wire.CodeOriginNotAllowed},
+		{"null origin", "Ticket " + e.ticket, "null", 403, wire.CodeOriginNotAllowed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, path := range []string{"/v1/totp/verify", "/v1/recovery/verify"} {
+				body := valid
+				if path == "/v1/recovery/verify" {
+					body = wire.CodeRequest{Code: e.RecoveryCodes[0]}
+				}
+				r := v.call("POST", path, tc.auth, tc.origin, body)
+				if r.Status != tc.status || r.errCode() != tc.code || r.str("message") == "" {
+					t.Errorf("%s: got %d %s, want %d %s", path, r.Status, r.Raw, tc.status, tc.code)
+				}
+				if acao := r.Header.Get("Access-Control-Allow-Origin"); acao != "" && acao != origin {
+					t.Errorf("%s: CORS answered %q", path, acao)
+				}
+			}
+		})
+	}
+
+	t.Run("expired ticket", func(t *testing.T) {
+		v.Clock.Advance(10*time.Minute + time.Second)
+		defer v.Clock.Advance(-(10*time.Minute + time.Second))
+		r := expired.call("GET", "/v1/session", nil)
+		if r.Status != 401 || r.errCode() != wire.CodeInvalidTicket {
+			t.Errorf("got %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("wrong api key", func(t *testing.T) {
+		for _, key := range []string{"", "shop.wrong", v.APIKey + "x", "nosuchapp." + v.APIKey[5:]} {
+			r := v.call("POST", "/v1/tickets", "Bearer "+key, "", wire.TicketRequest{User: "dave"})
+			if r.Status != 401 || r.errCode() != wire.CodeInvalidAPIKey {
+				t.Errorf("key %q: got %d %s", key, r.Status, r.Raw)
+			}
+		}
+	})
+	t.Run("cors preflight", func(t *testing.T) {
+		r := v.call("OPTIONS", "/v1/totp/verify", "", origin, nil)
+		if r.Status != 204 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+			t.Errorf("known origin: %d %v", r.Status, r.Header)
+		}
+		r = v.call("OPTIONS", "/v1/totp/verify", "", "https://evil.example", nil)
+		if r.Status != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("foreign origin: %d %v", r.Status, r.Header)
+		}
+	})
+
+	// Nothing above consumed anything.
+	if r := e.call("POST", "/v1/totp/verify", valid); r.Status != 200 {
+		t.Fatalf("valid code after refused calls: %d %s", r.Status, r.Raw)
+	}
+	if r := e.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+		t.Fatalf("recovery code after refused calls: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestEnroll_UserWithFactor_NeedsStepUp(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("erin")
+	b := v.ticket("erin")
+	if r := b.call("POST", "/v1/totp/enrollments", nil); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Fatalf("second enrollment without step-up: %d %s", r.Status, r.Raw)
+	}
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
+	}
+	if r := b.call("POST", "/v1/totp/enrollments", map[string]string{"label": "new phone"}); r.Status != 201 {
+		t.Fatalf("enrollment after step-up: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestVerify_CodeFromPhoneWithWrongClock_SaysWhichWay(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("frank")
+	for _, tc := range []struct {
+		off   time.Duration
+		clock string
+	}{{3 * time.Minute, wire.ClockAhead}, {-3 * time.Minute, wire.ClockBehind}, {20 * time.Minute, ""}} {
+		r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(tc.off))})
+		if r.Status != 401 || r.errCode() != wire.CodeInvalidCode || r.str("clock") != tc.clock {
+			t.Errorf("phone %v off: got %d %s, want invalid_code clock=%q", tc.off, r.Status, r.Raw, tc.clock)
+		}
+	}
+}
+
+func TestRecovery_CodeWorksOnce_FormattingForgiven(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("gina")
+	rc := e.RecoveryCodes[3]
+	typed := " " + rc[:4] + " " + rc[5:9] + rc[10:] + " " // spaces, a dash dropped
+	b := v.ticket("gina")
+	r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: typed})
+	if r.Status != 200 {
+		t.Fatalf("recovery: %d %s", r.Status, r.Raw)
+	}
+	claims := joseVerify(t, v, "shop", r.str("token"))
+	if amr, _ := claims["amr"].([]any); len(amr) != 1 || amr[0] != "rec" {
+		t.Errorf("amr = %v, want [rec]", claims["amr"])
+	}
+	if r := v.ticket("gina").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: rc}); r.Status != 401 || r.errCode() != wire.CodeInvalidCode {
+		t.Fatalf("second use: %d %s", r.Status, r.Raw)
+	}
+	if s := b.call("GET", "/v1/session", nil); s.Body["factors"].(map[string]any)["recovery_codes_remaining"] != float64(9) {
+		t.Errorf("remaining after one use: %s", s.Raw)
+	}
+}

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+)
+
+// binary is the twofold command built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "twofold-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "twofold")
+	out, err := exec.Command("go", "build", "-o", binary, "../cmd/twofold").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is `twofold serve` running as its own process.
+type process struct {
+	cmd  *exec.Cmd
+	URL  string
+	done chan error
+}
+
+// startProcess runs `twofold serve` on dataDir and waits until it listens.
+func startProcess(t *testing.T, dataDir string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", dataDir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "twofold serving" {
+				addr <- line.Addr
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case err := <-p.done:
+		t.Fatalf("twofold serve exited: %v", err)
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("twofold serve did not start listening within 30s")
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+func runCLI(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(binary, args...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("twofold %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// A success is durable before it is answered: a kill -9 right after it does not bring
+// the code back.
+func TestVerify_KilledRightAfterSuccess_CodeStaysUsed(t *testing.T) {
+	data := t.TempDir()
+	var app wire.AppCreated
+	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", data, "--id", "shop", "--origin", origin), &app); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, data)
+	v := &verifier{t: t, URL: p.URL, Data: data, APIKey: app.APIKey, Clock: &clock{}}
+	e := v.enroll("hank")
+	c := code(t, e.Secret, time.Now().Add(30*time.Second))
+	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}); r.Status != 200 {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil // let Cleanup's wait return
+
+	v.URL = startProcess(t, data).URL
+	r := v.ticket("hank").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
+	if r.Status != 409 || r.errCode() != wire.CodeCodeAlreadyUsed {
+		t.Fatalf("code after kill -9 and restart: %d %s, want 409 code_already_used", r.Status, r.Raw)
+	}
+	// The ticket issued before the crash still works: tickets survive a restart.
+	if s := e.call("GET", "/v1/session", nil); s.Status != 200 {
+		t.Fatalf("ticket after restart: %d %s", s.Status, s.Raw)
+	}
+}
+
+func TestCLI_BadFlags_OneLineAndExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--addr"},
+		{"serve", "--addr", "nonsense"},
+		{"serve", "--addr", "0.0.0.0:8080", "--data", t.TempDir()},
+		{"serve", "--bogus"},
+		{"apps", "create", "--data", t.TempDir(), "--id", "Bad Id", "--origin", "ftp://x"},
+		{"frobnicate"},
+	} {
+		cmd := exec.CommandContext(context.Background(), binary, args...)
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: err %v, want exit 2", args, err)
+		}
+		if lines := strings.Count(strings.TrimSpace(string(out)), "\n") + 1; lines != 1 || !strings.HasPrefix(string(out), "twofold: ") {
+			t.Errorf("%v: want one line, got %q", args, out)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+// Package api is twofold's HTTP surface on Fiber (the only importer of Fiber): routes,
+// ticket and origin checks, CORS, and the one table that maps error codes to statuses.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+)
+
+// KeySet publishes the token verification keys.
+type KeySet interface {
+	JWKS(ctx context.Context) ([]byte, error)
+	Discovery() []byte
+}
+
+// Check is one readiness probe of a backing service.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Deps is what the routes need.
+type Deps struct {
+	MFA    *mfa.Service
+	Keys   KeySet
+	Ready  []Check
+	Logger *slog.Logger
+}
+
+// BodyLimit bounds every request body; the largest legitimate one (a WebAuthn response)
+// is a few kilobytes.
+const BodyLimit = 64 << 10
+
+// New builds the Fiber app with every route.
+func New(d Deps) *fiber.App {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	h := &handlers{Deps: d}
+	app := fiber.New(fiber.Config{
+		AppName:               "twofold",
+		BodyLimit:             BodyLimit,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		DisableStartupMessage: true,
+		ErrorHandler:          h.fail,
+	})
+	app.Use(h.common)
+
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", h.readyz)
+	app.Get("/.well-known/jwks.json", h.jwks)
+	app.Get("/.well-known/openid-configuration", h.discovery)
+
+	v1 := app.Group("/v1")
+	v1.Post("/tickets", h.appAuth, h.createTicket)
+
+	browser := v1.Group("", h.cors, h.ticketAuth)
+	browser.Get("/session", h.session)
+	browser.Post("/totp/enrollments", h.startEnrollment)
+	browser.Post("/totp/enrollments/:id/confirm", h.confirmEnrollment)
+	browser.Post("/totp/verify", h.verifyTOTP)
+	browser.Post("/recovery/verify", h.verifyRecovery)
+
+	app.Use(func(c *fiber.Ctx) error {
+		return wire.NewError(wire.CodeNotFound, "There is no "+c.Method()+" "+c.Path()+" here.")
+	})
+	return app
+}
+
+type handlers struct{ Deps }
+
+// status is the one table from error code to HTTP status.
+var status = map[string]int{
+	wire.CodeInvalidRequest:   fiber.StatusBadRequest,
+	wire.CodeInvalidTicket:    fiber.StatusUnauthorized,
+	wire.CodeInvalidAPIKey:    fiber.StatusUnauthorized,
+	wire.CodeInvalidCode:      fiber.StatusUnauthorized,
+	wire.CodeOriginNotAllowed: fiber.StatusForbidden,
+	wire.CodeStepUpRequired:   fiber.StatusForbidden,
+	wire.CodeNotFound:         fiber.StatusNotFound,
+	wire.CodeCodeAlreadyUsed:  fiber.StatusConflict,
+	wire.CodeConflict:         fiber.StatusConflict,
+	wire.CodeRateLimited:      fiber.StatusTooManyRequests,
+	wire.CodeUnavailable:      fiber.StatusServiceUnavailable,
+	wire.CodeInternal:         fiber.StatusInternalServerError,
+}
+
+// fail writes every error as {"error","message"}; faults are logged and hidden.
+func (h *handlers) fail(c *fiber.Ctx, err error) error {
+	var we *wire.Error
+	var fe *fiber.Error
+	st := fiber.StatusInternalServerError
+	switch {
+	case errors.As(err, &we):
+		if s, ok := status[we.Code]; ok {
+			st = s
+		}
+	case errors.As(err, &fe) && fe.Code == fiber.StatusRequestEntityTooLarge:
+		st, we = fe.Code, wire.NewError(wire.CodeInvalidRequest, "The request body is too large.")
+	case errors.As(err, &fe) && fe.Code < 500:
+		st, we = fe.Code, wire.NewError(wire.CodeInvalidRequest, fe.Message)
+	default:
+		h.Logger.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
+		we = wire.NewError(wire.CodeInternal, "Something went wrong on our side. Try again in a moment.")
+	}
+	if we.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, itoa(we.RetryAfter))
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(st).JSON(we)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for ; n > 0; n /= 10 {
+		i--
+		b[i] = byte('0' + n%10)
+	}
+	return string(b[i:])
+}
+
+// common sets the headers every answer carries and logs the request.
+func (h *handlers) common(c *fiber.Ctx) error {
+	start := time.Now()
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	err := c.Next()
+	if err != nil {
+		err = h.fail(c, err)
+	}
+	h.Logger.LogAttrs(c.UserContext(), slog.LevelInfo, "request",
+		slog.String("method", c.Method()), slog.String("route", c.Route().Path),
+		slog.Int("status", c.Response().StatusCode()), slog.Duration("took", time.Since(start)))
+	return err
+}
+
+func (h *handlers) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	checks := fiber.Map{}
+	ok := true
+	for _, ch := range h.Ready {
+		if err := ch.Ping(ctx); err != nil {
+			checks[ch.Name] = err.Error()
+			ok = false
+			continue
+		}
+		checks[ch.Name] = "ok"
+	}
+	if !ok {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
+}
+
+func (h *handlers) jwks(c *fiber.Ctx) error {
+	b, err := h.Keys.JWKS(c.UserContext())
+	if err != nil {
+		return err
+	}
+	// Short enough that a rotated key shows up before tokens it signs reach backends.
+	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	return c.Send(b)
+}
+
+func (h *handlers) discovery(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(h.Keys.Discovery())
+}

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+)
+
+const principalKey = "twofold.principal"
+
+var errOrigin = wire.NewError(wire.CodeOriginNotAllowed, "This page is not allowed to use this verifier. Open the app from its real address.")
+
+// credential returns what follows scheme in the Authorization header.
+func credential(c *fiber.Ctx, scheme string) (string, bool) {
+	v := c.Get(fiber.HeaderAuthorization)
+	if len(v) <= len(scheme)+1 || !strings.EqualFold(v[:len(scheme)], scheme) || v[len(scheme)] != ' ' {
+		return "", false
+	}
+	return strings.TrimSpace(v[len(scheme)+1:]), true
+}
+
+func (h *handlers) appAuth(c *fiber.Ctx) error {
+	key, ok := credential(c, "Bearer")
+	if !ok {
+		return wire.NewError(wire.CodeInvalidAPIKey, "Send the app's API key as Authorization: Bearer <key>.")
+	}
+	app, err := h.MFA.AuthenticateApp(c.UserContext(), key)
+	if err != nil {
+		return err
+	}
+	c.Locals(principalKey, mfa.Principal{App: app})
+	return c.Next()
+}
+
+// cors answers preflights for origins some app lists; the real request is then checked
+// against the ticket's own app in ticketAuth.
+func (h *handlers) cors(c *fiber.Ctx) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	c.Vary(fiber.HeaderOrigin)
+	if c.Method() != fiber.MethodOptions {
+		return c.Next()
+	}
+	known, err := h.MFA.OriginKnown(c.UserContext(), origin)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return errOrigin
+	}
+	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+	c.Set(fiber.HeaderAccessControlAllowMethods, "GET, POST, DELETE")
+	c.Set(fiber.HeaderAccessControlAllowHeaders, "Authorization, Content-Type")
+	c.Set(fiber.HeaderAccessControlMaxAge, "600")
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ticketAuth authenticates a browser call: a live ticket, sent from one of its app's
+// origins. Anything else changes nothing.
+func (h *handlers) ticketAuth(c *fiber.Ctx) error {
+	raw, ok := credential(c, "Ticket")
+	if !ok {
+		return wire.NewError(wire.CodeInvalidTicket, "Send the ticket from your app as Authorization: Ticket <ticket>.")
+	}
+	p, err := h.MFA.Authenticate(c.UserContext(), raw)
+	if err != nil {
+		return err
+	}
+	origin := c.Get(fiber.HeaderOrigin)
+	allowed := false
+	for _, o := range p.App.Origins {
+		allowed = allowed || o == origin
+	}
+	if !allowed {
+		return errOrigin
+	}
+	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+	c.Set(fiber.HeaderAccessControlExposeHeaders, "Retry-After, Date")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Locals(principalKey, p)
+	return c.Next()
+}
+
+func principal(c *fiber.Ctx) mfa.Principal {
+	p, _ := c.Locals(principalKey).(mfa.Principal)
+	return p
+}

@@ -1,0 +1,124 @@
+package mfa
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+var appIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// NewApp describes an app to register.
+type NewApp struct {
+	ID         string
+	Name       string
+	Origins    []string
+	SigningAlg string
+}
+
+// CreateApp registers an app and returns its API key, which exists only in this answer:
+// the store keeps its SHA-256 (the key has 256 bits of entropy, so a fast hash is enough).
+func (s *Service) CreateApp(ctx context.Context, a NewApp) (string, error) {
+	var problems []string
+	if !appIDPattern.MatchString(a.ID) {
+		problems = append(problems, "--id must be 1-63 lower-case letters, digits or dashes")
+	}
+	if len(a.Origins) == 0 {
+		problems = append(problems, "at least one --origin is needed")
+	}
+	for i, o := range a.Origins {
+		norm, err := NormalizeOrigin(o)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		a.Origins[i] = norm
+	}
+	switch a.SigningAlg {
+	case "":
+		a.SigningAlg = "EdDSA"
+	case "EdDSA", "ES256", "RS256":
+	default:
+		problems = append(problems, "--alg must be EdDSA, ES256 or RS256")
+	}
+	if len(problems) > 0 {
+		return "", invalidRequest(strings.Join(problems, "; "))
+	}
+	if a.Name == "" {
+		a.Name = a.ID
+	}
+	key := a.ID + "." + randomToken(32)
+	err := s.st.CreateApp(ctx, store.App{
+		ID: a.ID, Name: a.Name, Origins: a.Origins, SigningAlg: a.SigningAlg,
+		APIKeyHash: hash(key), CreatedAt: s.now(),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return "", wire.NewError(wire.CodeConflict, "An app with id "+a.ID+" already exists.")
+	}
+	if err != nil {
+		return "", fault("create app", err)
+	}
+	return key, nil
+}
+
+// AuthenticateApp finds the app an API key belongs to. The key names its app before the
+// last dot; the stored hash is compared in constant time.
+func (s *Service) AuthenticateApp(ctx context.Context, key string) (store.App, error) {
+	i := strings.LastIndexByte(key, '.')
+	if i <= 0 {
+		return store.App{}, errInvalidAPIKey
+	}
+	app, err := s.st.App(ctx, key[:i])
+	if isNotFound(err) {
+		return store.App{}, errInvalidAPIKey
+	}
+	if err != nil {
+		return store.App{}, fault("authenticate app", err)
+	}
+	if subtle.ConstantTimeCompare(app.APIKeyHash, hash(key)) != 1 {
+		return store.App{}, errInvalidAPIKey
+	}
+	return app, nil
+}
+
+// NormalizeOrigin reduces an origin to scheme://host[:port] in lower case, the form browsers
+// send in the Origin header.
+func NormalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", errors.New("origin " + o + " must look like https://app.example.com")
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails: crypto/rand panics rather than return an error
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// OriginKnown reports whether any app lists origin.
+func (s *Service) OriginKnown(ctx context.Context, origin string) (bool, error) {
+	if origin == "" {
+		return false, nil
+	}
+	ok, err := s.st.OriginKnown(ctx, origin)
+	if err != nil {
+		return false, fault("origin known", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,98 @@
+package mfa
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+const ticketPrefix = "tkt_"
+
+// Principal is who a browser call acts for: one user of one app, through one ticket.
+type Principal struct {
+	App    store.App
+	Ticket store.Ticket
+}
+
+// Elevated reports whether a second factor already passed with this ticket.
+func (p Principal) Elevated() bool { return !p.Ticket.ElevatedAt.IsZero() }
+
+// IssueTicket lets the app's browser act for user. Only the ticket's hash is stored; the
+// ticket itself (256 random bits) is unguessable, so it cannot be forged or altered.
+func (s *Service) IssueTicket(ctx context.Context, app store.App, req wire.TicketRequest) (wire.TicketResponse, error) {
+	if msg := checkText("user", req.User, true); msg != "" {
+		return wire.TicketResponse{}, invalidRequest(msg)
+	}
+	if msg := checkText("nonce", req.Nonce, false); msg != "" {
+		return wire.TicketResponse{}, invalidRequest(msg)
+	}
+	now := s.now()
+	raw := ticketPrefix + randomToken(32)
+	t := store.Ticket{Hash: hash(raw), AppID: app.ID, User: req.User, Nonce: req.Nonce, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+	if err := s.st.CreateTicket(ctx, t); err != nil {
+		return wire.TicketResponse{}, fault("issue ticket", err)
+	}
+	return wire.TicketResponse{Ticket: raw, ExpiresAt: t.ExpiresAt.Truncate(time.Second)}, nil
+}
+
+// Authenticate turns a presented ticket into the Principal it grants.
+func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	if !strings.HasPrefix(raw, ticketPrefix) || len(raw) > 128 {
+		return Principal{}, errInvalidTicket
+	}
+	t, err := s.st.Ticket(ctx, hash(raw))
+	if isNotFound(err) {
+		return Principal{}, errInvalidTicket
+	}
+	if err != nil {
+		return Principal{}, fault("authenticate ticket", err)
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return Principal{}, errInvalidTicket
+	}
+	app, err := s.st.App(ctx, t.AppID)
+	if err != nil {
+		return Principal{}, fault("authenticate ticket", err)
+	}
+	return Principal{App: app, Ticket: t}, nil
+}
+
+// Session describes the user behind a ticket.
+func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error) {
+	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return wire.Session{}, fault("session", err)
+	}
+	left, err := s.st.RecoveryCodesLeft(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return wire.Session{}, fault("session", err)
+	}
+	return wire.Session{
+		User:       p.Ticket.User,
+		Factors:    wire.Factors{TOTP: len(creds) > 0, RecoveryCodesRemaining: left},
+		ServerTime: s.now().Truncate(time.Millisecond),
+		Elevated:   p.Elevated(),
+		Origins:    p.App.Origins,
+	}, nil
+}
+
+// checkText refuses what no user id or nonce should be: empty (when required), over 256
+// bytes, invalid UTF-8, or control characters.
+func checkText(field, v string, required bool) string {
+	switch {
+	case v == "" && required:
+		return field + " is required."
+	case len(v) > 256:
+		return field + " must be at most 256 bytes."
+	case !utf8.ValidString(v):
+		return field + " must be valid UTF-8."
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return field + " must not contain control characters."
+	}
+	return ""
+}

@@ -1,0 +1,66 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/twofold-dev/twofold/server/internal/seal"
+)
+
+// RotateMaster makes a new primary master key (in the key file; with TWOFOLD_MASTER_KEY the
+// operator has already put the new key there and the old one in TWOFOLD_MASTER_KEY_PREVIOUS)
+// and re-seals every stored secret under it. Running verifiers keep serving: they open
+// values under either key and pick up the new file when they meet a value sealed with it.
+// Each value is swapped by compare-and-set, so a concurrent change is never overwritten.
+func RotateMaster(ctx context.Context, cfg Config) (resealed int, err error) {
+	if cfg.MasterKey == "" {
+		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
+			return 0, fmt.Errorf("rotate master key file: %w", err)
+		}
+	}
+	env, err := Open(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer env.Close()
+	return env.Reseal(ctx)
+}
+
+// Reseal re-seals every stored value that is not under the primary master key.
+func (e *Env) Reseal(ctx context.Context) (int, error) {
+	values, err := e.Store.SealedValues(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reseal: %w", err)
+	}
+	n := 0
+	for _, v := range values {
+		if !e.Ring.NeedsReseal(v.Blob) {
+			continue
+		}
+		plain, err := e.Ring.Open(v.Blob, v.AAD())
+		if err != nil {
+			return n, fmt.Errorf("reseal %s %s: %w", v.Kind, v.ID, err)
+		}
+		fresh, err := e.Ring.Seal(plain, v.AAD())
+		clear(plain)
+		if err != nil {
+			return n, fmt.Errorf("reseal %s %s: %w", v.Kind, v.ID, err)
+		}
+		ok, err := e.Store.ReplaceSealed(ctx, v.Kind, v.ID, v.Blob, fresh)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// EnvConfig fills the master key settings from the environment.
+func (c *Config) EnvConfig() {
+	c.MasterKey = os.Getenv("TWOFOLD_MASTER_KEY")
+	c.MasterKeyPrevious = os.Getenv("TWOFOLD_MASTER_KEY_PREVIOUS")
+}

@@ -1,0 +1,208 @@
+// Package serve wires twofold together: it opens the store and the master keyring named by
+// the configuration, builds the domain services, and runs the HTTP server until its context
+// ends. The CLI's other subcommands use the same wiring through Open.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/api"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+	"github.com/twofold-dev/twofold/server/internal/seal"
+	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/postgres"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
+	"github.com/twofold-dev/twofold/server/internal/tokens"
+)
+
+// Config is everything `twofold serve` and the admin subcommands are told.
+type Config struct {
+	Addr    string // host:port to listen on
+	DataDir string // SQLite file and master key file
+	// Store is empty for the embedded SQLite store, or a postgres:// URL.
+	Store string
+	// Issuer is the iss of tokens and the base of jwks_uri; default http://Addr.
+	Issuer string
+	// MasterKey and MasterKeyPrevious are base64 keys from the environment; when MasterKey
+	// is empty the key file in DataDir is used, generated on first start.
+	MasterKey         string
+	MasterKeyPrevious string
+	BehindProxy       bool
+	ShutdownTimeout   time.Duration
+	Logger            *slog.Logger
+	// Now is the clock; tests inject one to step through time without sleeping.
+	Now func() time.Time
+}
+
+// Validate reports every problem at once, naming the option.
+func (c *Config) Validate(needAddr bool) error {
+	var errs []error
+	if needAddr {
+		host, port, err := net.SplitHostPort(c.Addr)
+		if err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--addr %q must be HOST:PORT", c.Addr))
+		} else if !c.BehindProxy && !isLoopback(host) {
+			errs = append(errs, fmt.Errorf("--addr %s is not a loopback address: plain HTTP there would expose codes and tokens; serve TLS in front of it and pass --behind-proxy", c.Addr))
+		}
+	}
+	if c.Store == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data is required with the embedded store"))
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		errs = append(errs, fmt.Errorf("--store must be a postgres:// URL"))
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// Env is an opened twofold: store, keys and services.
+type Env struct {
+	Store  store.Store
+	Ring   *seal.Keyring
+	Tokens *tokens.Issuer
+	MFA    *mfa.Service
+}
+
+// Close releases the store.
+func (e *Env) Close() error { return e.Store.Close() }
+
+// Open opens the store and keyring that cfg names and builds the services on them.
+func Open(ctx context.Context, cfg Config) (*Env, error) {
+	cfg.defaults()
+	ring, err := keyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var st store.Store
+	if cfg.Store != "" {
+		st, err = postgres.Open(ctx, cfg.Store)
+	} else {
+		if err = os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
+		}
+		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "twofold.db"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	iss := tokens.New(tokens.Config{Issuer: cfg.Issuer, Now: cfg.Now}, st, ring)
+	svc := mfa.New(st, ring, iss, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc}, nil
+}
+
+// MasterKeyFile is where the generated master keyring lives inside --data.
+const MasterKeyFile = "master.key"
+
+func keyring(cfg Config) (*seal.Keyring, error) {
+	if cfg.MasterKey != "" {
+		ring, err := seal.FromEnv(cfg.MasterKey, cfg.MasterKeyPrevious)
+		if err != nil {
+			return nil, fmt.Errorf("TWOFOLD_MASTER_KEY: %w", err)
+		}
+		return ring, nil
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("set TWOFOLD_MASTER_KEY or --data for the master key")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
+	}
+	path := filepath.Join(cfg.DataDir, MasterKeyFile)
+	if err := seal.EnsureFile(path); err != nil {
+		return nil, fmt.Errorf("master key file: %w", err)
+	}
+	ring, err := seal.LoadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key file: %w", err)
+	}
+	return ring, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
+// ready, if not nil, receives the bound address once the listener is open.
+func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	cfg.Addr = ln.Addr().String() // a :0 port is now known, and the default issuer with it
+	cfg.defaults()
+	env, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	app := api.New(api.Deps{
+		MFA:    env.MFA,
+		Keys:   env.Tokens,
+		Ready:  []api.Check{{Name: "store", Ping: env.Store.Ping}},
+		Logger: cfg.Logger,
+	})
+	go sweep(ctx, env.Store, cfg.Logger)
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	cfg.Logger.Info("twofold serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("shutting down")
+	// Bounded: idle keep-alive connections would otherwise hold shutdown open. In-flight
+	// requests had the timeout to finish; what is left is cut, which is not an error.
+	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+		cfg.Logger.Warn("shutdown cut connections still open", "after", cfg.ShutdownTimeout, "err", err)
+	}
+	return nil
+}
+
+// sweep deletes expired tickets and pending enrollments once a minute.
+func sweep(ctx context.Context, st store.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := st.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+				log.Warn("sweep failed", "err", err)
+			}
+		}
+	}
+}
