@@ -277,6 +277,13 @@ func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 		return err
 	}
 	defer tx.Rollback()
+	// Lock every credential row of the user first, so confirmations of two enrollments of one
+	// user run one after the other. Otherwise, on PostgreSQL, neither DELETE below sees the
+	// codes the other is inserting and the user keeps both sets.
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE totp_credentials SET label = label
+		WHERE (app_id, user_id) = (SELECT app_id, user_id FROM totp_credentials WHERE id = ?)`), id); err != nil {
+		return fmt.Errorf("confirm totp: %w", err)
+	}
 	var appID, user string
 	err = tx.QueryRowContext(ctx, s.q(`UPDATE totp_credentials SET confirmed = 1, last_step = ?, expires_at = 0, last_used_at = ?
 		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id, user_id`), step, ms(now), id, ms(now)).Scan(&appID, &user)
