@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +14,14 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 )
 
-// joseVerify checks a token the way a Node backend would: npm's jose against the live JWKS.
+// joseVerify checks an EdDSA token the way a Node backend would: npm's jose against the
+// live JWKS.
 func joseVerify(t *testing.T, v *verifier, audience, token string) map[string]any {
+	t.Helper()
+	return joseVerifyAlg(t, v, audience, token, "EdDSA")
+}
+
+func joseVerifyAlg(t *testing.T, v *verifier, audience, token, alg string) map[string]any {
 	t.Helper()
 	script, _ := filepath.Abs("../../sdk-js/test/verify-jwt.mjs")
 	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "../node_modules/jose")); err != nil {
@@ -31,8 +38,8 @@ func joseVerify(t *testing.T, v *verifier, audience, token string) map[string]an
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("jose output %q: %v", out, err)
 	}
-	if res.Header["kid"] == nil || res.Header["alg"] != "EdDSA" {
-		t.Errorf("header %v: want kid and alg EdDSA", res.Header)
+	if res.Header["kid"] == nil || res.Header["alg"] != alg {
+		t.Errorf("header %v: want kid and alg %s", res.Header, alg)
 	}
 	return res.Payload
 }
@@ -275,5 +282,32 @@ func TestRecovery_CodeWorksOnce_FormattingForgiven(t *testing.T) {
 	}
 	if s := b.call("GET", "/v1/session", nil); s.Body["factors"].(map[string]any)["recovery_codes_remaining"] != float64(9) {
 		t.Errorf("remaining after one use: %s", s.Raw)
+	}
+}
+
+func TestTokens_AppChoosesES256OrRS256_ValidatesWithJose(t *testing.T) {
+	v := startVerifier(t)
+	for _, alg := range []string{"ES256", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			app := strings.ToLower(alg) + "-app"
+			v.APIKey = v.createApp(app, alg)
+			e := v.enroll("lena")
+			claims := joseVerifyAlg(t, v, app, e.Token, alg)
+			if claims["aud"] != app {
+				t.Errorf("aud = %v", claims["aud"])
+			}
+		})
+	}
+}
+
+func TestProbes_HealthAndReadiness(t *testing.T) {
+	v := startVerifier(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r := v.call("GET", path, "", "", nil); r.Status != 200 {
+			t.Errorf("%s: %d %s", path, r.Status, r.Raw)
+		}
+	}
+	if r := v.call("GET", "/v1/nothing-here", "", "", nil); r.Status != 404 || r.errCode() != wire.CodeNotFound {
+		t.Errorf("unknown path: %d %s", r.Status, r.Raw)
 	}
 }

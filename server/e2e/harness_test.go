@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -61,17 +62,8 @@ func startVerifier(t *testing.T) *verifier {
 	t.Helper()
 	v := &verifier{t: t, Data: t.TempDir(), Clock: &clock{}}
 	v.cfg = serve.Config{Addr: "127.0.0.1:0", DataDir: v.Data, Logger: quietLogger(), Now: v.Clock.Now, ShutdownTimeout: 2 * time.Second}
-	ctx := context.Background()
-	env, err := serve.Open(ctx, v.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.APIKey, err = env.MFA.CreateApp(ctx, mfa.NewApp{ID: "shop", Name: "Shop", Origins: []string{origin}})
-	env.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
+	v.APIKey = v.createApp("shop", "EdDSA")
+	runCtx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve.Run(runCtx, v.cfg, func(a string) { addr <- a }) }()
@@ -90,6 +82,23 @@ func startVerifier(t *testing.T) *verifier {
 		}
 	})
 	return v
+}
+
+// createApp registers an app for origin through a second handle on the store, as
+// `twofold apps create` would, and returns its API key.
+func (v *verifier) createApp(id, alg string) string {
+	v.t.Helper()
+	ctx := context.Background()
+	env, err := serve.Open(ctx, v.cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer env.Close()
+	key, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: id, Name: id, Origins: []string{origin}, SigningAlg: alg})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return key
 }
 
 // reply is a decoded answer.
@@ -202,3 +211,5 @@ func (v *verifier) enroll(user string) enrolled {
 	e.Token = c.str("token")
 	return e
 }
+
+func decodeSegment(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

@@ -122,6 +122,22 @@ func TestVerify_KilledRightAfterSuccess_CodeStaysUsed(t *testing.T) {
 	}
 }
 
+func TestServe_SIGTERM_ShutsDownCleanly(t *testing.T) {
+	p := startProcess(t, t.TempDir())
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+		p.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30s after SIGTERM")
+	}
+}
+
 func TestCLI_BadFlags_OneLineAndExit2(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--addr"},

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
@@ -113,10 +114,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})
 	case "keys rotate-master":
+		settle := fs.Duration("settle", 3*time.Second, "how long requests already sealing under the old key get to finish before the last re-seal pass")
 		if err := parse(); err != nil {
 			return err
 		}
-		n, err := serve.RotateMaster(ctx, cfg)
+		n, err := serve.RotateMaster(ctx, cfg, *settle)
 		if err != nil {
 			return err
 		}

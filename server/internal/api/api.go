@@ -63,12 +63,16 @@ func New(d Deps) *fiber.App {
 	v1 := app.Group("/v1")
 	v1.Post("/tickets", h.appAuth, h.createTicket)
 
-	browser := v1.Group("", h.cors, h.ticketAuth)
-	browser.Get("/session", h.session)
-	browser.Post("/totp/enrollments", h.startEnrollment)
-	browser.Post("/totp/enrollments/:id/confirm", h.confirmEnrollment)
-	browser.Post("/totp/verify", h.verifyTOTP)
-	browser.Post("/recovery/verify", h.verifyRecovery)
+	// Browser calls: preflights for any /v1 path, then each route behind ticket and origin.
+	v1.Options("/*", h.preflight)
+	browser := func(method, path string, handler fiber.Handler) {
+		v1.Add(method, path, h.ticketAuth, handler)
+	}
+	browser(fiber.MethodGet, "/session", h.session)
+	browser(fiber.MethodPost, "/totp/enrollments", h.startEnrollment)
+	browser(fiber.MethodPost, "/totp/enrollments/:id/confirm", h.confirmEnrollment)
+	browser(fiber.MethodPost, "/totp/verify", h.verifyTOTP)
+	browser(fiber.MethodPost, "/recovery/verify", h.verifyRecovery)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return wire.NewError(wire.CodeNotFound, "There is no "+c.Method()+" "+c.Path()+" here.")

@@ -35,14 +35,11 @@ func (h *handlers) appAuth(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// cors answers preflights for origins some app lists; the real request is then checked
-// against the ticket's own app in ticketAuth.
-func (h *handlers) cors(c *fiber.Ctx) error {
+// preflight answers CORS preflights for origins some app lists; the real request is then
+// checked against the ticket's own app in ticketAuth.
+func (h *handlers) preflight(c *fiber.Ctx) error {
 	origin := c.Get(fiber.HeaderOrigin)
 	c.Vary(fiber.HeaderOrigin)
-	if c.Method() != fiber.MethodOptions {
-		return c.Next()
-	}
 	known, err := h.MFA.OriginKnown(c.UserContext(), origin)
 	if err != nil {
 		return err
@@ -69,6 +66,7 @@ func (h *handlers) ticketAuth(c *fiber.Ctx) error {
 		return err
 	}
 	origin := c.Get(fiber.HeaderOrigin)
+	c.Vary(fiber.HeaderOrigin)
 	allowed := false
 	for _, o := range p.App.Origins {
 		allowed = allowed || o == origin

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/seal"
 )
@@ -14,7 +15,7 @@ import (
 // and re-seals every stored secret under it. Running verifiers keep serving: they open
 // values under either key and pick up the new file when they meet a value sealed with it.
 // Each value is swapped by compare-and-set, so a concurrent change is never overwritten.
-func RotateMaster(ctx context.Context, cfg Config) (resealed int, err error) {
+func RotateMaster(ctx context.Context, cfg Config, settle time.Duration) (resealed int, err error) {
 	if cfg.MasterKey == "" {
 		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
 			return 0, fmt.Errorf("rotate master key file: %w", err)
@@ -25,7 +26,26 @@ func RotateMaster(ctx context.Context, cfg Config) (resealed int, err error) {
 		return 0, err
 	}
 	defer env.Close()
-	return env.Reseal(ctx)
+	if resealed, err = env.Reseal(ctx); err != nil {
+		return resealed, err
+	}
+	// A request that sealed under the old key just before the key file changed may commit
+	// after the first pass read its row. Give such requests time to finish, then pass again
+	// until a pass finds nothing left. The old key stays in the key file, so a straggler
+	// never breaks anything; the next rotation re-seals it.
+	select {
+	case <-ctx.Done():
+		return resealed, ctx.Err()
+	case <-time.After(settle):
+	}
+	for range 10 {
+		n, err := env.Reseal(ctx)
+		resealed += n
+		if err != nil || n == 0 {
+			return resealed, err
+		}
+	}
+	return resealed, nil
 }
 
 // Reseal re-seals every stored value that is not under the primary master key.

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/serve"
+)
+
+// Both rotations run as separate processes (`twofold keys ...`) while the verifier serves a
+// steady stream of enrollments and sign-ins; not one request may fail, every stored secret
+// ends up under the new master key, and tokens signed before and after the signing-key
+// rotation all validate against the published JWKS.
+func TestRotation_MasterAndSigningKeys_WhileServing(t *testing.T) {
+	v := startVerifier(t)
+	before := v.enroll("before-rotation")
+
+	var stop atomic.Bool
+	var served atomic.Int64
+	var mu sync.Mutex
+	var tokens []string
+	failures := make(chan string, 100)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				b := v.ticket(fmt.Sprintf("load-%d-%d", w, i))
+				r := b.call("POST", "/v1/totp/enrollments", nil)
+				if r.Status != 201 {
+					failures <- fmt.Sprintf("enroll: %d %s", r.Status, r.Raw)
+					return
+				}
+				c := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", map[string]string{"code": code(t, r.str("secret"), v.Clock.Now())})
+				if c.Status != 200 {
+					failures <- fmt.Sprintf("confirm: %d %s", c.Status, c.Raw)
+					return
+				}
+				mu.Lock()
+				tokens = append(tokens, c.str("token"))
+				mu.Unlock()
+				served.Add(1)
+			}
+		})
+	}
+	waitServed := func(n int64) {
+		for deadline := time.Now().Add(time.Minute); served.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("load stalled at %d requests", served.Load())
+			}
+		}
+	}
+	waitServed(5)
+
+	var master struct{ Resealed int }
+	if err := json.Unmarshal(runCLI(t, "keys", "rotate-master", "--data", v.Data), &master); err != nil {
+		t.Fatal(err)
+	}
+	if master.Resealed < 6 { // at least the users enrolled so far, the pepper and the signing key
+		t.Errorf("rotate-master re-sealed %d values", master.Resealed)
+	}
+	waitServed(served.Load() + 5)
+	var signing struct{ KID string }
+	if err := json.Unmarshal(runCLI(t, "keys", "rotate-signing", "--data", v.Data), &signing); err != nil {
+		t.Fatal(err)
+	}
+	v.Clock.Advance(6 * time.Second) // past the verifier's signing-key cache
+	waitServed(served.Load() + 5)
+	stop.Store(true)
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+
+	// The user enrolled under the old master key still signs in.
+	if r := before.call("POST", "/v1/totp/verify", map[string]string{"code": code(t, before.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("verify after rotation: %d %s", r.Status, r.Raw)
+	}
+	// Every stored secret opens with the new master key alone.
+	keyFile, err := os.ReadFile(filepath.Join(v.Data, serve.MasterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(keyFile))
+	if len(lines) != 2 {
+		t.Fatalf("key file has %d keys, want the new one and the old one", len(lines))
+	}
+	env, err := serve.Open(context.Background(), serve.Config{DataDir: v.Data, MasterKey: lines[0], Addr: "127.0.0.1:0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	values, err := env.Store.SealedValues(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range values {
+		if _, err := env.Ring.Open(s.Blob, s.AAD()); err != nil {
+			t.Errorf("%s %s does not open under the new master key: %v", s.Kind, s.ID, err)
+		}
+	}
+	// Tokens from before and after the signing rotation validate against the JWKS.
+	kids := map[string]bool{}
+	for _, tok := range []string{tokens[0], tokens[len(tokens)-1], before.Token} {
+		joseVerify(t, v, "shop", tok)
+		kids[kidOf(t, tok)] = true
+	}
+	if !kids[signing.KID] || len(kids) != 2 {
+		t.Errorf("tokens were signed by %v; want the old key and the new %s", kids, signing.KID)
+	}
+}
+
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	var h struct{ Kid string }
+	seg, _, _ := strings.Cut(token, ".")
+	raw, err := decodeSegment(seg)
+	if err != nil || json.Unmarshal(raw, &h) != nil {
+		t.Fatalf("token header %q: %v", seg, err)
+	}
+	return h.Kid
+}
