@@ -11,6 +11,8 @@ const (
 	CodeInvalidCode      = "invalid_code"
 	CodeCodeAlreadyUsed  = "code_already_used"
 	CodeRateLimited      = "rate_limited"
+	CodeFactorLocked     = "factor_locked"
+	CodeLastFactor       = "last_factor"
 	CodeNotFound         = "not_found"
 	CodeConflict         = "conflict"
 	CodeUnavailable      = "unavailable"

@@ -31,6 +31,9 @@ type Session struct {
 	ServerTime time.Time `json:"server_time"`
 	Elevated   bool      `json:"elevated"`
 	Origins    []string  `json:"origins"`
+	// RecoveryUsed is set when this ticket passed with a recovery code: the app should ask
+	// the person to set up a new authenticator.
+	RecoveryUsed bool `json:"recovery_used"`
 }
 
 // Enrollment answers POST /v1/totp/enrollments.
@@ -40,6 +43,32 @@ type Enrollment struct {
 	Secret     string    `json:"secret"`
 	QRSVG      string    `json:"qr_svg"`
 	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// EnrollmentRequest is the optional body of POST /v1/totp/enrollments. Replaces names an
+// authenticator the new one takes over from: it is removed once the new one is confirmed.
+type EnrollmentRequest struct {
+	Label    string `json:"label,omitempty"`
+	Replaces string `json:"replaces,omitempty"`
+}
+
+// Factor is one second factor of a user, as GET /v1/factors lists it.
+type Factor struct {
+	ID         string     `json:"id"`
+	Type       string     `json:"type"` // "totp" or "passkey"
+	Label      string     `json:"label"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// Factors answers GET /v1/factors.
+type FactorList struct {
+	Factors []Factor `json:"factors"`
+}
+
+// RecoveryCodes answers POST /v1/recovery/codes: a new set, shown this once.
+type RecoveryCodes struct {
+	RecoveryCodes []string `json:"recovery_codes"`
 }
 
 // CodeRequest is the body of every call that submits a one-time or recovery code.

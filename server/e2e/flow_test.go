@@ -131,6 +131,7 @@ func TestVerify_SameCodeConcurrently_ExactlyOneWins(t *testing.T) {
 		case r.Status == 200:
 			wins++
 		case r.Status == 409 && r.errCode() == wire.CodeCodeAlreadyUsed:
+		case r.Status == 429 && r.errCode() == wire.CodeRateLimited: // the attempt budget
 		default:
 			t.Errorf("unexpected answer %d %s", r.Status, r.Raw)
 		}

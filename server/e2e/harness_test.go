@@ -57,11 +57,22 @@ type verifier struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+type verifierConfig = serve.Config
+
 // startVerifier serves twofold from a fresh data directory until the test ends.
 func startVerifier(t *testing.T) *verifier {
 	t.Helper()
+	return startVerifierWith(t, nil)
+}
+
+// startVerifierWith lets a test adjust the configuration first.
+func startVerifierWith(t *testing.T, adjust func(*verifierConfig)) *verifier {
+	t.Helper()
 	v := &verifier{t: t, Data: t.TempDir(), Clock: &clock{}}
 	v.cfg = serve.Config{Addr: "127.0.0.1:0", DataDir: v.Data, Logger: quietLogger(), Now: v.Clock.Now, ShutdownTimeout: 2 * time.Second}
+	if adjust != nil {
+		adjust(&v.cfg)
+	}
 	v.APIKey = v.createApp("shop", "EdDSA")
 	runCtx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)

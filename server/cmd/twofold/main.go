@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on")
 		fs.StringVar(&cfg.Issuer, "issuer", "", "public base URL of this verifier (token iss); default http://ADDR")
 		fs.BoolVar(&cfg.BehindProxy, "behind-proxy", false, "TLS ends in a proxy in front of this verifier")
+		fs.IntVar(&cfg.IPBudget, "ip-budget", 0, "failed attempts one client address may make per 10 minutes (default 200)")
 		if err := parse(); err != nil {
 			return err
 		}

@@ -73,6 +73,9 @@ func New(d Deps) *fiber.App {
 	browser(fiber.MethodPost, "/totp/enrollments/:id/confirm", h.confirmEnrollment)
 	browser(fiber.MethodPost, "/totp/verify", h.verifyTOTP)
 	browser(fiber.MethodPost, "/recovery/verify", h.verifyRecovery)
+	browser(fiber.MethodPost, "/recovery/codes", h.regenerateRecoveryCodes)
+	browser(fiber.MethodGet, "/factors", h.factors)
+	browser(fiber.MethodDelete, "/factors/:id", h.deleteFactor)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return wire.NewError(wire.CodeNotFound, "There is no "+c.Method()+" "+c.Path()+" here.")
@@ -94,6 +97,8 @@ var status = map[string]int{
 	wire.CodeCodeAlreadyUsed:  fiber.StatusConflict,
 	wire.CodeConflict:         fiber.StatusConflict,
 	wire.CodeRateLimited:      fiber.StatusTooManyRequests,
+	wire.CodeFactorLocked:     fiber.StatusLocked,
+	wire.CodeLastFactor:       fiber.StatusConflict,
 	wire.CodeUnavailable:      fiber.StatusServiceUnavailable,
 	wire.CodeInternal:         fiber.StatusInternalServerError,
 }

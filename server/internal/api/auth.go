@@ -77,6 +77,11 @@ func (h *handlers) ticketAuth(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
 	c.Set(fiber.HeaderAccessControlExposeHeaders, "Retry-After, Date")
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	p.IP = c.IP()
+	p.UserAgent = c.Get(fiber.HeaderUserAgent)
+	if len(p.UserAgent) > 256 {
+		p.UserAgent = p.UserAgent[:256]
+	}
 	c.Locals(principalKey, p)
 	return c.Next()
 }

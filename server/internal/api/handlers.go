@@ -42,13 +42,11 @@ func (h *handlers) session(c *fiber.Ctx) error {
 }
 
 func (h *handlers) startEnrollment(c *fiber.Ctx) error {
-	var req struct {
-		Label string `json:"label"`
-	}
+	var req wire.EnrollmentRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	e, err := h.MFA.StartEnrollment(c.UserContext(), principal(c), req.Label)
+	e, err := h.MFA.StartEnrollment(c.UserContext(), principal(c), req)
 	if err != nil {
 		return err
 	}
@@ -100,4 +98,27 @@ func (h *handlers) verifyRecovery(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(t)
+}
+
+func (h *handlers) regenerateRecoveryCodes(c *fiber.Ctx) error {
+	r, err := h.MFA.RegenerateRecoveryCodes(c.UserContext(), principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+func (h *handlers) factors(c *fiber.Ctx) error {
+	f, err := h.MFA.Factors(c.UserContext(), principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(f)
+}
+
+func (h *handlers) deleteFactor(c *fiber.Ctx) error {
+	if err := h.MFA.DeleteFactor(c.UserContext(), principal(c), c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }

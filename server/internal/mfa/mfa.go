@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/limit"
 	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/tokens"
 )
@@ -64,20 +66,58 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Deps are the services the domain uses. Limiter defaults to limit.DefaultPolicy on the
+// store; Audit defaults to recording nothing.
+type Deps struct {
+	Store   store.Store
+	Sealer  Sealer
+	Signer  Signer
+	Limiter *limit.Limiter
+	Audit   audit.Recorder
+}
+
 // Service carries out the second-factor ceremonies.
 type Service struct {
 	st     store.Store
 	sealer Sealer
 	signer Signer
+	limits *limit.Limiter
+	rec    audit.Recorder
 	cfg    Config
 
 	pepperMu sync.Mutex
 	pepper   []byte
 }
 
-// New returns a Service over the given store, sealer and signer.
-func New(st store.Store, sealer Sealer, signer Signer, cfg Config) *Service {
-	return &Service{st: st, sealer: sealer, signer: signer, cfg: cfg.withDefaults()}
+// New returns a Service on d.
+func New(d Deps, cfg Config) *Service {
+	if d.Limiter == nil {
+		d.Limiter = limit.New(d.Store, limit.DefaultPolicy())
+	}
+	if d.Audit == nil {
+		d.Audit = discard{}
+	}
+	return &Service{st: d.Store, sealer: d.Sealer, signer: d.Signer, limits: d.Limiter, rec: d.Audit, cfg: cfg.withDefaults()}
+}
+
+type discard struct{}
+
+func (discard) Record(context.Context, audit.Event) error { return nil }
+
+// record stores a security event. A failure to record is logged, not returned: the person
+// in front of the screen should not pay for a broken audit sink.
+func (s *Service) record(ctx context.Context, p Principal, kind audit.Kind, factor string, ok bool, detail string) {
+	outcome := "refused"
+	if ok {
+		outcome = "ok"
+	}
+	err := s.rec.Record(ctx, audit.Event{
+		At: s.now(), Kind: kind, AppID: p.App.ID, User: p.Ticket.User, Factor: factor,
+		IP: p.IP, UserAgent: p.UserAgent, Outcome: outcome, Detail: detail,
+	})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "audit record failed", "kind", kind, "err", err)
+	}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }

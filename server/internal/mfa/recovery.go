@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -103,7 +104,8 @@ func (s *Service) recoveryPepper(ctx context.Context) ([]byte, error) {
 	return pepper, nil
 }
 
-// VerifyRecovery signs in with a recovery code, which is used up atomically.
+// VerifyRecovery signs in with a recovery code, which is used up atomically. It also lifts
+// a lock on the user's authenticators: a recovery code is how a locked-out person gets in.
 func (s *Service) VerifyRecovery(ctx context.Context, p Principal, code string) (wire.Token, error) {
 	if len(code) > 64 {
 		return wire.Token{}, errBadRecovery
@@ -113,13 +115,42 @@ func (s *Service) VerifyRecovery(ctx context.Context, p Principal, code string) 
 		return wire.Token{}, err
 	}
 	now := s.now()
+	key := factorKey("recovery", p)
+	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	if err != nil {
+		return wire.Token{}, s.refused(ctx, p, "recovery", err)
+	}
 	ok, err := s.st.ConsumeRecoveryCode(ctx, p.App.ID, p.Ticket.User, recoveryHash(pepper, p, code), now)
 	if err != nil {
 		return wire.Token{}, fault("verify recovery code", err)
 	}
 	if !ok {
+		s.failed(ctx, p, "recovery", budget.Count, errBadRecovery)
 		return wire.Token{}, errBadRecovery
 	}
-	s.cfg.Logger.InfoContext(ctx, "recovery code used", "app", p.App.ID)
+	if err := s.limits.Passed(ctx, key, p.IP); err != nil {
+		return wire.Token{}, fault("verify recovery code", err)
+	}
+	if err := s.limits.Reset(ctx, factorKey("totp", p)); err != nil {
+		return wire.Token{}, fault("verify recovery code", err)
+	}
+	s.record(ctx, p, audit.RecoveryUsed, "recovery", true, "")
 	return s.pass(ctx, p, []string{AMRRecovery}, now)
+}
+
+// RegenerateRecoveryCodes gives the user a new set of recovery codes; the old set stops
+// working at once. It needs a ticket that passed a second factor.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wire.RecoveryCodes, error) {
+	if !p.Elevated() {
+		return wire.RecoveryCodes{}, errStepUp
+	}
+	codes, hashes, err := s.newRecoveryCodes(ctx, p)
+	if err != nil {
+		return wire.RecoveryCodes{}, err
+	}
+	if err := s.st.ReplaceRecoveryCodes(ctx, p.App.ID, p.Ticket.User, hashes, s.now()); err != nil {
+		return wire.RecoveryCodes{}, fault("regenerate recovery codes", err)
+	}
+	s.record(ctx, p, audit.CodesRegenerated, "recovery", true, "")
+	return wire.RecoveryCodes{RecoveryCodes: codes}, nil
 }

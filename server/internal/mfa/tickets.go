@@ -13,10 +13,13 @@ import (
 
 const ticketPrefix = "tkt_"
 
-// Principal is who a browser call acts for: one user of one app, through one ticket.
+// Principal is who a browser call acts for: one user of one app, through one ticket, from
+// one client.
 type Principal struct {
-	App    store.App
-	Ticket store.Ticket
+	App       store.App
+	Ticket    store.Ticket
+	IP        string
+	UserAgent string
 }
 
 // Elevated reports whether a second factor already passed with this ticket.
@@ -73,11 +76,12 @@ func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error
 		return wire.Session{}, fault("session", err)
 	}
 	return wire.Session{
-		User:       p.Ticket.User,
-		Factors:    wire.Factors{TOTP: len(creds) > 0, RecoveryCodesRemaining: left},
-		ServerTime: s.now().Truncate(time.Millisecond),
-		Elevated:   p.Elevated(),
-		Origins:    p.App.Origins,
+		User:         p.Ticket.User,
+		Factors:      wire.Factors{TOTP: len(creds) > 0, RecoveryCodesRemaining: left},
+		ServerTime:   s.now().Truncate(time.Millisecond),
+		Elevated:     p.Elevated(),
+		Origins:      p.App.Origins,
+		RecoveryUsed: p.Ticket.ElevatedBy == AMRRecovery,
 	}, nil
 }
 

@@ -2,15 +2,21 @@ package mfa
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/qr"
 	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/tokens"
 	"github.com/twofold-dev/twofold/server/internal/totp"
 )
+
+// maxDrift bounds how far a credential's window may follow its phone's clock, as
+// privacyIDEA's time-shift does.
+const maxDrift = 2
 
 func totpAAD(c store.TOTPCredential) []byte {
 	return store.Sealed{Kind: "totp", ID: c.ID, AppID: c.AppID, User: c.User}.AAD()
@@ -20,14 +26,20 @@ func params(c store.TOTPCredential) totp.Params {
 	return totp.Params{Algorithm: c.Algorithm, Digits: c.Digits, Period: c.Period}
 }
 
+// factorKey names a user's factor in the attempt budgets. All of a user's authenticator
+// apps share one budget: one guess is weighed against all of them.
+func factorKey(kind string, p Principal) string {
+	return kind + ":" + p.App.ID + ":" + p.Ticket.User
+}
+
 // StartEnrollment creates a pending authenticator for the ticket's user. A user who already
 // has a second factor must have passed it with this ticket first.
-func (s *Service) StartEnrollment(ctx context.Context, p Principal, label string) (wire.Enrollment, error) {
-	if msg := checkText("label", label, false); msg != "" {
+func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.EnrollmentRequest) (wire.Enrollment, error) {
+	if msg := checkText("label", req.Label, false); msg != "" {
 		return wire.Enrollment{}, invalidRequest(msg)
 	}
-	if label == "" {
-		label = "Authenticator app"
+	if req.Label == "" {
+		req.Label = "Authenticator app"
 	}
 	existing, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
@@ -36,6 +48,9 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, label string
 	if len(existing) > 0 && !p.Elevated() {
 		return wire.Enrollment{}, errStepUp
 	}
+	if req.Replaces != "" && !hasCredential(existing, req.Replaces) {
+		return wire.Enrollment{}, wire.NewError(wire.CodeNotFound, "The authenticator to replace is not one of yours.")
+	}
 	secret, err := totp.NewSecret()
 	if err != nil {
 		return wire.Enrollment{}, fault("start enrollment", err)
@@ -43,9 +58,9 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, label string
 	now := s.now()
 	def := totp.Params{}.WithDefaults()
 	c := store.TOTPCredential{
-		ID: "totp_" + randomToken(12), AppID: p.App.ID, User: p.Ticket.User, Label: label,
+		ID: "totp_" + randomToken(12), AppID: p.App.ID, User: p.Ticket.User, Label: req.Label,
 		Algorithm: def.Algorithm, Digits: def.Digits, Period: def.Period, LastStep: -1,
-		ExpiresAt: now.Add(s.cfg.EnrollmentTTL), CreatedAt: now,
+		ExpiresAt: now.Add(s.cfg.EnrollmentTTL), CreatedAt: now, Replaces: req.Replaces,
 	}
 	if c.Sealed, err = s.sealer.Seal(secret, totpAAD(c)); err != nil {
 		return wire.Enrollment{}, fault("start enrollment", err)
@@ -58,7 +73,17 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, label string
 	if err != nil {
 		return wire.Enrollment{}, fault("start enrollment", err)
 	}
+	s.record(ctx, p, audit.EnrollmentStarted, c.ID, true, "")
 	return wire.Enrollment{ID: c.ID, OTPAuthURI: uri, Secret: totp.EncodeSecret(secret), QRSVG: svg, ExpiresAt: c.ExpiresAt}, nil
+}
+
+func hasCredential(creds []store.TOTPCredential, id string) bool {
+	for _, c := range creds {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // ConfirmEnrollment makes a pending authenticator the user's once they type a code from
@@ -73,7 +98,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}
 	now := s.now()
-	step, err := s.matchCode(c, code, now)
+	step, _, err := s.matchCode(c, code, now)
 	if err != nil {
 		return wire.Confirmation{}, err
 	}
@@ -88,16 +113,19 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 			return wire.Confirmation{}, err
 		}
 	}
-	if err := s.st.ConfirmTOTP(ctx, c.ID, step, now, hashes); isNotFound(err) {
+	if err := s.st.ConfirmTOTP(ctx, c.ID, step, now, hashes, c.Replaces); isNotFound(err) {
 		return wire.Confirmation{}, errNoEnrollment
 	} else if err != nil {
 		return wire.Confirmation{}, fault("confirm enrollment", err)
+	}
+	s.record(ctx, p, audit.FactorAdded, c.ID, true, c.Label)
+	if c.Replaces != "" {
+		s.record(ctx, p, audit.FactorRemoved, c.Replaces, true, "replaced by "+c.ID)
 	}
 	tok, err := s.pass(ctx, p, []string{"otp"}, now)
 	if err != nil {
 		return wire.Confirmation{}, err
 	}
-	s.cfg.Logger.InfoContext(ctx, "totp enrollment confirmed", "app", p.App.ID, "credential", c.ID)
 	if codes == nil {
 		codes = []string{}
 	}
@@ -106,7 +134,8 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 
 // VerifyTOTP checks a code against each of the user's authenticators and, for the one it
 // matches, advances the last accepted step by compare-and-set: of any number of concurrent
-// requests with one code, exactly one wins, on any number of verifier instances.
+// requests with one code, exactly one wins, on any number of verifier instances. The
+// attempt is reserved from the brute-force budgets before the code is weighed.
 func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wire.Token, error) {
 	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
@@ -116,42 +145,81 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 		return wire.Token{}, errNoAuthenticator
 	}
 	now := s.now()
+	key := factorKey("totp", p)
+	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	if err != nil {
+		return wire.Token{}, s.refused(ctx, p, "totp", err)
+	}
 	var firstErr error
 	for _, c := range creds {
-		step, err := s.matchCode(c, code, now)
+		step, offset, err := s.matchCode(c, code, now)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		if step <= c.LastStep {
-			return wire.Token{}, errCodeUsed
-		}
-		won, err := s.st.AdvanceTOTP(ctx, c.ID, step, now)
-		if err != nil {
-			return wire.Token{}, fault("verify totp", err)
+		won := false
+		if step > c.LastStep {
+			drift := store.Drift{Steps: c.Steps, LastOffset: offset}
+			if offset == c.LastOffset { // two codes in a row agree on the phone's clock
+				drift.Steps = max(-maxDrift, min(maxDrift, offset))
+			}
+			if won, err = s.st.AdvanceTOTP(ctx, c.ID, step, now, drift); err != nil {
+				return wire.Token{}, fault("verify totp", err)
+			}
 		}
 		if !won {
+			s.record(ctx, p, audit.ReplayBlocked, c.ID, false, "")
 			return wire.Token{}, errCodeUsed
 		}
+		if err := s.limits.Passed(ctx, key, p.IP); err != nil {
+			return wire.Token{}, fault("verify totp", err)
+		}
+		s.record(ctx, p, audit.Verified, c.ID, true, "")
 		return s.pass(ctx, p, []string{"otp"}, now)
 	}
+	s.failed(ctx, p, "totp", budget.Count, firstErr)
 	return wire.Token{}, firstErr
 }
 
-// matchCode returns the step a code belongs to, or an invalid_code error that says when
-// the code belongs to a step well off the verifier's clock.
-func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) (int64, error) {
+// refused records a reservation the limits turned down and passes its error on.
+func (s *Service) refused(ctx context.Context, p Principal, factor string, err error) error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		s.record(ctx, p, audit.RateLimited, factor, false, we.Code)
+	}
+	return err
+}
+
+// failed records a weighed code that was wrong, and the lock it may have caused.
+func (s *Service) failed(ctx context.Context, p Principal, factor string, count int, err error) {
+	detail := ""
+	var we *wire.Error
+	if errors.As(err, &we) && we.Clock != "" {
+		detail = "clock " + we.Clock
+	}
+	s.record(ctx, p, audit.Failed, factor, false, detail)
+	if count >= s.limits.Policy().Factor.LockAfter {
+		s.record(ctx, p, audit.Locked, factor, false, strconv.Itoa(count)+" consecutive failures")
+	}
+}
+
+// matchCode returns the step a code belongs to and its offset from the verifier's step, or
+// an invalid_code error that says when the code belongs to a step well off the verifier's
+// clock.
+func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) (step int64, offset int, err error) {
 	secret, err := s.sealer.Open(c.Sealed, totpAAD(c))
 	if err != nil {
-		return 0, fault("open totp secret", err)
+		return 0, 0, fault("open totp secret", err)
 	}
+	defer clear(secret)
 	code = totp.NormalizeCode(code)
-	if step, ok := totp.Match(secret, code, params(c), now, s.cfg.Skew, 0); ok {
-		return step, nil
+	pr := params(c)
+	if step, ok := totp.Match(secret, code, pr, now, s.cfg.Skew, c.Steps); ok {
+		return step, int(step - totp.Step(now, pr.WithDefaults().Period)), nil
 	}
-	if off, ok := totp.Drift(secret, code, params(c), now, s.cfg.ClockHintSteps, s.cfg.Skew); ok {
+	if off, ok := totp.Drift(secret, code, pr, now, s.cfg.ClockHintSteps, s.cfg.Skew); ok {
 		e := *errInvalidCode
 		e.Clock = wire.ClockAhead
 		dir := "ahead"
@@ -163,14 +231,14 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 			secs = -secs
 		}
 		e.Message = "That code is from about " + strconv.Itoa(secs) + " seconds " + dir + " of the real time: the clock on your phone is off. Set your phone's time to automatic, then try a new code."
-		return 0, &e
+		return 0, 0, &e
 	}
-	return 0, errInvalidCode
+	return 0, 0, errInvalidCode
 }
 
 // pass records that a second factor passed with this ticket and issues the token.
 func (s *Service) pass(ctx context.Context, p Principal, amr []string, now time.Time) (wire.Token, error) {
-	if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now); err != nil {
+	if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now, amr[0]); err != nil {
 		return wire.Token{}, fault("elevate ticket", err)
 	}
 	tok, expiresIn, err := s.signer.Issue(ctx, tokens.Claims{

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/api"
+	"github.com/twofold-dev/twofold/server/internal/limit"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/seal"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -40,6 +41,9 @@ type Config struct {
 	Logger            *slog.Logger
 	// Now is the clock; tests inject one to step through time without sleeping.
 	Now func() time.Time
+	// IPBudget overrides how many failed attempts one client address may make per window
+	// (limit.DefaultPolicy); load tests from one address raise it.
+	IPBudget int
 }
 
 // Validate reports every problem at once, naming the option.
@@ -117,7 +121,11 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 		return nil, err
 	}
 	iss := tokens.New(tokens.Config{Issuer: cfg.Issuer, Now: cfg.Now}, st, ring)
-	svc := mfa.New(st, ring, iss, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	policy := limit.DefaultPolicy()
+	if cfg.IPBudget > 0 {
+		policy.IP.Limit = cfg.IPBudget
+	}
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(st, policy)}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
 	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc}, nil
 }
 

@@ -38,6 +38,8 @@ type Ticket struct {
 	ExpiresAt time.Time
 	// ElevatedAt is set once a second factor passed with this ticket; zero before.
 	ElevatedAt time.Time
+	// ElevatedBy is the amr of that first factor ("otp", "rec", ...).
+	ElevatedBy string
 }
 
 // TOTPCredential is one authenticator app of one user. Until Confirmed it is a pending
@@ -58,6 +60,17 @@ type TOTPCredential struct {
 	ExpiresAt  time.Time // pending enrollments only
 	CreatedAt  time.Time
 	LastUsedAt time.Time
+	// Replaces names the credential this pending one takes over from once confirmed, so a
+	// new phone replaces the old in one step.
+	Replaces string
+	Drift
+}
+
+// Drift is what a credential remembers of its phone's clock: Steps is the offset its
+// verification window is centred on, LastOffset the offset of the last accepted code.
+type Drift struct {
+	Steps      int
+	LastOffset int
 }
 
 // SigningKey is a token signing key. The active key of an algorithm has a zero RetiredAt;
@@ -104,8 +117,8 @@ type Store interface {
 
 	CreateTicket(ctx context.Context, t Ticket) error
 	Ticket(ctx context.Context, hash []byte) (Ticket, error)
-	// ElevateTicket records that a second factor passed; it keeps the first time.
-	ElevateTicket(ctx context.Context, hash []byte, at time.Time) error
+	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.
+	ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error
 
 	CreateTOTP(ctx context.Context, c TOTPCredential) error
 	TOTP(ctx context.Context, id string) (TOTPCredential, error)
@@ -113,16 +126,21 @@ type Store interface {
 	TOTPsOfUser(ctx context.Context, appID, user string) ([]TOTPCredential, error)
 	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
 	// step is step, and, when recoveryHashes is not empty, gives the user that set of recovery
-	// codes in place of any old one. All of it happens atomically. ErrNotFound when there is
-	// no such pending enrollment (unknown, expired or already confirmed).
-	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error
-	// AdvanceTOTP is the replay guard: it sets the credential's last step to step only if
-	// the stored one is lower, durably, and reports whether it did.
-	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time) (bool, error)
+	// codes in place of any old one; when replaces names another credential of the same user,
+	// that one is removed. All of it happens atomically. ErrNotFound when there is no such
+	// pending enrollment (unknown, expired or already confirmed).
+	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error
+	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
+	// drift) only if the stored step is lower, durably, and reports whether it did.
+	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d Drift) (bool, error)
+	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
+	DeleteTOTP(ctx context.Context, appID, user, id string) error
 
 	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	RecoveryCodesLeft(ctx context.Context, appID, user string) (int, error)
+	// ReplaceRecoveryCodes gives the user a new set; the old one stops working at once.
+	ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error
 
 	// AddSigningKey stores a new active key for its algorithm and retires the one it
 	// replaces. With replace false it fails with ErrConflict when an active key exists, so
@@ -143,4 +161,6 @@ type Store interface {
 
 	// Sweep deletes tickets and pending enrollments that expired before now.
 	Sweep(ctx context.Context, now time.Time) error
+
+	AttemptStore
 }

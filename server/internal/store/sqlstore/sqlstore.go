@@ -210,8 +210,8 @@ func (s *DB) CreateTicket(ctx context.Context, t store.Ticket) error {
 func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 	t := store.Ticket{Hash: hash}
 	var created, expires, elevated int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT app_id, user_id, nonce, created_at, expires_at, elevated_at FROM tickets WHERE hash = ?`), hash).
-		Scan(&t.AppID, &t.User, &t.Nonce, &created, &expires, &elevated)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT app_id, user_id, nonce, created_at, expires_at, elevated_at, elevated_by FROM tickets WHERE hash = ?`), hash).
+		Scan(&t.AppID, &t.User, &t.Nonce, &created, &expires, &elevated, &t.ElevatedBy)
 	if err != nil {
 		return store.Ticket{}, notFound(err)
 	}
@@ -219,18 +219,18 @@ func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 	return t, nil
 }
 
-func (s *DB) ElevateTicket(ctx context.Context, hash []byte, at time.Time) error {
-	_, err := s.exec(ctx, `UPDATE tickets SET elevated_at = ? WHERE hash = ? AND elevated_at = 0`, ms(at), hash)
+func (s *DB) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error {
+	_, err := s.exec(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
 	return err
 }
 
-const totpColumns = `id, app_id, user_id, label, sealed, algorithm, digits, period, last_step, confirmed, expires_at, created_at, last_used_at`
+const totpColumns = `id, app_id, user_id, label, sealed, algorithm, digits, period, last_step, confirmed, expires_at, created_at, last_used_at, drift, last_offset, replaces`
 
 func scanTOTP(row interface{ Scan(...any) error }) (store.TOTPCredential, error) {
 	var c store.TOTPCredential
 	var confirmed int
 	var expires, created, used int64
-	err := row.Scan(&c.ID, &c.AppID, &c.User, &c.Label, &c.Sealed, &c.Algorithm, &c.Digits, &c.Period, &c.LastStep, &confirmed, &expires, &created, &used)
+	err := row.Scan(&c.ID, &c.AppID, &c.User, &c.Label, &c.Sealed, &c.Algorithm, &c.Digits, &c.Period, &c.LastStep, &confirmed, &expires, &created, &used, &c.Steps, &c.LastOffset, &c.Replaces)
 	c.Confirmed = confirmed == 1
 	c.ExpiresAt, c.CreatedAt, c.LastUsedAt = fromMS(expires), fromMS(created), fromMS(used)
 	return c, err
@@ -241,8 +241,8 @@ func (s *DB) CreateTOTP(ctx context.Context, c store.TOTPCredential) error {
 	if c.Confirmed {
 		confirmed = 1
 	}
-	_, err := s.exec(ctx, `INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, confirmed, ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt))
+	_, err := s.exec(ctx, `INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, confirmed, ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt), c.Steps, c.LastOffset, c.Replaces)
 	if err != nil {
 		return fmt.Errorf("create totp credential: %w", err)
 	}
@@ -271,7 +271,7 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 	return out, rows.Err()
 }
 
-func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error {
+func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -290,21 +290,56 @@ func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 	if err != nil {
 		return fmt.Errorf("confirm totp: %w", notFound(err))
 	}
-	if len(recoveryHashes) > 0 {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
+	if replaces != "" && replaces != id {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ?`), replaces, appID, user); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
-		for _, h := range recoveryHashes {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO recovery_codes (app_id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`), appID, user, h, ms(now)); err != nil {
-				return fmt.Errorf("confirm totp: %w", err)
-			}
+	}
+	if len(recoveryHashes) > 0 {
+		if err := s.replaceCodes(ctx, tx, appID, user, recoveryHashes, now); err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
 		}
 	}
 	return tx.Commit()
 }
 
-func (s *DB) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ? WHERE id = ? AND confirmed = 1 AND last_step < ?`, step, ms(now), id, step)
+func (s *DB) replaceCodes(ctx context.Context, tx *sql.Tx, appID, user string, hashes [][]byte, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO recovery_codes (app_id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`), appID, user, h, ms(now)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *DB) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.replaceCodes(ctx, tx, appID, user, hashes, now); err != nil {
+		return fmt.Errorf("replace recovery codes: %w", err)
+	}
+	return tx.Commit()
+}
+
+func (s *DB) DeleteTOTP(ctx context.Context, appID, user, id string) error {
+	res, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ? AND confirmed = 1`, id, appID, user)
+	if err != nil {
+		return fmt.Errorf("delete totp: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (s *DB) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d store.Drift) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ?, drift = ?, last_offset = ? WHERE id = ? AND confirmed = 1 AND last_step < ?`, step, ms(now), d.Steps, d.LastOffset, id, step)
 	if err != nil {
 		return false, fmt.Errorf("advance totp: %w", err)
 	}

@@ -280,9 +280,9 @@ func testElevateKeepsFirst(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	want := newTicket("tk")
 	must(t, s.CreateTicket(ctx, want))
-	must(t, s.ElevateTicket(ctx, want.Hash, at(time.Minute)))
-	must(t, s.ElevateTicket(ctx, want.Hash, at(2*time.Minute)))
-	must(t, s.ElevateTicket(ctx, want.Hash, at(30*time.Second)))
+	must(t, s.ElevateTicket(ctx, want.Hash, at(time.Minute), "otp"))
+	must(t, s.ElevateTicket(ctx, want.Hash, at(2*time.Minute), "otp"))
+	must(t, s.ElevateTicket(ctx, want.Hash, at(30*time.Second), "otp"))
 	want.ElevatedAt = at(time.Minute)
 	got, err := s.Ticket(ctx, want.Hash)
 	must(t, err)
@@ -297,7 +297,7 @@ func testElevateConcurrently(t *testing.T, s store.Store) {
 	must(t, s.CreateTicket(ctx, tk))
 	const n = 20
 	goroutines(n, func(i int) {
-		if err := s.ElevateTicket(ctx, tk.Hash, at(time.Duration(i+1)*time.Second)); err != nil {
+		if err := s.ElevateTicket(ctx, tk.Hash, at(time.Duration(i+1)*time.Second), "otp"); err != nil {
 			t.Errorf("ElevateTicket #%d: %v", i, err)
 		}
 	})
@@ -306,7 +306,7 @@ func testElevateConcurrently(t *testing.T, s store.Store) {
 	if got.ElevatedAt.Before(at(time.Second)) || got.ElevatedAt.After(at(n*time.Second)) {
 		t.Fatalf("ElevatedAt = %v, want one of the times given", got.ElevatedAt)
 	}
-	must(t, s.ElevateTicket(ctx, tk.Hash, at(time.Hour)))
+	must(t, s.ElevateTicket(ctx, tk.Hash, at(time.Hour), "otp"))
 	again, err := s.Ticket(ctx, tk.Hash)
 	must(t, err)
 	if !again.ElevatedAt.Equal(got.ElevatedAt) {
@@ -336,7 +336,7 @@ func newPending(id, appID, user string) store.TOTPCredential {
 func confirmed(t *testing.T, s store.Store, id, appID, user string, step int64) {
 	t.Helper()
 	must(t, s.CreateTOTP(t.Context(), newPending(id, appID, user)))
-	must(t, s.ConfirmTOTP(t.Context(), id, step, at(time.Minute), nil))
+	must(t, s.ConfirmTOTP(t.Context(), id, step, at(time.Minute), nil, ""))
 }
 
 func diffTOTP(got, want store.TOTPCredential) string {
@@ -440,7 +440,7 @@ func testConfirmRefused(t *testing.T, s store.Store) {
 		{"already confirmed", "done", at(2 * time.Minute)},
 		{"created confirmed", "imported", at(2 * time.Minute)},
 	} {
-		err := s.ConfirmTOTP(ctx, tc.id, 99, tc.now, [][]byte{[]byte("code")})
+		err := s.ConfirmTOTP(ctx, tc.id, 99, tc.now, [][]byte{[]byte("code")}, "")
 		wantNotFound(t, "ConfirmTOTP("+tc.name+")", err)
 	}
 	// Nothing changed.
@@ -461,7 +461,7 @@ func testConfirmSetsStep(t *testing.T, s store.Store) {
 	c := newPending("c1", "shop", "alice")
 	must(t, s.CreateTOTP(ctx, c))
 	now := at(9*time.Minute + 59*time.Second + 999*time.Millisecond) // just before ExpiresAt
-	must(t, s.ConfirmTOTP(ctx, "c1", 63_115_200, now, nil))
+	must(t, s.ConfirmTOTP(ctx, "c1", 63_115_200, now, nil, ""))
 	got, err := s.TOTP(ctx, "c1")
 	must(t, err)
 	if !got.Confirmed || got.LastStep != 63_115_200 {
@@ -475,7 +475,7 @@ func testConfirmSetsStep(t *testing.T, s store.Store) {
 		t.Errorf("ConfirmTOTP changed identity fields:\n got %+v\nfrom %+v", got, c)
 	}
 	// The confirmed step is itself spent.
-	ok, err := s.AdvanceTOTP(ctx, "c1", 63_115_200, now)
+	ok, err := s.AdvanceTOTP(ctx, "c1", 63_115_200, now, store.Drift{})
 	must(t, err)
 	if ok {
 		t.Error("AdvanceTOTP accepted the step the credential was confirmed with")
@@ -485,8 +485,8 @@ func testConfirmSetsStep(t *testing.T, s store.Store) {
 func testConfirmTwice(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 100, at(time.Minute), nil))
-	wantNotFound(t, "second ConfirmTOTP", s.ConfirmTOTP(ctx, "c1", 50, at(2*time.Minute), nil))
+	must(t, s.ConfirmTOTP(ctx, "c1", 100, at(time.Minute), nil, ""))
+	wantNotFound(t, "second ConfirmTOTP", s.ConfirmTOTP(ctx, "c1", 50, at(2*time.Minute), nil, ""))
 	if step := lastStep(t, s, "c1"); step != 100 {
 		t.Errorf("second ConfirmTOTP moved last step to %d, want 100", step)
 	}
@@ -498,7 +498,7 @@ func testConfirmConcurrently(t *testing.T, s store.Store) {
 	var mu sync.Mutex
 	var wins []int
 	goroutines(20, func(i int) {
-		err := s.ConfirmTOTP(ctx, "c1", int64(100+i), at(time.Minute), [][]byte{fmt.Appendf(nil, "code-%d", i)})
+		err := s.ConfirmTOTP(ctx, "c1", int64(100+i), at(time.Minute), [][]byte{fmt.Appendf(nil, "code-%d", i)}, "")
 		switch {
 		case err == nil:
 			mu.Lock()
@@ -552,12 +552,12 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old, fresh := hashes("old", 5), hashes("new", 3)
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
+	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old, ""))
 	// Other users and apps keep theirs.
 	must(t, s.CreateTOTP(ctx, newPending("bob", "shop", "bob")))
-	must(t, s.ConfirmTOTP(ctx, "bob", 10, at(time.Minute), old))
+	must(t, s.ConfirmTOTP(ctx, "bob", 10, at(time.Minute), old, ""))
 	must(t, s.CreateTOTP(ctx, newPending("blog", "blog", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "blog", 10, at(time.Minute), old))
+	must(t, s.ConfirmTOTP(ctx, "blog", 10, at(time.Minute), old, ""))
 
 	if n := codesLeft(t, s, "shop", "alice"); n != 5 {
 		t.Fatalf("RecoveryCodesLeft after first set = %d, want 5", n)
@@ -567,7 +567,7 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 	}
 
 	must(t, s.CreateTOTP(ctx, newPending("c2", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c2", 20, at(2*time.Minute), fresh))
+	must(t, s.ConfirmTOTP(ctx, "c2", 20, at(2*time.Minute), fresh, ""))
 	if n := codesLeft(t, s, "shop", "alice"); n != 3 {
 		t.Errorf("RecoveryCodesLeft after new set = %d, want 3", n)
 	}
@@ -593,11 +593,11 @@ func testConfirmKeepsCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := hashes("old", 4)
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
+	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old, ""))
 	must(t, s.CreateTOTP(ctx, newPending("c2", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c2", 10, at(time.Minute), nil))
+	must(t, s.ConfirmTOTP(ctx, "c2", 10, at(time.Minute), nil, ""))
 	must(t, s.CreateTOTP(ctx, newPending("c3", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c3", 10, at(time.Minute), [][]byte{}))
+	must(t, s.ConfirmTOTP(ctx, "c3", 10, at(time.Minute), [][]byte{}, ""))
 	if n := codesLeft(t, s, "shop", "alice"); n != 4 {
 		t.Errorf("RecoveryCodesLeft = %d, want the old 4", n)
 	}
@@ -610,10 +610,10 @@ func testConfirmRefusedKeepsCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := hashes("old", 2)
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
+	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old, ""))
 	must(t, s.CreateTOTP(ctx, newPending("late", "shop", "alice")))
-	wantNotFound(t, "ConfirmTOTP(expired)", s.ConfirmTOTP(ctx, "late", 10, at(time.Hour), hashes("new", 8)))
-	wantNotFound(t, "ConfirmTOTP(twice)", s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), hashes("new", 8)))
+	wantNotFound(t, "ConfirmTOTP(expired)", s.ConfirmTOTP(ctx, "late", 10, at(time.Hour), hashes("new", 8), ""))
+	wantNotFound(t, "ConfirmTOTP(twice)", s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), hashes("new", 8), ""))
 	if n := codesLeft(t, s, "shop", "alice"); n != 2 {
 		t.Errorf("RecoveryCodesLeft = %d after refused confirmations, want the old 2", n)
 	}
@@ -632,7 +632,7 @@ func testConfirmCodeSetsConcurrently(t *testing.T, s store.Store) {
 		must(t, s.CreateTOTP(ctx, newPending(fmt.Sprint("c", i), "shop", "alice")))
 	}
 	goroutines(n, func(i int) {
-		if err := s.ConfirmTOTP(ctx, fmt.Sprint("c", i), 10, at(time.Minute), hashes(fmt.Sprint("set", i), 4)); err != nil {
+		if err := s.ConfirmTOTP(ctx, fmt.Sprint("c", i), 10, at(time.Minute), hashes(fmt.Sprint("set", i), 4), ""); err != nil {
 			t.Errorf("ConfirmTOTP #%d: %v", i, err)
 		}
 	})
@@ -663,7 +663,7 @@ func testAdvance(t *testing.T, s store.Store) {
 		{151, true, 151},
 	} {
 		now := at(time.Duration(tc.step) * time.Second)
-		ok, err := s.AdvanceTOTP(ctx, "c1", tc.step, now)
+		ok, err := s.AdvanceTOTP(ctx, "c1", tc.step, now, store.Drift{})
 		must(t, err)
 		if ok != tc.want {
 			t.Errorf("AdvanceTOTP(%d) = %v, want %v", tc.step, ok, tc.want)
@@ -683,7 +683,7 @@ func testAdvanceNotConfirmed(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateTOTP(ctx, newPending("pending", "shop", "alice")))
 	// A pending enrollment proves nothing yet: codes go through ConfirmTOTP.
-	ok, err := s.AdvanceTOTP(ctx, "pending", 1000, at(time.Minute))
+	ok, err := s.AdvanceTOTP(ctx, "pending", 1000, at(time.Minute), store.Drift{})
 	must(t, err)
 	if ok {
 		t.Error("AdvanceTOTP accepted a step for a pending enrollment")
@@ -691,7 +691,7 @@ func testAdvanceNotConfirmed(t *testing.T, s store.Store) {
 	if step := lastStep(t, s, "pending"); step != -1 {
 		t.Errorf("pending enrollment LastStep = %d, want -1", step)
 	}
-	ok, err = s.AdvanceTOTP(ctx, "nope", 1000, at(time.Minute))
+	ok, err = s.AdvanceTOTP(ctx, "nope", 1000, at(time.Minute), store.Drift{})
 	if ok || (err != nil && !errors.Is(err, store.ErrNotFound)) {
 		t.Errorf("AdvanceTOTP(unknown) = %v, %v; want false with no error or ErrNotFound", ok, err)
 	}
@@ -703,7 +703,7 @@ func testAdvanceSameStepConcurrently(t *testing.T, s store.Store) {
 	var mu sync.Mutex
 	wins := 0
 	goroutines(50, func(i int) {
-		ok, err := s.AdvanceTOTP(ctx, "c1", 101, at(time.Hour))
+		ok, err := s.AdvanceTOTP(ctx, "c1", 101, at(time.Hour), store.Drift{})
 		if err != nil {
 			t.Errorf("AdvanceTOTP #%d: %v", i, err)
 		}
@@ -733,7 +733,7 @@ func testAdvanceRacingSteps(t *testing.T, s store.Store) {
 	var mu sync.Mutex
 	var accepted []int64
 	goroutines(n, func(i int) {
-		ok, err := s.AdvanceTOTP(ctx, "c1", steps[i], at(time.Hour))
+		ok, err := s.AdvanceTOTP(ctx, "c1", steps[i], at(time.Hour), store.Drift{})
 		if err != nil {
 			t.Errorf("AdvanceTOTP(%d): %v", steps[i], err)
 		}
@@ -754,7 +754,7 @@ func testAdvanceRacingSteps(t *testing.T, s store.Store) {
 		t.Errorf("LastStep = %d, want the highest accepted %d", step, top)
 	}
 	for _, step := range []int64{top, top - 1, 101} {
-		ok, err := s.AdvanceTOTP(ctx, "c1", step, at(time.Hour))
+		ok, err := s.AdvanceTOTP(ctx, "c1", step, at(time.Hour), store.Drift{})
 		must(t, err)
 		if ok {
 			t.Errorf("AdvanceTOTP(%d) accepted after the race reached %d", step, top)
@@ -768,7 +768,7 @@ func withCodes(t *testing.T, s store.Store, appID, user string, codes [][]byte) 
 	t.Helper()
 	id := appID + "/" + user
 	must(t, s.CreateTOTP(t.Context(), newPending(id, appID, user)))
-	must(t, s.ConfirmTOTP(t.Context(), id, 1, at(time.Minute), codes))
+	must(t, s.ConfirmTOTP(t.Context(), id, 1, at(time.Minute), codes, ""))
 }
 
 func testConsumeOnce(t *testing.T, s store.Store) {
@@ -1270,7 +1270,7 @@ func testSweep(t *testing.T, s store.Store) {
 	} {
 		must(t, s.CreateTicket(ctx, tk))
 	}
-	must(t, s.ElevateTicket(ctx, []byte("elevated-live"), at(0)))
+	must(t, s.ElevateTicket(ctx, []byte("elevated-live"), at(0), "otp"))
 	for _, c := range []store.TOTPCredential{
 		pending("pending-expired", now.Add(-time.Millisecond)),
 		pending("pending-live", now.Add(time.Minute)),
@@ -1278,7 +1278,7 @@ func testSweep(t *testing.T, s store.Store) {
 	} {
 		must(t, s.CreateTOTP(ctx, c))
 	}
-	must(t, s.ConfirmTOTP(ctx, "confirmed", 5, at(time.Minute), hashes("code", 2)))
+	must(t, s.ConfirmTOTP(ctx, "confirmed", 5, at(time.Minute), hashes("code", 2), ""))
 	must(t, s.AddSigningKey(ctx, newKey("k1", "EdDSA", at(0)), false))
 	must(t, s.AddSigningKey(ctx, newKey("k2", "EdDSA", at(time.Minute)), true))
 	_, err := s.PutSecret(ctx, "pepper", []byte("x"))

@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+)
+
+// wrongCode is a code that is not the current one (nor near it) for secret.
+func wrongCode(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	near := map[string]bool{}
+	for i := -10; i <= 10; i++ {
+		near[code(t, secret, at.Add(time.Duration(i)*30*time.Second))] = true
+	}
+	for n := 0; ; n++ {
+		c := fmt.Sprintf("%06d", (n*7919)%1000000)
+		if !near[c] {
+			return c
+		}
+	}
+}
+
+func TestBruteForce_100ParallelWrongGuesses_AtMost5Weighed(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("mallory-target")
+	wrong := wrongCode(t, e.Secret, v.Clock.Now())
+	const n = 100
+	results := make([]reply, n)
+	var wg sync.WaitGroup
+	for range n { // warm n connections so the guesses race in the verifier
+		wg.Go(func() { e.call("GET", "/v1/session", nil) })
+	}
+	wg.Wait()
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i] = e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrong})
+		})
+	}
+	close(start)
+	wg.Wait()
+	weighed := 0
+	for _, r := range results {
+		switch {
+		case r.Status == 401 && r.errCode() == wire.CodeInvalidCode:
+			weighed++
+		case r.Status == 429 && r.errCode() == wire.CodeRateLimited:
+			ra, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+			// 30 s from the fifth reservation, which may have come a moment after this
+			// request read the clock.
+			if r.Body["retry_after"] == nil || ra < 1 || ra > 31 {
+				t.Errorf("429 without a sound retry_after/Retry-After: %v %s", r.Header.Get("Retry-After"), r.Raw)
+			}
+		default:
+			t.Errorf("unexpected answer %d %s", r.Status, r.Raw)
+		}
+	}
+	if weighed > 5 || weighed == 0 {
+		t.Fatalf("%d of %d parallel wrong guesses were weighed, want 1..5", weighed, n)
+	}
+
+	// A correct code during the back-off is refused too, and changes nothing.
+	good := wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}
+	if r := e.call("POST", "/v1/totp/verify", good); r.Status != 429 {
+		t.Fatalf("correct code during back-off: %d %s", r.Status, r.Raw)
+	}
+	// The back-off (30 s after the fifth failure) expires on the verifier's clock.
+	v.Clock.Advance(31 * time.Second)
+	good = wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}
+	if r := e.call("POST", "/v1/totp/verify", good); r.Status != 200 {
+		t.Fatalf("correct code after the back-off: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestBruteForce_BackoffDoublesToCap_SuccessResets(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("oscar")
+	guess := func() reply {
+		return v.ticket("oscar").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrongCode(t, e.Secret, v.Clock.Now())})
+	}
+	for i := range 5 {
+		if r := guess(); r.Status != 401 {
+			t.Fatalf("guess %d: %d %s", i+1, r.Status, r.Raw)
+		}
+	}
+	for _, want := range []int{30, 60, 120, 240, 480, 900, 900} {
+		r := guess()
+		if r.Status != 429 || r.Body["retry_after"] != float64(want) {
+			t.Fatalf("want a %d s back-off, got %d %s", want, r.Status, r.Raw)
+		}
+		v.Clock.Advance(time.Duration(want) * time.Second)
+		if r := guess(); r.Status != 401 {
+			t.Fatalf("after waiting %d s: %d %s", want, r.Status, r.Raw)
+		}
+	}
+	// A success resets the count: five free tries again.
+	v.Clock.Advance(15 * time.Minute)
+	if r := v.ticket("oscar").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}); r.Status != 200 {
+		t.Fatalf("success: %d %s", r.Status, r.Raw)
+	}
+	for i := range 5 {
+		if r := guess(); r.Status != 401 {
+			t.Fatalf("guess %d after a success: %d %s", i+1, r.Status, r.Raw)
+		}
+	}
+}
+
+func TestBruteForce_100Failures_LockUntilRecoveryCode(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("pat")
+	for i := 1; i <= 100; i++ {
+		r := v.ticket("pat").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrongCode(t, e.Secret, v.Clock.Now())})
+		if r.Status != 401 {
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Raw)
+		}
+		v.Clock.Advance(15 * time.Minute) // past any back-off
+	}
+	good := wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}
+	r := v.ticket("pat").call("POST", "/v1/totp/verify", good)
+	if r.Status != 423 || r.errCode() != wire.CodeFactorLocked {
+		t.Fatalf("correct code on a locked factor: %d %s", r.Status, r.Raw)
+	}
+	v.Clock.Advance(24 * time.Hour)
+	if r := v.ticket("pat").call("POST", "/v1/totp/verify", good); r.Status != 423 {
+		t.Fatalf("the lock must not expire by itself: %d %s", r.Status, r.Raw)
+	}
+	if r := v.ticket("pat").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+		t.Fatalf("recovery code: %d %s", r.Status, r.Raw)
+	}
+	good = wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}
+	if r := v.ticket("pat").call("POST", "/v1/totp/verify", good); r.Status != 200 {
+		t.Fatalf("code after the recovery lifted the lock: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestBruteForce_PerAddressBudget_StopsSprayingManyAccounts(t *testing.T) {
+	v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 8 })
+	var users []enrolled
+	for i := range 10 {
+		users = append(users, v.enroll(fmt.Sprintf("spray-%d", i)))
+	}
+	refused := 0
+	for i, e := range users { // one guess per account: no account's own budget is touched
+		r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrongCode(t, e.Secret, v.Clock.Now())})
+		switch {
+		case i < 8 && r.Status == 401:
+		case i >= 8 && r.Status == 429 && r.errCode() == wire.CodeRateLimited:
+			refused++
+		default:
+			t.Fatalf("guess %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d sprayed guesses refused, want 2", refused)
+	}
+	// Successes are given back to the address's budget: a real user behind it still gets in
+	// once the window has room.
+	v.Clock.Advance(10 * time.Minute)
+	if r := v.ticket("spray-9").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, users[9].Secret, v.Clock.Now())}); r.Status != 200 {
+		t.Fatalf("after the window: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestRecovery_SameCode20Parallel_ExactlyOneWins(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("quinn")
+	var wg sync.WaitGroup
+	results := make([]reply, 20)
+	start := make(chan struct{})
+	for i := range results {
+		b := v.ticket("quinn")
+		wg.Go(func() {
+			<-start
+			results[i] = b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[5]})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for _, r := range results {
+		switch {
+		case r.Status == 200:
+			wins++
+		case r.Status == 401 && r.errCode() == wire.CodeInvalidCode, r.Status == 429:
+		default:
+			t.Errorf("unexpected %d %s", r.Status, r.Raw)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d of 20 parallel uses of one recovery code succeeded, want 1", wins)
+	}
+}
+
+func TestStepUp_EnforcedOnEveryEndpointThatNeedsIt(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("rosa")
+	fid := v.factors(e.browser)[0]
+	b := v.ticket("rosa") // not elevated
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/v1/totp/enrollments"},
+		{"POST", "/v1/recovery/codes"},
+		{"DELETE", "/v1/factors/" + fid},
+	} {
+		r := b.call(tc.method, tc.path, nil)
+		if r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+			t.Errorf("%s %s without step-up: %d %s", tc.method, tc.path, r.Status, r.Raw)
+		}
+	}
+	if n := len(v.factors(b)); n != 1 {
+		t.Fatalf("refused calls changed the factors: %d", n)
+	}
+}
+
+func (v *verifier) factors(b browser) []string {
+	v.t.Helper()
+	r := b.call("GET", "/v1/factors", nil)
+	if r.Status != 200 {
+		v.t.Fatalf("factors: %d %s", r.Status, r.Raw)
+	}
+	var ids []string
+	for _, f := range r.Body["factors"].([]any) {
+		ids = append(ids, f.(map[string]any)["id"].(string))
+	}
+	return ids
+}
+
+func TestFactors_ReplacePhoneInOneStep_OldRemovedOnlyOnConfirm(t *testing.T) {
+	v := startVerifier(t)
+	old := v.enroll("sam")
+	oldID := v.factors(old.browser)[0]
+	b := v.ticket("sam")
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, old.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("step-up: %d %s", r.Status, r.Raw)
+	}
+	r := b.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: "new phone", Replaces: oldID})
+	if r.Status != 201 {
+		t.Fatalf("enroll: %d %s", r.Status, r.Raw)
+	}
+	if ids := v.factors(b); len(ids) != 1 || ids[0] != oldID {
+		t.Fatalf("the old phone went before the new one was confirmed: %v", ids)
+	}
+	if c := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: code(t, r.str("secret"), v.Clock.Now())}); c.Status != 200 || len(c.Body["recovery_codes"].([]any)) != 0 {
+		t.Fatalf("confirm: %d %s", c.Status, c.Raw)
+	}
+	if ids := v.factors(b); len(ids) != 1 || ids[0] != r.str("id") {
+		t.Fatalf("after confirming, factors = %v; want only the new one", ids)
+	}
+	if r := v.ticket("sam").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, old.Secret, v.Clock.Now().Add(60*time.Second))}); r.Status != 401 {
+		t.Fatalf("the old phone still signs in: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestFactors_TwoAuthenticators_EitherWorks_LastCannotBeDeleted(t *testing.T) {
+	v := startVerifier(t)
+	first := v.enroll("tess")
+	b := v.ticket("tess")
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, first.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("step-up: %d %s", r.Status, r.Raw)
+	}
+	r := b.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: "tablet"})
+	second := r.str("secret")
+	if c := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: code(t, second, v.Clock.Now())}); c.Status != 200 {
+		t.Fatalf("confirm second: %d %s", c.Status, c.Raw)
+	}
+	// Replay state is per credential: each authenticator's next code works.
+	v.Clock.Advance(30 * time.Second)
+	for _, s := range []string{first.Secret, second} {
+		if r := v.ticket("tess").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, s, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+			t.Fatalf("verify: %d %s", r.Status, r.Raw)
+		}
+	}
+	ids := v.factors(b)
+	if len(ids) != 2 {
+		t.Fatalf("factors = %v", ids)
+	}
+	if r := b.call("DELETE", "/v1/factors/"+ids[0], nil); r.Status != 204 {
+		t.Fatalf("delete: %d %s", r.Status, r.Raw)
+	}
+	if r := b.call("DELETE", "/v1/factors/"+ids[1], nil); r.Status != 409 || r.errCode() != wire.CodeLastFactor {
+		t.Fatalf("deleting the last factor: %d %s", r.Status, r.Raw)
+	}
+	if r := b.call("DELETE", "/v1/factors/"+ids[0], nil); r.Status != 404 {
+		t.Fatalf("deleting twice: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A phone whose clock runs one step ahead: after two codes agree on it, the window follows
+// the phone, so a code two steps ahead (outside the plain ±1 window) is accepted.
+func TestDrift_PhoneOneStepAhead_WindowFollowsWithoutWidening(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("uma")
+	ahead := func(steps int) wire.CodeRequest {
+		return wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(time.Duration(steps)*30*time.Second))}
+	}
+	if r := e.call("POST", "/v1/totp/verify", ahead(2)); r.Status != 401 {
+		t.Fatalf("two steps ahead before any drift is known: %d %s", r.Status, r.Raw)
+	}
+	v.Clock.Advance(31 * time.Second) // back-off free: one failure only
+	for range 2 {
+		v.Clock.Advance(30 * time.Second)
+		if r := e.call("POST", "/v1/totp/verify", ahead(1)); r.Status != 200 {
+			t.Fatalf("one step ahead: %d %s", r.Status, r.Raw)
+		}
+	}
+	v.Clock.Advance(30 * time.Second)
+	if r := e.call("POST", "/v1/totp/verify", ahead(2)); r.Status != 200 {
+		t.Fatalf("two steps ahead once drift is known: %d %s", r.Status, r.Raw)
+	}
+	v.Clock.Advance(3 * 30 * time.Second)
+	if r := e.call("POST", "/v1/totp/verify", ahead(-1)); r.Status != 401 {
+		t.Fatalf("the window widened: a code one step behind still works: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestRecovery_Regenerate_OldSetDies_SessionMarksRecovery(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("vic")
+	b := v.ticket("vic")
+	if r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+		t.Fatalf("recovery: %d %s", r.Status, r.Raw)
+	}
+	if s := b.call("GET", "/v1/session", nil); s.Body["recovery_used"] != true {
+		t.Errorf("session after a recovery login: %s", s.Raw)
+	}
+	r := b.call("POST", "/v1/recovery/codes", nil)
+	if r.Status != 200 || len(r.Body["recovery_codes"].([]any)) != 10 {
+		t.Fatalf("regenerate: %d %s", r.Status, r.Raw)
+	}
+	fresh := r.Body["recovery_codes"].([]any)[0].(string)
+	if r := v.ticket("vic").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[1]}); r.Status != 401 {
+		t.Fatalf("an old code after regeneration: %d %s", r.Status, r.Raw)
+	}
+	if r := v.ticket("vic").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: fresh}); r.Status != 200 {
+		t.Fatalf("a new code: %d %s", r.Status, r.Raw)
+	}
+}

@@ -1,0 +1,47 @@
+// Package audit records security events: append-only, hash-chained, with no code or secret
+// in them, and tells apps about the ones a person should hear of.
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Kind names a security event.
+type Kind string
+
+// The events twofold records.
+const (
+	EnrollmentStarted Kind = "enrollment_started"
+	FactorAdded       Kind = "factor_added"
+	Verified          Kind = "verified"
+	Failed            Kind = "failed"
+	ReplayBlocked     Kind = "replay_blocked"
+	RateLimited       Kind = "rate_limited"
+	Locked            Kind = "locked"
+	RecoveryUsed      Kind = "recovery_used"
+	CodesRegenerated  Kind = "codes_regenerated"
+	FactorRemoved     Kind = "factor_removed"
+	AdminReset        Kind = "admin_reset"
+	OriginRefused     Kind = "origin_refused"
+)
+
+// Event is one security event. Detail is a short reason for people reading the trail; it
+// never holds a code, a secret or a ticket.
+type Event struct {
+	At        time.Time `json:"at"`
+	Kind      Kind      `json:"kind"`
+	AppID     string    `json:"app,omitempty"`
+	User      string    `json:"user,omitempty"`
+	Factor    string    `json:"factor,omitempty"` // factor id, or "recovery"
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Outcome   string    `json:"outcome"` // "ok" or "refused"
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// Recorder takes events. Record must not block a request for long; an error means the
+// event was not stored.
+type Recorder interface {
+	Record(ctx context.Context, e Event) error
+}

@@ -1,0 +1,116 @@
+// Package limit owns brute-force policy: how many codes a factor and a client address may
+// try, and what a person is told when they may not. The budgets live in a store (SQL or
+// Redis) and are reserved before a code is weighed, so parallel guesses cannot exceed them.
+package limit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+// Policy is the brute-force policy; DefaultPolicy gives the shipped one.
+type Policy struct {
+	// Factor limits consecutive failures of one factor of one user: five free tries, then
+	// a back-off of 30 s doubling to 15 minutes, and a lock after 100 (NIST SP 800-63B
+	// §5.2.2) until a recovery code or an admin reset.
+	Factor store.Backoff
+	// IP limits failures from one client address across all users, which stops one source
+	// from spraying many accounts. Successes are given back.
+	IP store.Window
+}
+
+// DefaultPolicy is the policy twofold ships with.
+func DefaultPolicy() Policy {
+	return Policy{
+		Factor: store.Backoff{Free: 5, Base: 30 * time.Second, Max: 15 * time.Minute, LockAfter: 100},
+		IP:     store.Window{Limit: 200, Period: 10 * time.Minute},
+	}
+}
+
+// Limiter reserves attempts against a policy.
+type Limiter struct {
+	b store.AttemptStore
+	p Policy
+}
+
+// New returns a Limiter keeping its budgets in b.
+func New(b store.AttemptStore, p Policy) *Limiter { return &Limiter{b: b, p: p} }
+
+// Policy is the policy in force.
+func (l *Limiter) Policy() Policy { return l.p }
+
+// Reserve takes one attempt from the client address's budget and from the factor's before
+// a code is weighed. A refusal is a *wire.Error a person can act on; the Decision carries
+// the factor's count so the caller can tell when a failure locked it.
+func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time) (store.Decision, error) {
+	if ip != "" {
+		d, err := l.b.ReserveWindow(ctx, "ip:"+ip, now, l.p.IP)
+		if err != nil {
+			return d, fmt.Errorf("limit: %w", err)
+		}
+		if !d.Allowed {
+			return d, tooMany(d.RetryAfter, "Too many failed attempts from your network.")
+		}
+	}
+	d, err := l.b.ReserveBackoff(ctx, "f:"+factor, now, l.p.Factor)
+	if err != nil {
+		return d, fmt.Errorf("limit: %w", err)
+	}
+	if d.Allowed {
+		return d, nil
+	}
+	if ip != "" {
+		// The address's attempt was never weighed.
+		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
+			return d, fmt.Errorf("limit: %w", err)
+		}
+	}
+	if d.Locked {
+		return d, wire.NewError(wire.CodeFactorLocked, "Too many wrong codes: this is locked to protect your account. Sign in with a recovery code, or ask the app's support to reset your second factor.")
+	}
+	return d, tooMany(d.RetryAfter, "Too many wrong codes.")
+}
+
+// Passed records a success: the factor's failures are forgotten and the address's attempt
+// is given back.
+func (l *Limiter) Passed(ctx context.Context, factor, ip string) error {
+	if err := l.b.ResetAttempts(ctx, "f:"+factor); err != nil {
+		return fmt.Errorf("limit: %w", err)
+	}
+	if ip != "" {
+		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
+			return fmt.Errorf("limit: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reset forgets a factor's failures and unlocks it.
+func (l *Limiter) Reset(ctx context.Context, factor string) error {
+	if err := l.b.ResetAttempts(ctx, "f:"+factor); err != nil {
+		return fmt.Errorf("limit: %w", err)
+	}
+	return nil
+}
+
+func tooMany(wait time.Duration, why string) *wire.Error {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	e := wire.NewError(wire.CodeRateLimited, why+" Wait "+plural(secs)+", then try again.")
+	e.RetryAfter = secs
+	return e
+}
+
+func plural(secs int) string {
+	if secs == 1 {
+		return "1 second"
+	}
+	if secs >= 120 {
+		return fmt.Sprintf("%d minutes", (secs+59)/60)
+	}
+	return fmt.Sprintf("%d seconds", secs)
+}

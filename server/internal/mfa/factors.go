@@ -1,0 +1,57 @@
+package mfa
+
+import (
+	"context"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+)
+
+// Factors lists the user's second factors.
+func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, error) {
+	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return wire.FactorList{}, fault("list factors", err)
+	}
+	out := wire.FactorList{Factors: []wire.Factor{}}
+	for _, c := range creds {
+		f := wire.Factor{ID: c.ID, Type: "totp", Label: c.Label, CreatedAt: c.CreatedAt}
+		if !c.LastUsedAt.IsZero() {
+			t := c.LastUsedAt.Truncate(time.Second)
+			f.LastUsedAt = &t
+		}
+		out.Factors = append(out.Factors, f)
+	}
+	return out, nil
+}
+
+// DeleteFactor removes one of the user's factors. It needs a ticket that passed a second
+// factor, and it never removes the last one: a person would be left with no second factor
+// by anyone who got hold of one sign-in. Only a support reset can do that.
+func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) error {
+	if !p.Elevated() {
+		return errStepUp
+	}
+	list, err := s.Factors(ctx, p)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, f := range list.Factors {
+		found = found || f.ID == id
+	}
+	if !found {
+		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
+	}
+	if len(list.Factors) == 1 {
+		return wire.NewError(wire.CodeLastFactor, "This is your only second factor. Add another one before you remove it.")
+	}
+	if err := s.st.DeleteTOTP(ctx, p.App.ID, p.Ticket.User, id); isNotFound(err) {
+		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
+	} else if err != nil {
+		return fault("delete factor", err)
+	}
+	s.record(ctx, p, audit.FactorRemoved, id, true, "")
+	return nil
+}
