@@ -35,5 +35,8 @@ test: lint test-go
 wasm:
 	@echo "make wasm: the WebAssembly SDK lands with issue 4"; exit 1
 
-bench:
-	@echo "make bench: the benchmarks land with issue 8"; exit 1
+# The quick benchmark (about two minutes): SQLite and PostgreSQL runs against the stateless
+# ceiling, then the hot-path micro-benchmarks. Writes bench/out/results.json and latency.svg.
+bench: build
+	$(GO) run ./bench/cmd/load -bin $(BIN) -quick
+	$(GO) test -run '^$$' -bench . -benchtime 200ms -benchmem ./server/internal/hotpath
