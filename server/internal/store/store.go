@@ -84,7 +84,7 @@ type SigningKey struct {
 }
 
 // Sealed names one sealed value so master-key rotation can re-seal it without knowing what
-// it is. Kind is "totp", "signing_key" or "secret".
+// it is. Kind is "totp", "signing_key", "secret" or "webhook".
 type Sealed struct {
 	Kind  string
 	ID    string
@@ -163,4 +163,5 @@ type Store interface {
 	Sweep(ctx context.Context, now time.Time) error
 
 	AttemptStore
+	AuditStore
 }

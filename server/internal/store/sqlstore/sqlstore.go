@@ -423,11 +423,12 @@ var sealedTables = map[string]struct{ table, id, owner string }{
 	"totp":        {"totp_credentials", "id", "app_id, user_id"},
 	"signing_key": {"signing_keys", "kid", "'', ''"},
 	"secret":      {"secrets", "name", "'', ''"},
+	"webhook":     {"webhooks", "app_id", "'', ''"},
 }
 
 func (s *DB) SealedValues(ctx context.Context) ([]store.Sealed, error) {
 	var out []store.Sealed
-	for _, kind := range []string{"totp", "signing_key", "secret"} {
+	for _, kind := range []string{"totp", "signing_key", "secret", "webhook"} {
 		t := sealedTables[kind]
 		rows, err := s.db.QueryContext(ctx, `SELECT `+t.id+`, `+t.owner+`, sealed FROM `+t.table)
 		if err != nil {

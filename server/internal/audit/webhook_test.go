@@ -1,0 +1,276 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/seal"
+	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
+)
+
+// fakeClock is a settable clock for backoff without sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// receiver is an app's webhook endpoint that checks every signature it gets.
+type receiver struct {
+	t      *testing.T
+	secret string
+	clock  *fakeClock
+	fail   func(n int) bool // whether the nth request (1-based) is answered 503
+
+	mu       sync.Mutex
+	requests int
+	got      []audit.Payload
+	perEvent map[string]int
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.requests++
+	if err := audit.CheckSignature(rc.secret, r.Header.Get(audit.SignatureHeader), body, rc.clock.Now(), 5*time.Minute); err != nil {
+		rc.t.Errorf("delivery with a bad signature: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+		rc.t.Errorf("delivery %s with Content-Type %q", r.Method, r.Header.Get("Content-Type"))
+	}
+	if rc.fail != nil && rc.fail(rc.requests) {
+		w.WriteHeader(503)
+		return
+	}
+	var p audit.Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		rc.t.Errorf("delivery body is not JSON: %v", err)
+	}
+	if id := r.Header.Get(audit.EventIDHeader); id != p.ID {
+		rc.t.Errorf("%s header %q, body id %q", audit.EventIDHeader, id, p.ID)
+	}
+	rc.got = append(rc.got, p)
+	if rc.perEvent == nil {
+		rc.perEvent = map[string]int{}
+	}
+	rc.perEvent[p.ID]++
+	w.WriteHeader(204)
+}
+
+type hookFixture struct {
+	st    *sqlstore.DB
+	ring  *seal.Keyring
+	clock *fakeClock
+	log   *audit.Log
+	rc    *receiver
+	del   *audit.Deliverer
+}
+
+func newHookFixture(t *testing.T) *hookFixture {
+	t.Helper()
+	f := &hookFixture{st: openStore(t), ring: seal.NewKeyring(seal.Key{1, 2, 3}), clock: &fakeClock{now: t0}}
+	if err := f.st.CreateApp(t.Context(), store.App{ID: "shop", Name: "Shop", APIKeyHash: []byte("h"), SigningAlg: "EdDSA"}); err != nil {
+		t.Fatal(err)
+	}
+	f.rc = &receiver{t: t, clock: f.clock}
+	srv := httptest.NewServer(f.rc)
+	t.Cleanup(srv.Close)
+	secret, err := audit.SetWebhook(t.Context(), f.st, f.ring, "shop", srv.URL+"/hooks/twofold", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rc.secret = secret
+	f.log = audit.NewLog(f.st, nil, f.clock.Now)
+	f.del = &audit.Deliverer{Store: f.st, Sealer: f.ring, Now: f.clock.Now, Metrics: audit.NewMetrics(), Logger: quiet()}
+	return f
+}
+
+func (f *hookFixture) record(t *testing.T, e audit.Event) {
+	t.Helper()
+	if err := f.log.Record(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *hookFixture) deliver(t *testing.T) int {
+	t.Helper()
+	n, err := f.del.DeliverDue(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDeliver_NotifyingEvent_SignedPOSTTheReceiverVerifies(t *testing.T) {
+	f := newHookFixture(t)
+	f.record(t, audit.Event{Kind: audit.Verified, AppID: "shop", User: "alice"}) // not told
+	f.record(t, audit.Event{Kind: audit.AdminReset, AppID: "shop", User: "alice", IP: "192.0.2.9", Detail: "by ops/root: lost phone"})
+	f.record(t, audit.Event{Kind: audit.Locked, AppID: "blog", User: "bob"}) // another app, no webhook
+	if n := f.deliver(t); n != 1 {
+		t.Fatalf("delivered %d, want 1", n)
+	}
+	if len(f.rc.got) != 1 {
+		t.Fatalf("receiver got %d deliveries, want 1", len(f.rc.got))
+	}
+	p := f.rc.got[0]
+	want := audit.Payload{ID: "evt_2", Type: "admin_reset", CreatedAt: t0, AppID: "shop", User: "alice", IP: "192.0.2.9", Outcome: "ok", Detail: "by ops/root: lost phone"}
+	same := p.CreatedAt.Equal(want.CreatedAt)
+	p.CreatedAt = want.CreatedAt // compared as instants above
+	if !same || p != want {
+		t.Errorf("payload %+v, want %+v", p, want)
+	}
+	// Sent once: nothing is due any more.
+	f.clock.Advance(time.Hour)
+	if n := f.deliver(t); n != 0 || f.rc.requests != 1 {
+		t.Errorf("a second pass delivered %d (%d requests in all)", n, f.rc.requests)
+	}
+}
+
+func TestDeliver_ReceiverFailing_RetriedWithBackoffUntilItAnswers(t *testing.T) {
+	f := newHookFixture(t)
+	f.rc.fail = func(n int) bool { return n <= 2 }
+	f.record(t, audit.Event{Kind: audit.FactorRemoved, AppID: "shop", User: "alice", Factor: "totp_1"})
+	for _, step := range []struct {
+		advance  time.Duration
+		requests int
+		got      int
+	}{
+		{0, 1, 0},                // first attempt: 503
+		{9 * time.Second, 1, 0},  // backing off 10 s
+		{time.Second, 2, 0},      // second attempt: 503
+		{19 * time.Second, 2, 0}, // backing off 20 s
+		{time.Second, 3, 1},      // third attempt: delivered
+		{time.Hour, 3, 1},        // and never again
+	} {
+		f.clock.Advance(step.advance)
+		f.deliver(t)
+		if f.rc.requests != step.requests || len(f.rc.got) != step.got {
+			t.Fatalf("after +%v: %d requests, %d delivered; want %d, %d", step.advance, f.rc.requests, len(f.rc.got), step.requests, step.got)
+		}
+	}
+	var buf bytes.Buffer
+	f.del.Metrics.WritePrometheus(&buf)
+	for _, want := range []string{`result="failed"} 2`, `result="delivered"} 1`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestDeliver_ReceiverAlwaysFailing_GivesUpAfterMaxAttempts(t *testing.T) {
+	f := newHookFixture(t)
+	f.del.MaxAttempts = 3
+	f.rc.fail = func(int) bool { return true }
+	f.record(t, audit.Event{Kind: audit.Locked, AppID: "shop", User: "alice"})
+	for range 10 {
+		f.deliver(t)
+		f.clock.Advance(24 * time.Hour)
+	}
+	if f.rc.requests != 3 {
+		t.Fatalf("%d attempts, want MaxAttempts = 3", f.rc.requests)
+	}
+}
+
+// Instances share the outbox: each event reaches the receiver once however many deliver.
+func TestDeliver_TwoInstancesConcurrently_EachEventOnce(t *testing.T) {
+	f := newHookFixture(t)
+	const n = 20
+	for i := range n {
+		f.record(t, audit.Event{Kind: audit.RecoveryUsed, AppID: "shop", User: "u" + string(rune('a'+i))})
+	}
+	other := *f.del
+	other.Batch, f.del.Batch = 3, 3
+	var wg sync.WaitGroup
+	for _, d := range []*audit.Deliverer{f.del, &other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n {
+				if _, err := d.DeliverDue(t.Context()); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(f.rc.perEvent) != n {
+		t.Errorf("%d distinct events delivered, want %d", len(f.rc.perEvent), n)
+	}
+	for id, c := range f.rc.perEvent {
+		if c != 1 {
+			t.Errorf("event %s delivered %d times", id, c)
+		}
+	}
+}
+
+func TestSetWebhook_SecretSealedAndBadURLsRefused(t *testing.T) {
+	f := newHookFixture(t)
+	w, err := f.st.Webhook(t.Context(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(f.rc.secret, "whsec_") || bytes.Contains(w.Sealed, []byte(f.rc.secret)) || bytes.Contains(w.Sealed, []byte(strings.TrimPrefix(f.rc.secret, "whsec_"))) {
+		t.Errorf("secret %q stored in the clear or malformed", f.rc.secret)
+	}
+	// Bound to its app: the sealed value does not open as another app's.
+	if _, err := f.ring.Open(w.Sealed, store.Sealed{Kind: "webhook", ID: "blog"}.AAD()); err == nil {
+		t.Error("shop's webhook secret opened as blog's")
+	}
+	for _, u := range []string{"", "ftp://x.example/h", "/relative", "https://user:pw@x.example/h", "https://", "https://x.example/h#frag"} {
+		if _, err := audit.SetWebhook(t.Context(), f.st, f.ring, "shop", u, t0); err == nil {
+			t.Errorf("SetWebhook(%q) accepted", u)
+		}
+	}
+	if _, err := audit.SetWebhook(t.Context(), f.st, f.ring, "nope", "https://x.example/h", t0); err == nil {
+		t.Error("SetWebhook for an unknown app accepted")
+	}
+}
+
+func TestCheckSignature_RefusesWhatItShould(t *testing.T) {
+	const secret = "whsec_test"
+	body := []byte(`{"id":"evt_1"}`)
+	now := t0
+	good := "t=" + itoa(now.Unix()) + ",v1=" + audit.Sign(secret, now.Unix(), body)
+	for _, tc := range []struct {
+		name   string
+		secret string
+		header string
+		body   []byte
+		ok     bool
+	}{
+		{"good", secret, good, body, true},
+		{"extra v1 of a rotated secret", secret, good + ",v1=00", body, true},
+		{"other secret", "whsec_other", good, body, false},
+		{"body changed", secret, good, []byte(`{"id":"evt_2"}`), false},
+		{"timestamp changed", secret, "t=" + itoa(now.Unix()-1) + ",v1=" + audit.Sign(secret, now.Unix(), body), body, false},
+		{"too old", secret, "t=" + itoa(now.Unix()-600) + ",v1=" + audit.Sign(secret, now.Unix()-600, body), body, false},
+		{"no v1", secret, "t=" + itoa(now.Unix()), body, false},
+		{"no t", secret, "v1=" + audit.Sign(secret, now.Unix(), body), body, false},
+		{"empty", secret, "", body, false},
+	} {
+		err := audit.CheckSignature(tc.secret, tc.header, tc.body, now, 5*time.Minute)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }

@@ -1,0 +1,251 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+// auditLock is an arbitrary constant naming the PostgreSQL advisory lock that serialises
+// audit appends across instances.
+const auditLock = 0x7466_6175_6474
+
+func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
+	// SQLite's immediate transaction holds the database's write lock from BEGIN, which
+	// serialises appends across processes; PostgreSQL needs the advisory lock for the same,
+	// since two transactions could otherwise both read the same last record.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.Name == "postgres" {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLock); err != nil {
+			return store.AuditRecord{}, fmt.Errorf("append audit: lock: %w", err)
+		}
+	}
+	var lastID int64
+	var lastHash []byte
+	err = tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+	}
+	r.ID, r.PrevHash = lastID+1, lastHash
+	if r.PrevHash == nil {
+		r.PrevHash = []byte{}
+	}
+	r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
+	r.Hash = r.Digest()
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
+		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+	}
+	if notify && r.AppID != "" {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`),
+			r.ID, ms(r.At), r.AppID); err != nil {
+			return store.AuditRecord{}, fmt.Errorf("append audit: queue webhook: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+	}
+	return r, nil
+}
+
+const auditColumns = `id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash`
+
+func scanAudit(row interface{ Scan(...any) error }) (store.AuditRecord, error) {
+	var r store.AuditRecord
+	var at int64
+	err := row.Scan(&r.ID, &at, &r.Kind, &r.AppID, &r.User, &r.Factor, &r.IP, &r.UserAgent, &r.Outcome, &r.Detail, &r.PrevHash, &r.Hash)
+	r.At = fromMS(at)
+	return r, err
+}
+
+func (s *DB) AuditRecords(ctx context.Context, f store.AuditFilter, fn func(store.AuditRecord) error) error {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.AppID != "" {
+		add("app_id = ?", f.AppID)
+	}
+	if f.User != "" {
+		add("user_id = ?", f.User)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", ms(f.Since))
+	}
+	if f.AfterID > 0 {
+		add("id > ?", f.AfterID)
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit_log`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(q+` ORDER BY id`), args...)
+	if err != nil {
+		return fmt.Errorf("audit records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return fmt.Errorf("audit records: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s *DB) SetAdminApp(ctx context.Context, appID string) error {
+	res, err := s.exec(ctx, `INSERT INTO admin_apps (app_id) SELECT id FROM apps WHERE id = ? ON CONFLICT DO NOTHING`, appID)
+	if err != nil {
+		return fmt.Errorf("set admin app: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	if _, err := s.App(ctx, appID); err != nil {
+		return fmt.Errorf("set admin app: %w", err)
+	}
+	return nil // already an admin app
+}
+
+func (s *DB) IsAdminApp(ctx context.Context, appID string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM admin_apps WHERE app_id = ?`), appID).Scan(&n)
+	return n > 0, err
+}
+
+func (s *DB) PutWebhook(ctx context.Context, w store.Webhook) error {
+	_, err := s.exec(ctx, `INSERT INTO webhooks (app_id, url, sealed, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (app_id) DO UPDATE SET url = excluded.url, sealed = excluded.sealed, created_at = excluded.created_at`,
+		w.AppID, w.URL, w.Sealed, ms(w.CreatedAt))
+	if err != nil {
+		if _, appErr := s.App(ctx, w.AppID); errors.Is(appErr, store.ErrNotFound) {
+			return fmt.Errorf("put webhook: %w", store.ErrNotFound)
+		}
+		return fmt.Errorf("put webhook: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) Webhook(ctx context.Context, appID string) (store.Webhook, error) {
+	w := store.Webhook{AppID: appID}
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT url, sealed, created_at FROM webhooks WHERE app_id = ?`), appID).Scan(&w.URL, &w.Sealed, &created)
+	if err != nil {
+		return store.Webhook{}, notFound(err)
+	}
+	w.CreatedAt = fromMS(created)
+	return w, nil
+}
+
+func (s *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.Delivery, error) {
+	// The outer condition is checked again on each row as it is updated (PostgreSQL
+	// re-reads a row another transaction changed first; SQLite runs writers one at a time),
+	// so a delivery claimed meanwhile is skipped rather than claimed twice.
+	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1
+		WHERE id IN (SELECT id FROM webhook_deliveries WHERE done_at = 0 AND next_at <= ? AND claimed_until <= ? ORDER BY id LIMIT ?)
+			AND done_at = 0 AND claimed_until <= ?
+		RETURNING id, attempts, app_id, audit_id`), ms(now.Add(lease)), ms(now), ms(now), max, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		if err := rows.Scan(&d.ID, &d.Attempts, &d.Webhook.AppID, &d.Record.ID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	for i := range out {
+		d := &out[i]
+		w, err := s.Webhook(ctx, d.Webhook.AppID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		// A webhook removed since leaves Webhook.URL empty; the caller gives the delivery up.
+		if err == nil {
+			d.Webhook = w
+		}
+		r, err := scanAudit(s.db.QueryRowContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit_log WHERE id = ?`), d.Record.ID))
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		if err == nil {
+			d.Record = r
+		}
+	}
+	return out, nil
+}
+
+func (s *DB) DeliveryDone(ctx context.Context, id int64, now time.Time) error {
+	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET done_at = ?, delivered = 1, claimed_until = 0, last_error = '' WHERE id = ?`, ms(now), id)
+	if err != nil {
+		return fmt.Errorf("delivery done: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastError string, giveUp bool) error {
+	done := int64(0)
+	if giveUp {
+		done = ms(next)
+	}
+	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET next_at = ?, claimed_until = 0, done_at = ?, last_error = ? WHERE id = ?`, ms(next), done, lastError, id)
+	if err != nil {
+		return fmt.Errorf("delivery failed: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) ResetUserFactors(ctx context.Context, appID, user string) (store.FactorsRemoved, error) {
+	var out store.FactorsRemoved
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	defer tx.Rollback()
+	// Credentials before codes: the order ConfirmTOTP locks them in, so the two cannot
+	// deadlock on PostgreSQL.
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1`), appID, user)
+	if err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	out.TOTP = int(n)
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	res, err = tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ? AND used_at = 0`), appID, user)
+	if err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	n, _ = res.RowsAffected()
+	out.RecoveryCodes = int(n)
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.FactorsRemoved{}, fmt.Errorf("reset user factors: %w", err)
+	}
+	return out, nil
+}
