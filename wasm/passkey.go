@@ -20,7 +20,10 @@ func (c *client) passkey(register bool) (any, error) {
 		begin, finish = "/v1/webauthn/registrations", "/v1/webauthn/registrations/finish"
 	}
 	pkc := js.Global().Get("PublicKeyCredential")
-	creds := js.Global().Get("navigator").Get("credentials")
+	creds := js.Undefined()
+	if nav := js.Global().Get("navigator"); nav.Type() == js.TypeObject {
+		creds = nav.Get("credentials")
+	}
 	if pkc.Type() != js.TypeFunction || creds.Type() != js.TypeObject {
 		return nil, wire.NewError(wire.CodeUnavailable, "This browser does not support passkeys. Use your authenticator app.")
 	}

@@ -1,0 +1,201 @@
+// The typed surface of the Go engine: Twofold.load() and what it returns.
+import { engine, setWasmSource, type EngineClient, type WasmSource } from "./engine.js";
+import { TwofoldError } from "./errors.js";
+import type * as wire from "./wire.js";
+
+
+export interface LoadOptions {
+  /** The verifier's base URL, e.g. "https://mfa.example.com". */
+  verifier: string;
+  /** The ticket your backend got from POST /v1/tickets for this user. */
+  ticket: string;
+  /** Where to fetch twofold.wasm from (or its bytes); default: beside this module. Only the first load uses it. */
+  wasm?: WasmSource;
+}
+
+export interface Factors {
+  totp: boolean;
+  passkeys: number;
+  recoveryCodesRemaining: number;
+}
+
+/** GET /v1/session. */
+export interface Session {
+  user: string;
+  factors: Factors;
+  serverTime: Date;
+  /** This ticket already passed a second factor. */
+  elevated: boolean;
+  /** The app's origins. */
+  origins: string[];
+}
+
+/** A pending authenticator: show qrSVG (as an image) and secret, then confirm with a code. */
+export interface Enrollment {
+  id: string;
+  otpauthURI: string;
+  secret: string;
+  /** An SVG document; show it as <img src="data:image/svg+xml,...">, never as markup. */
+  qrSVG: string;
+  expiresAt: Date;
+}
+
+export interface Confirmation {
+  /** Shown this once; empty when the user already had a set. */
+  recoveryCodes: string[];
+  token: string;
+  expiresIn: number;
+}
+
+export interface TokenResult {
+  /** A JWT for your backend; verify it against the verifier's JWKS. */
+  token: string;
+  /** Seconds. */
+  expiresIn: number;
+}
+
+export interface ClockStatus {
+  /** Whether the verifier's time could be read. */
+  known: boolean;
+  /** Seconds, device clock minus verifier clock. */
+  skew: number;
+  /** The device clock is off enough (30 s or more) that codes may fail. */
+  warn: boolean;
+  direction: "" | "ahead" | "behind";
+}
+
+/** One step of the guided enrollment that <twofold-enroll> renders; the Go engine runs it. */
+export interface EnrollmentView {
+  step: "idle" | "starting" | "scan" | "confirming" | "recovery" | "done" | "expired" | "failed";
+  enrollment: Enrollment | null;
+  recoveryCodes: string[];
+  token: string;
+  expiresIn: number;
+  attempts: number;
+  /** Suggest checking the phone's clock and scanning again (after a few wrong codes). */
+  hint: boolean;
+  error: TwofoldError | null;
+}
+
+function enrollmentFrom(w: wire.Enrollment): Enrollment {
+  return { id: w.id, otpauthURI: w.otpauth_uri, secret: w.secret, qrSVG: w.qr_svg, expiresAt: new Date(w.expires_at) };
+}
+
+function tokenFrom(w: wire.Token): TokenResult {
+  return { token: w.token, expiresIn: w.expires_in };
+}
+
+async function wrap<T>(p: Promise<unknown>, map: (v: any) => T): Promise<T> {
+  try {
+    return map(await p);
+  } catch (e) {
+    throw TwofoldError.from(e);
+  }
+}
+
+export class Twofold {
+  readonly #c: EngineClient;
+
+  private constructor(c: EngineClient) {
+    this.#c = c;
+  }
+
+  /**
+   * Loads the SDK for one user. Rejects with TwofoldError "origin_not_allowed" when the
+   * page is not on one of the app's origins or is framed by another origin.
+   */
+  static async load(opts: LoadOptions): Promise<Twofold> {
+    if (opts.wasm) setWasmSource(opts.wasm);
+    const e = await engine();
+    return wrap(e.load({ verifier: opts.verifier, ticket: opts.ticket }), (c: EngineClient) => new Twofold(c));
+  }
+
+  /** Sets where twofold.wasm is fetched from, before the first load (for CDNs and bundlers). */
+  static setWasm(source: WasmSource): void {
+    setWasmSource(source);
+  }
+
+  /** As GET /v1/session; also measures the clock again. */
+  session(): Promise<Session> {
+    return wrap(this.#c.session(), (w: wire.Session) => ({
+      user: w.user,
+      factors: { totp: w.factors.totp, passkeys: w.factors.passkeys, recoveryCodesRemaining: w.factors.recovery_codes_remaining },
+      serverTime: new Date(w.server_time),
+      elevated: w.elevated,
+      origins: w.origins,
+    }));
+  }
+
+  readonly totp = {
+    /** Starts a new authenticator (POST /v1/totp/enrollments). */
+    enroll: (): Promise<Enrollment> => wrap(this.#c.totpEnroll(), enrollmentFrom),
+    /** Confirms it with the first code from the app; the recovery codes come this once. */
+    confirm: (id: string, code: string): Promise<Confirmation> =>
+      wrap(this.#c.totpConfirm(id, code), (w: wire.Confirmation) => ({ recoveryCodes: w.recovery_codes ?? [], token: w.token, expiresIn: w.expires_in })),
+    /** Verifies a code from the app. */
+    verify: (code: string): Promise<TokenResult> => wrap(this.#c.totpVerify(code), tokenFrom),
+  };
+
+  readonly recovery = {
+    /** Verifies a recovery code; each works once. */
+    verify: (code: string): Promise<TokenResult> => wrap(this.#c.recoveryVerify(code), tokenFrom),
+  };
+
+  readonly passkeys = {
+    /**
+     * Registers a passkey (needs a ticket that passed a second factor). Rejects with
+     * "unavailable" while the verifier has no passkey support.
+     */
+    register: (): Promise<{ id: string }> => wrap(this.#c.passkeyRegister(), (w: { id: string }) => ({ id: w.id })),
+    /** Signs in with a passkey. */
+    authenticate: (): Promise<TokenResult> => wrap(this.#c.passkeyAuthenticate(), tokenFrom),
+  };
+
+  /** Seconds, device clock minus verifier clock, as measured at load (and at each session()). */
+  clockSkew(): number {
+    return this.#c.clock().skew;
+  }
+
+  /** The clock measurement and whether to warn. */
+  clock(): ClockStatus {
+    return this.#c.clock();
+  }
+
+  /** The user this ticket is for. */
+  get user(): string {
+    return this.#c.user();
+  }
+
+  /** The user's factors as of the last session. */
+  get factors(): Factors {
+    return this.#c.factors();
+  }
+
+  /** The guided enrollment (resumed after a reload), as <twofold-enroll> uses it. */
+  readonly enrollment = {
+    state: (): EnrollmentView => viewFrom(this.#c.enrollState()),
+    start: (): Promise<EnrollmentView> => wrap(this.#c.enrollSend("start"), viewFrom),
+    submit: (code: string): Promise<EnrollmentView> => wrap(this.#c.enrollSend("submit", code), viewFrom),
+    saved: (): Promise<EnrollmentView> => wrap(this.#c.enrollSend("saved"), viewFrom),
+    recoveryFile: (issuer: string, codes: string[]): string => this.#c.recoveryFile(issuer, codes),
+  };
+}
+
+function viewFrom(v: any): EnrollmentView {
+  return {
+    step: v.step,
+    enrollment: v.enrollment ? enrollmentFrom(v.enrollment as wire.Enrollment) : null,
+    recoveryCodes: v.recoveryCodes ?? [],
+    token: v.token,
+    expiresIn: v.expiresIn,
+    attempts: v.attempts,
+    hint: v.hint,
+    error: v.error ? TwofoldError.from(v.error) : null,
+  };
+}
+
+/** Normalises a typed one-time code (spaces, dashes, full-width digits) the way the verifier does. */
+export async function normalizeCode(code: string): Promise<string> {
+  return (await engine()).normalizeCode(code);
+}
+

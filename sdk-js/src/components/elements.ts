@@ -1,0 +1,333 @@
+// The drop-in web components. Each takes the attributes `verifier` and `ticket`, renders
+// into an open shadow root (themed through CSS custom properties and ::part), keeps errors
+// in an aria-live region, works with the keyboard alone, and dispatches `twofold:token`
+// with { token, expiresIn } in `detail` when the person passed. The host element carries
+// data-step (and data-error, the last error code) for styling and tests.
+import { Twofold, type EnrollmentView } from "../client.js";
+import { TwofoldError } from "../errors.js";
+import { css } from "./styles.js";
+import { fill, strings } from "./strings.js";
+
+// Node (tests, SSR) has no HTMLElement: the classes still load, and defineElements() is a no-op.
+const Base = (globalThis.HTMLElement ?? class {}) as typeof HTMLElement;
+
+type Attrs = Record<string, string | boolean | ((e: Event) => void) | undefined>;
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs, ...children: (Node | string | null | false)[]): HTMLElementTagNameMap[K];
+function h(tag: string, attrs?: Attrs, ...children: (Node | string | null | false)[]): HTMLElement;
+function h(tag: string, attrs: Attrs = {}, ...children: (Node | string | null | false)[]): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) continue;
+    if (typeof v === "function") el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== false) el.append(c);
+  return el;
+}
+
+function plural(seconds: number): string {
+  const s = Math.abs(seconds);
+  return s >= 90 ? fill(strings.minutes, { n: Math.round(s / 60) }) : fill(strings.seconds, { n: s });
+}
+
+abstract class TwofoldElement extends Base {
+  static observedAttributes = ["verifier", "ticket"];
+  protected tf?: Twofold;
+  protected readonly body: HTMLDivElement;
+  readonly #error: HTMLParagraphElement;
+  readonly #clock: HTMLParagraphElement;
+  #loaded = "";
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: "open" });
+    const style = document.createElement("style");
+    style.textContent = css;
+    this.#clock = h("p", { class: "warning", part: "clock-warning", role: "status" });
+    this.body = h("div", { part: "body" });
+    this.#error = h("p", { class: "error", part: "error", role: "alert", "aria-live": "assertive" });
+    root.append(style, this.#clock, this.body, this.#error);
+  }
+
+  connectedCallback(): void {
+    void this.#load();
+  }
+
+  attributeChangedCallback(): void {
+    if (this.isConnected) void this.#load();
+  }
+
+  async #load(): Promise<void> {
+    const verifier = this.getAttribute("verifier") ?? "";
+    const ticket = this.getAttribute("ticket") ?? "";
+    const key = verifier + "\n" + ticket;
+    if (!verifier || !ticket || key === this.#loaded) return;
+    this.#loaded = key;
+    this.tf = undefined;
+    this.step("loading");
+    this.body.replaceChildren(h("p", {}, strings.loading));
+    this.showError(null);
+    try {
+      const tf = await Twofold.load({ verifier, ticket });
+      if (key !== this.#loaded) return;
+      this.tf = tf;
+    } catch (e) {
+      const err = TwofoldError.from(e);
+      this.step("refused");
+      this.body.replaceChildren();
+      this.showError(err);
+      this.dispatchEvent(new CustomEvent("twofold:error", { detail: { code: err.code, message: err.message }, bubbles: true, composed: true }));
+      return;
+    }
+    const c = this.tf.clock();
+    this.#clock.textContent = c.warn ? fill(c.direction === "ahead" ? strings.clockAhead : strings.clockBehind, { time: plural(c.skew) }) : "";
+    this.dataset.clock = c.warn ? c.direction : "ok";
+    await this.ready(this.tf);
+  }
+
+  /** Renders once the SDK is loaded for this verifier and ticket. */
+  protected abstract ready(tf: Twofold): Promise<void> | void;
+
+  protected step(s: string): void {
+    this.dataset.step = s;
+  }
+
+  protected showError(e: TwofoldError | null): void {
+    this.#error.textContent = e ? e.message : "";
+    if (e) this.dataset.error = e.code;
+    else delete this.dataset.error;
+  }
+
+  protected emitToken(token: string, expiresIn: number): void {
+    this.dispatchEvent(new CustomEvent("twofold:token", { detail: { token, expiresIn }, bubbles: true, composed: true }));
+  }
+
+  /** A labelled one-time-code field. */
+  protected codeInput(id: string, label: string, recovery = false): [HTMLLabelElement, HTMLInputElement] {
+    const input = h("input", {
+      id,
+      name: recovery ? "recovery-code" : "code",
+      type: "text",
+      part: "input",
+      autocomplete: recovery ? "off" : "one-time-code",
+      inputmode: recovery ? "text" : "numeric",
+      autocapitalize: "none",
+      spellcheck: "false",
+      required: true,
+      "aria-describedby": "hint",
+    });
+    return [h("label", { for: id }, label), input];
+  }
+
+  protected copyButton(text: () => string, label: string): HTMLButtonElement {
+    const b = h("button", { type: "button", class: "secondary", part: "button" }, label);
+    b.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(text());
+        b.textContent = strings.copied;
+        setTimeout(() => (b.textContent = label), 2000);
+      } catch {
+        /* clipboard refused: the text is on screen to copy by hand */
+      }
+    });
+    return b;
+  }
+}
+
+/** <twofold-enroll verifier ticket [issuer]>: sets up an authenticator app, step by step. */
+export class TwofoldEnroll extends TwofoldElement {
+  #emitted = false;
+
+  protected async ready(tf: Twofold): Promise<void> {
+    const v = tf.enrollment.state();
+    if (v.step === "idle") {
+      this.render({ ...v, step: "starting" });
+      this.render(await tf.enrollment.start());
+    } else this.render(v);
+  }
+
+  private render(v: EnrollmentView): void {
+    this.step(v.step);
+    this.showError(v.error);
+    const tf = this.tf!;
+    const b = this.body;
+    switch (v.step) {
+      case "starting":
+      case "idle":
+        b.replaceChildren(h("p", {}, strings.loading));
+        return;
+      case "scan":
+      case "confirming": {
+        const e = v.enrollment!;
+        const [label, input] = this.codeInput("code", strings.codeLabel);
+        const submit = h("button", { type: "submit", part: "button" }, strings.confirm);
+        const form = h("form", { novalidate: true }, label, h("div", { class: "row" }, input, submit));
+        form.addEventListener("submit", async (ev) => {
+          ev.preventDefault();
+          submit.disabled = true;
+          submit.textContent = strings.confirming;
+          this.render(await tf.enrollment.submit(input.value));
+        });
+        const grouped = e.secret.replace(/(.{4})(?=.)/g, "$1 ");
+        b.replaceChildren(
+          h("h2", {}, strings.enrollTitle),
+          h(
+            "ol",
+            { class: "steps" },
+            h("li", {}, strings.step1, h("ul", { class: "apps" }, ...strings.apps.map((a) => h("li", {}, h("a", { href: a.href, target: "_blank", rel: "noopener noreferrer" }, a.name))))),
+            h(
+              "li",
+              {},
+              h("p", {}, strings.step2),
+              // An image, never inline markup: an SVG shown through <img> cannot run script.
+              h("img", { class: "qr", part: "qr", alt: strings.qrAlt, src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(e.qrSVG) }),
+              h("p", {}, strings.manualIntro),
+              h("div", { class: "row" }, h("code", { class: "secret", part: "secret" }, grouped), this.copyButton(() => e.secret, strings.copy)),
+              h("p", {}, h("a", { href: e.otpauthURI }, strings.openInApp)),
+            ),
+            h("li", {}, h("p", {}, strings.step3), form),
+          ),
+          h("p", { id: "hint" }, v.hint ? strings.hint : "", " ", fill(strings.expires, { time: e.expiresAt.toLocaleTimeString() })),
+        );
+        if (v.error) input.focus();
+        return;
+      }
+      case "recovery": {
+        const list = v.recoveryCodes;
+        const file = () => tf.enrollment.recoveryFile(this.getAttribute("issuer") ?? location.hostname, list);
+        const check = h("input", { type: "checkbox", id: "saved", part: "checkbox" });
+        const cont = h("button", { type: "button", part: "button", disabled: true }, strings.continue);
+        check.addEventListener("change", () => (cont.disabled = !check.checked));
+        cont.addEventListener("click", async () => {
+          cont.disabled = true;
+          this.render(await tf.enrollment.saved());
+        });
+        const download = h("button", { type: "button", class: "secondary", part: "button" }, strings.download);
+        download.addEventListener("click", () => {
+          const url = URL.createObjectURL(new Blob([file()], { type: "text/plain" }));
+          const a = h("a", { href: url, download: strings.downloadName });
+          a.click();
+          setTimeout(() => URL.revokeObjectURL(url), 1000);
+        });
+        b.replaceChildren(
+          h("h2", { id: "rc-title" }, strings.recoveryTitle),
+          h("p", {}, strings.recoveryIntro),
+          h("ol", { class: "codes", part: "recovery-codes", "aria-labelledby": "rc-title" }, ...list.map((c) => h("li", {}, c))),
+          h("div", { class: "row" }, this.copyButton(file, strings.copyCodes), download),
+          h("p", { class: "row" }, check, h("label", { for: "saved" }, strings.saved)),
+          cont,
+        );
+        return;
+      }
+      case "done":
+        b.replaceChildren(h("p", { class: "done", role: "status" }, strings.done), h("p", {}, strings.passkeyNudge));
+        if (!this.#emitted && v.token) {
+          this.#emitted = true;
+          this.emitToken(v.token, v.expiresIn);
+        }
+        return;
+      case "expired":
+      case "failed": {
+        const again = h("button", { type: "button", part: "button" }, v.step === "expired" ? strings.startAgain : strings.retry);
+        again.addEventListener("click", async () => {
+          again.disabled = true;
+          this.render(await tf.enrollment.start());
+        });
+        b.replaceChildren(...(v.step === "expired" ? [h("p", {}, strings.expired)] : []), again);
+        return;
+      }
+    }
+  }
+}
+
+/** <twofold-verify verifier ticket>: asks for a code from the app, or a recovery code. */
+export class TwofoldVerify extends TwofoldElement {
+  #recovery = false;
+
+  protected ready(tf: Twofold): void {
+    this.step("code");
+    const [label, input] = this.codeInput("code", this.#recovery ? strings.recoveryLabel : strings.codeLabel, this.#recovery);
+    const submit = h("button", { type: "submit", part: "button" }, strings.verify);
+    const form = h("form", { novalidate: true }, label, h("div", { class: "row" }, input, submit));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      submit.textContent = strings.verifying;
+      try {
+        const r = this.#recovery ? await tf.recovery.verify(input.value) : await tf.totp.verify(input.value);
+        this.showError(null);
+        this.step("done");
+        this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
+        this.emitToken(r.token, r.expiresIn);
+      } catch (e) {
+        this.showError(TwofoldError.from(e));
+        submit.disabled = false;
+        submit.textContent = strings.verify;
+        input.select();
+        input.focus();
+      }
+    });
+    const toggle = h("button", { type: "button", class: "link", part: "link" }, this.#recovery ? strings.useApp : strings.useRecovery);
+    toggle.addEventListener("click", () => {
+      this.#recovery = !this.#recovery;
+      this.showError(null);
+      this.ready(tf);
+      this.body.querySelector("input")?.focus();
+    });
+    const passkey =
+      tf.factors.passkeys > 0
+        ? h("twofold-passkey", { verifier: this.getAttribute("verifier") ?? "", ticket: this.getAttribute("ticket") ?? "" })
+        : null;
+    this.body.replaceChildren(
+      h("h2", {}, strings.verifyTitle),
+      h("p", { id: "hint" }, this.#recovery ? "" : strings.verifyIntro),
+      form,
+      h("p", {}, toggle),
+      ...(passkey ? [passkey] : []),
+    );
+  }
+}
+
+/** <twofold-passkey verifier ticket [mode="authenticate"|"register"]>: one button. */
+export class TwofoldPasskey extends TwofoldElement {
+  protected ready(tf: Twofold): void {
+    const register = this.getAttribute("mode") === "register";
+    this.step("ready");
+    const b = h("button", { type: "button", part: "button" }, register ? strings.passkeyRegister : strings.passkeyAuthenticate);
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        if (register) {
+          const r = await tf.passkeys.register();
+          this.step("done");
+          this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.passkeyRegistered));
+          this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
+        } else {
+          const r = await tf.passkeys.authenticate();
+          this.step("done");
+          this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
+          this.emitToken(r.token, r.expiresIn);
+        }
+        this.showError(null);
+      } catch (e) {
+        this.showError(TwofoldError.from(e));
+        b.disabled = false;
+      }
+    });
+    this.body.replaceChildren(b);
+  }
+}
+
+/** Defines the three elements (done on import where customElements exists). */
+export function defineElements(): void {
+  const reg = globalThis.customElements;
+  if (!reg) return;
+  for (const [name, cls] of [
+    ["twofold-enroll", TwofoldEnroll],
+    ["twofold-verify", TwofoldVerify],
+    ["twofold-passkey", TwofoldPasskey],
+  ] as const) {
+    if (!reg.get(name)) reg.define(name, cls);
+  }
+}

@@ -1,0 +1,87 @@
+// Loads the Go engine (twofold.wasm) once, lazily, on the first Twofold.load().
+import { TwofoldError } from "./errors.js";
+
+/** Where the wasm comes from: a URL, or its bytes, or a compiled module. */
+export type WasmSource = string | URL | BufferSource | WebAssembly.Module | Response;
+
+/** The page-independent exports of the engine (globalThis.__twofold). */
+export interface Engine {
+  version: string;
+  load(opts: { verifier: string; ticket: string }): Promise<EngineClient>;
+  normalizeCode(code: string): string;
+  validCode(code: string): boolean;
+  formatRecovery(code: string): { code: string; ok: boolean };
+  b64encode(b: BufferSource): string;
+  b64decode(s: string): ArrayBuffer | null;
+}
+
+/** One loaded client inside the engine; its calls return the verifier's JSON. */
+export interface EngineClient {
+  session(): Promise<unknown>;
+  totpEnroll(): Promise<unknown>;
+  totpConfirm(id: string, code: string): Promise<unknown>;
+  totpVerify(code: string): Promise<unknown>;
+  recoveryVerify(code: string): Promise<unknown>;
+  passkeyRegister(): Promise<unknown>;
+  passkeyAuthenticate(): Promise<unknown>;
+  clock(): { known: boolean; skew: number; warn: boolean; direction: "" | "ahead" | "behind" };
+  user(): string;
+  factors(): { totp: boolean; passkeys: number; recoveryCodesRemaining: number };
+  enrollState(): unknown;
+  enrollSend(event: "start" | "submit" | "saved", code?: string): Promise<unknown>;
+  recoveryFile(issuer: string, codes: string[]): string;
+}
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __twofold: Engine | undefined;
+  // eslint-disable-next-line no-var
+  var __twofoldReady: ((e: Engine) => void) | undefined;
+  // eslint-disable-next-line no-var
+  var Go: (new () => { importObject: WebAssembly.Imports; run(i: WebAssembly.Instance): Promise<void> }) | undefined;
+}
+
+let source: WasmSource | undefined;
+let loading: Promise<Engine> | undefined;
+
+/** Sets where the wasm is fetched from (default: twofold.wasm beside this module). Call before the first load. */
+export function setWasmSource(s: WasmSource): void {
+  source = s;
+}
+
+/** The engine, loaded at most once per page. */
+export function engine(): Promise<Engine> {
+  if (globalThis.__twofold) return Promise.resolve(globalThis.__twofold);
+  loading ??= start().catch((e) => {
+    loading = undefined; // a failed load (offline) may be retried
+    throw e instanceof TwofoldError ? e : new TwofoldError("unavailable", "The twofold SDK could not load its engine (twofold.wasm): " + (e instanceof Error ? e.message : String(e)));
+  });
+  return loading;
+}
+
+async function start(): Promise<Engine> {
+  if (!globalThis.Go) await import("./wasm_exec.js");
+  const go = new globalThis.Go!();
+  const src = source ?? new URL("./twofold.wasm", import.meta.url);
+  const instance = await instantiate(src, go.importObject);
+  const ready = new Promise<Engine>((resolve) => {
+    globalThis.__twofoldReady = resolve;
+  });
+  // run() settles only when Go's main returns, which it never does: wait for the ready call.
+  go.run(instance).catch(() => {});
+  const e = await ready;
+  globalThis.__twofoldReady = undefined;
+  return e;
+}
+
+async function instantiate(src: WasmSource, imports: WebAssembly.Imports): Promise<WebAssembly.Instance> {
+  if (src instanceof WebAssembly.Module) return WebAssembly.instantiate(src, imports);
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return (await WebAssembly.instantiate(src, imports)).instance;
+  const res = src instanceof Response ? src : await fetch(src, { credentials: "same-origin" });
+  if (!res.ok) throw new Error(`fetching ${res.url || String(src)} answered ${res.status}`);
+  if (WebAssembly.instantiateStreaming && res.headers.get("content-type")?.startsWith("application/wasm")) {
+    return (await WebAssembly.instantiateStreaming(res, imports)).instance;
+  }
+  // A server that does not label .wasm as application/wasm: compile from the bytes instead.
+  return (await WebAssembly.instantiate(await res.arrayBuffer(), imports)).instance;
+}

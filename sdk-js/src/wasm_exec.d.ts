@@ -1,0 +1,3 @@
+// The Go runtime glue, copied from $(go env GOROOT)/lib/wasm by `make wasm`. Importing it
+// defines globalThis.Go.
+export {};
