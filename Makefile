@@ -3,7 +3,7 @@ BIN     := bin/twofold
 DATA    ?= ./data
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: build run test test-go test-js test-wasm wasm bench lint
+.PHONY: build run test test-go test-js test-wasm wasm bench lint fuzz
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./server/cmd/twofold
@@ -30,7 +30,12 @@ lint:
 test-go: sdk-js/node_modules
 	$(GO) test -count=1 -timeout 15m ./...
 
-test: lint test-go test-wasm test-js
+# Each request decoder is fuzzed for a few seconds on every run, on top of its corpus.
+FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode
+fuzz:
+	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 4s ./server/internal/api/ || exit 1; done
+
+test: lint test-go fuzz test-wasm test-js
 
 # The browser SDK: the Go engine as twofold.wasm, the Go runtime glue that matches this
 # compiler, and the TypeScript package, all into sdk-js/dist/.

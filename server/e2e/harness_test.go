@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base32"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -151,7 +153,12 @@ func (v *verifier) call(method, path, auth, origin string, body any) reply {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := client.Do(req)
+	var res *http.Response
+	if b, ok := body.([]byte); ok && len(b) > 1<<20 {
+		res, err = sendEarlyAnswered(req, b)
+	} else {
+		res, err = client.Do(req)
+	}
 	if err != nil {
 		v.t.Fatal(err)
 	}
@@ -224,3 +231,35 @@ func (v *verifier) enroll(user string) enrolled {
 }
 
 func decodeSegment(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// sendEarlyAnswered sends a request whose body the verifier refuses before reading it. The
+// verifier answers at once and closes; Go's client reports its own failed write instead of
+// that answer, so this writes the request on a raw connection and reads what comes back.
+func sendEarlyAnswered(req *http.Request, body []byte) (*http.Response, error) {
+	conn, err := net.Dial("tcp", req.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		req.ContentLength = int64(len(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.Write(conn) // its error is the refusal itself
+	}()
+	res, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	raw, err := io.ReadAll(res.Body)
+	conn.Close()
+	res.Body = io.NopCloser(bytes.NewReader(raw))
+	return res, err
+}

@@ -2,17 +2,23 @@ package api
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 )
 
-// decode reads a JSON body into v. An empty body is allowed where every field is optional.
-func decode(c *fiber.Ctx, v any, optional bool) error {
-	body := c.Body()
+// decode reads a JSON object body into v. An empty body is allowed where every field is
+// optional. It is the one place request bodies are parsed; its callers are fuzzed.
+func decode(body []byte, v any, optional bool) error {
 	if len(body) == 0 && optional {
 		return nil
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, making two different
+	// byte strings one user id.
+	if !utf8.Valid(body) {
+		return wire.NewError(wire.CodeInvalidRequest, "The request body must be UTF-8 encoded JSON.")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return wire.NewError(wire.CodeInvalidRequest, "The request body must be a JSON object with the documented fields.")
@@ -20,9 +26,46 @@ func decode(c *fiber.Ctx, v any, optional bool) error {
 	return nil
 }
 
+func decodeTicket(body []byte) (wire.TicketRequest, error) {
+	var r wire.TicketRequest
+	if err := decode(body, &r, false); err != nil {
+		return r, err
+	}
+	return r, checkFields(wire.CheckText("user", r.User, true), wire.CheckText("nonce", r.Nonce, false))
+}
+
+func decodeEnrollment(body []byte) (wire.EnrollmentRequest, error) {
+	var r wire.EnrollmentRequest
+	if err := decode(body, &r, true); err != nil {
+		return r, err
+	}
+	return r, checkFields(wire.CheckText("label", r.Label, false), wire.CheckText("replaces", r.Replaces, false))
+}
+
+// checkFields turns the first problem found into an invalid_request.
+func checkFields(problems ...string) error {
+	for _, p := range problems {
+		if p != "" {
+			return wire.NewError(wire.CodeInvalidRequest, p)
+		}
+	}
+	return nil
+}
+
+func decodeCode(body []byte) (string, error) {
+	var r wire.CodeRequest
+	if err := decode(body, &r, false); err != nil {
+		return "", err
+	}
+	if r.Code == "" || len(r.Code) > 64 {
+		return "", wire.NewError(wire.CodeInvalidRequest, "Send the code as {\"code\":\"123456\"}.")
+	}
+	return r.Code, nil
+}
+
 func (h *handlers) createTicket(c *fiber.Ctx) error {
-	var req wire.TicketRequest
-	if err := decode(c, &req, false); err != nil {
+	req, err := decodeTicket(c.Body())
+	if err != nil {
 		return err
 	}
 	t, err := h.MFA.IssueTicket(c.UserContext(), principal(c).App, req)
@@ -42,8 +85,8 @@ func (h *handlers) session(c *fiber.Ctx) error {
 }
 
 func (h *handlers) startEnrollment(c *fiber.Ctx) error {
-	var req wire.EnrollmentRequest
-	if err := decode(c, &req, true); err != nil {
+	req, err := decodeEnrollment(c.Body())
+	if err != nil {
 		return err
 	}
 	e, err := h.MFA.StartEnrollment(c.UserContext(), principal(c), req)
@@ -53,19 +96,8 @@ func (h *handlers) startEnrollment(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(e)
 }
 
-func (h *handlers) code(c *fiber.Ctx) (string, error) {
-	var req wire.CodeRequest
-	if err := decode(c, &req, false); err != nil {
-		return "", err
-	}
-	if req.Code == "" || len(req.Code) > 64 {
-		return "", wire.NewError(wire.CodeInvalidRequest, "Send the code as {\"code\":\"123456\"}.")
-	}
-	return req.Code, nil
-}
-
 func (h *handlers) confirmEnrollment(c *fiber.Ctx) error {
-	code, err := h.code(c)
+	code, err := decodeCode(c.Body())
 	if err != nil {
 		return err
 	}
@@ -77,7 +109,7 @@ func (h *handlers) confirmEnrollment(c *fiber.Ctx) error {
 }
 
 func (h *handlers) verifyTOTP(c *fiber.Ctx) error {
-	code, err := h.code(c)
+	code, err := decodeCode(c.Body())
 	if err != nil {
 		return err
 	}
@@ -89,7 +121,7 @@ func (h *handlers) verifyTOTP(c *fiber.Ctx) error {
 }
 
 func (h *handlers) verifyRecovery(c *fiber.Ctx) error {
-	code, err := h.code(c)
+	code, err := decodeCode(c.Body())
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -28,10 +26,10 @@ func (p Principal) Elevated() bool { return !p.Ticket.ElevatedAt.IsZero() }
 // IssueTicket lets the app's browser act for user. Only the ticket's hash is stored; the
 // ticket itself (256 random bits) is unguessable, so it cannot be forged or altered.
 func (s *Service) IssueTicket(ctx context.Context, app store.App, req wire.TicketRequest) (wire.TicketResponse, error) {
-	if msg := checkText("user", req.User, true); msg != "" {
+	if msg := wire.CheckText("user", req.User, true); msg != "" {
 		return wire.TicketResponse{}, invalidRequest(msg)
 	}
-	if msg := checkText("nonce", req.Nonce, false); msg != "" {
+	if msg := wire.CheckText("nonce", req.Nonce, false); msg != "" {
 		return wire.TicketResponse{}, invalidRequest(msg)
 	}
 	now := s.now()
@@ -83,20 +81,4 @@ func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error
 		Origins:      p.App.Origins,
 		RecoveryUsed: p.Ticket.ElevatedBy == AMRRecovery,
 	}, nil
-}
-
-// checkText refuses what no user id or nonce should be: empty (when required), over 256
-// bytes, invalid UTF-8, or control characters.
-func checkText(field, v string, required bool) string {
-	switch {
-	case v == "" && required:
-		return field + " is required."
-	case len(v) > 256:
-		return field + " must be at most 256 bytes."
-	case !utf8.ValidString(v):
-		return field + " must be valid UTF-8."
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return field + " must not contain control characters."
-	}
-	return ""
 }

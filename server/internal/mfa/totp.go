@@ -35,7 +35,7 @@ func factorKey(kind string, p Principal) string {
 // StartEnrollment creates a pending authenticator for the ticket's user. A user who already
 // has a second factor must have passed it with this ticket first.
 func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.EnrollmentRequest) (wire.Enrollment, error) {
-	if msg := checkText("label", req.Label, false); msg != "" {
+	if msg := wire.CheckText("label", req.Label, false); msg != "" {
 		return wire.Enrollment{}, invalidRequest(msg)
 	}
 	if req.Label == "" {

@@ -31,14 +31,17 @@ func backoffLadder(b store.Backoff, n string) string {
 
 func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
 	ladder := backoffLadder(b, "attempts.count + 1")
-	first := b.Delay(1).Milliseconds()
+	var firstBlock int64
+	if d := b.Delay(1); d > 0 {
+		firstBlock = ms(now.Add(d))
+	}
 	var count int
 	var blocked int64
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, CASE WHEN ? > 0 THEN ? + ? ELSE 0 END)
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
-			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN ? + (`+ladder+`) ELSE 0 END
+			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN CAST(? AS BIGINT) + (`+ladder+`) ELSE 0 END
 		WHERE attempts.blocked_until <= ? AND attempts.count < `+strconv.Itoa(b.LockAfter)+`
-		RETURNING count, blocked_until`), key, first, ms(now), first, ms(now), ms(now)).Scan(&count, &blocked)
+		RETURNING count, blocked_until`), key, firstBlock, ms(now), ms(now)).Scan(&count, &blocked)
 	if err == nil {
 		return store.Decision{Allowed: true, Count: count}, nil
 	}
