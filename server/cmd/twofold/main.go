@@ -4,6 +4,10 @@
 //	twofold apps create --data ./data --id demo --origin http://localhost:3000
 //	twofold keys rotate-master --data ./data
 //	twofold keys rotate-signing --data ./data [--alg EdDSA]
+//	twofold apps webhook --data ./data --id demo --url https://demo.example/hooks/twofold
+//	twofold users reset --data ./data --app demo --user alice --reason "lost phone, ticket #123"
+//	twofold audit --data ./data [--user alice] [--app demo] [--since 24h]
+//	twofold audit verify --data ./data
 //
 // Output a script reads is JSON on stdout; logs go to stderr. A bad flag is one line on
 // stderr and exit status 2.
@@ -46,7 +50,7 @@ func main() {
 	os.Exit(1)
 }
 
-const usage = "usage: twofold serve|apps create|keys rotate-master|keys rotate-signing [flags]"
+const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|users reset|audit|audit verify [flags]"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -55,7 +59,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{errors.New(usage)}
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "apps" || cmd == "keys") && len(rest) > 0 {
+	if subcommand(cmd, rest) {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	cfg := serve.Config{Logger: logger}
@@ -93,6 +97,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&app.Name, "name", "", "name shown in authenticator apps (default: the id)")
 		fs.StringVar(&app.SigningAlg, "alg", "EdDSA", "token algorithm: EdDSA, ES256 or RS256")
 		fs.Var(&origins, "origin", "an origin the app's pages live on (repeatable)")
+		admin := fs.Bool("admin", false, "the app's key may call the admin API (with its admin's fresh second factor)")
 		if err := parse(); err != nil {
 			return err
 		}
@@ -112,6 +117,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if err != nil {
 			return err
+		}
+		if *admin {
+			if err := env.Store.SetAdminApp(ctx, app.ID); err != nil {
+				return err
+			}
 		}
 		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})
 	case "keys rotate-master":
@@ -139,6 +149,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return json.NewEncoder(stdout).Encode(map[string]string{"kid": kid, "alg": *alg})
+	}
+	if sub, ok := adminCommands[cmd]; ok {
+		return sub(ctx, command{cfg: &cfg, fs: fs, parse: parse, stdout: stdout})
 	}
 	return usageError{fmt.Errorf("unknown command %q; %s", cmd, usage)}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 )
 
@@ -32,6 +33,10 @@ type Deps struct {
 	Keys   KeySet
 	Ready  []Check
 	Logger *slog.Logger
+	// Metrics, when set, counts requests and is served at /metrics; Tokens, when set,
+	// verifies admins' tokens and enables the admin API (admin.go).
+	Metrics *audit.Metrics
+	Tokens  mfa.TokenVerifier
 }
 
 // BodyLimit bounds every request body; the largest legitimate one (a WebAuthn response)
@@ -53,6 +58,7 @@ func New(d Deps) *fiber.App {
 		DisableStartupMessage: true,
 		ErrorHandler:          h.fail,
 	})
+	app.Use(h.countRequests)
 	app.Use(h.common)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
@@ -76,6 +82,7 @@ func New(d Deps) *fiber.App {
 	browser(fiber.MethodPost, "/recovery/codes", h.regenerateRecoveryCodes)
 	browser(fiber.MethodGet, "/factors", h.factors)
 	browser(fiber.MethodDelete, "/factors/:id", h.deleteFactor)
+	h.registerAdmin(app, v1)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return wire.NewError(wire.CodeNotFound, "There is no "+c.Method()+" "+c.Path()+" here.")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/api"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/limit"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/seal"
@@ -96,6 +97,9 @@ type Env struct {
 	Ring   *seal.Keyring
 	Tokens *tokens.Issuer
 	MFA    *mfa.Service
+	// Audit records security events; Metrics counts them (and requests) for /metrics.
+	Audit   *audit.Log
+	Metrics *audit.Metrics
 }
 
 // Close releases the store.
@@ -125,8 +129,10 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	if cfg.IPBudget > 0 {
 		policy.IP.Limit = cfg.IPBudget
 	}
-	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(st, policy)}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
-	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc}, nil
+	metrics := audit.NewMetrics()
+	alog := audit.NewLog(st, metrics, cfg.Now)
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(st, policy), Audit: alog}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics}, nil
 }
 
 // MasterKeyFile is where the generated master keyring lives inside --data.
@@ -173,12 +179,15 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 	}
 	defer env.Close()
 	app := api.New(api.Deps{
-		MFA:    env.MFA,
-		Keys:   env.Tokens,
-		Ready:  []api.Check{{Name: "store", Ping: env.Store.Ping}},
-		Logger: cfg.Logger,
+		MFA:     env.MFA,
+		Keys:    env.Tokens,
+		Ready:   []api.Check{{Name: "store", Ping: env.Store.Ping}},
+		Logger:  cfg.Logger,
+		Metrics: env.Metrics,
+		Tokens:  env.Tokens,
 	})
 	go sweep(ctx, env.Store, cfg.Logger)
+	go (&audit.Deliverer{Store: env.Store, Sealer: env.Ring, Metrics: env.Metrics, Logger: cfg.Logger, Now: cfg.Now}).Run(ctx)
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
 	cfg.Logger.Info("twofold serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer)

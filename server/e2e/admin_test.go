@@ -1,0 +1,412 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
+)
+
+// env opens a second handle on the verifier's store, as the CLI would.
+func (v *verifier) env() *serve.Env {
+	v.t.Helper()
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	v.t.Cleanup(func() { env.Close() })
+	return env
+}
+
+// as is the verifier seen through another app's key.
+func (v *verifier) as(apiKey string) *verifier {
+	w := *v
+	w.APIKey = apiKey
+	return &w
+}
+
+// hookReceiver is an app's webhook endpoint; it keeps the deliveries whose signature checks.
+type hookReceiver struct {
+	t      *testing.T
+	secret string
+	now    func() time.Time
+	mu     sync.Mutex
+	got    []audit.Payload
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := audit.CheckSignature(h.secret, r.Header.Get(audit.SignatureHeader), body, h.now(), 5*time.Minute); err != nil {
+		h.t.Errorf("webhook delivery refused: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	var p audit.Payload
+	json.Unmarshal(body, &p)
+	h.got = append(h.got, p)
+}
+
+func (h *hookReceiver) waitFor(kind string) audit.Payload {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		for _, p := range h.got {
+			if p.Type == kind {
+				h.mu.Unlock()
+				return p
+			}
+		}
+		h.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("no %s webhook within 15s", kind)
+	return audit.Payload{}
+}
+
+// adminFixture: the shop app with alice enrolled and a webhook, and an admin app "ops"
+// whose admin root has an authenticator and a fresh token.
+type adminFixture struct {
+	v      *verifier
+	opsKey string
+	root   enrolled
+	alice  enrolled
+	hook   *hookReceiver
+}
+
+func newAdminFixture(t *testing.T) *adminFixture {
+	f := &adminFixture{v: startVerifier(t)}
+	f.opsKey = f.v.createApp("ops", "EdDSA")
+	env := f.v.env()
+	if err := env.Store.SetAdminApp(t.Context(), "ops"); err != nil {
+		t.Fatal(err)
+	}
+	f.hook = &hookReceiver{t: t, now: f.v.Clock.Now}
+	srv := httptest.NewServer(f.hook)
+	t.Cleanup(srv.Close)
+	secret, err := audit.SetWebhook(t.Context(), env.Store, env.Ring, "shop", srv.URL+"/twofold", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hook.secret = secret
+	f.root = f.v.as(f.opsKey).enroll("root")
+	f.alice = f.v.enroll("alice")
+	return f
+}
+
+func (f *adminFixture) reset(user, query, auth, token string, body any) reply {
+	f.v.t.Helper()
+	req, _ := http.NewRequest("POST", f.v.URL+"/v1/admin/users/"+user+"/reset"+query, strings.NewReader(string(mustJSON(body))))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if token != "" {
+		req.Header.Set("Twofold-Admin-Token", token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		f.v.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := reply{Status: res.StatusCode, Header: res.Header, Raw: raw}
+	json.Unmarshal(raw, &r.Body)
+	return r
+}
+
+func (f *adminFixture) aliceHasTOTP() bool {
+	f.v.t.Helper()
+	s := f.v.ticket("alice").call("GET", "/v1/session", nil)
+	factors, _ := s.Body["factors"].(map[string]any)
+	has, _ := factors["totp"].(bool)
+	return has
+}
+
+func TestAdminReset_WithoutBothAdminKeyAndFreshSecondFactor_Refused(t *testing.T) {
+	f := newAdminFixture(t)
+	// A token root earned with a recovery code: not proof of holding a factor.
+	rec := f.v.as(f.opsKey).ticket("root").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: f.root.RecoveryCodes[0]})
+	if rec.Status != 200 {
+		t.Fatalf("recovery sign-in: %d %s", rec.Status, rec.Raw)
+	}
+	good := struct{ Reason, App string }{"lost phone", "shop"}
+	for _, tc := range []struct {
+		name, auth, token string
+		status            int
+		code              string
+	}{
+		{"no authorization", "", f.root.Token, 401, wire.CodeInvalidAPIKey},
+		{"ticket instead of key", "Ticket " + f.alice.ticket, f.root.Token, 401, wire.CodeInvalidAPIKey},
+		{"unknown key", "Bearer ops.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", f.root.Token, 401, wire.CodeInvalidAPIKey},
+		{"non-admin app's key", "Bearer " + f.v.APIKey, f.alice.Token, 401, wire.CodeInvalidAPIKey},
+		{"no admin token", "Bearer " + f.opsKey, "", 403, wire.CodeStepUpRequired},
+		{"garbage token", "Bearer " + f.opsKey, "not.a.jwt", 403, wire.CodeStepUpRequired},
+		{"another app's token", "Bearer " + f.opsKey, f.alice.Token, 403, wire.CodeStepUpRequired},
+		{"recovery-code token", "Bearer " + f.opsKey, rec.str("token"), 403, wire.CodeStepUpRequired},
+		{"tampered token", "Bearer " + f.opsKey, f.root.Token[:len(f.root.Token)-4] + "AAAA", 403, wire.CodeStepUpRequired},
+	} {
+		r := f.reset("alice", "", tc.auth, tc.token, good)
+		if r.Status != tc.status || r.errCode() != tc.code || r.str("message") == "" {
+			t.Errorf("%s: %d %s, want %d %s with a message", tc.name, r.Status, r.Raw, tc.status, tc.code)
+		}
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("a refused reset removed alice's authenticator")
+	}
+	// Stale: root's sign-in is over 5 minutes old.
+	f.v.Clock.Advance(5*time.Minute + 30*time.Second)
+	if r := f.reset("alice", "", "Bearer "+f.opsKey, f.root.Token, good); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Errorf("stale token: %d %s, want 403 step_up_required", r.Status, r.Raw)
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("a refused reset removed alice's authenticator")
+	}
+}
+
+func TestAdminReset_BadRequests_RefusedWithoutChange(t *testing.T) {
+	f := newAdminFixture(t)
+	auth := "Bearer " + f.opsKey
+	for _, tc := range []struct {
+		name, user, query string
+		body              any
+		status            int
+		code              string
+	}{
+		{"no reason", "alice", "?app=shop", map[string]string{}, 400, wire.CodeInvalidRequest},
+		{"no app", "alice", "", map[string]string{"reason": "x"}, 400, wire.CodeInvalidRequest},
+		{"apps differ", "alice", "?app=ops", map[string]string{"reason": "x", "app": "shop"}, 400, wire.CodeInvalidRequest},
+		{"unknown app", "alice", "?app=nope", map[string]string{"reason": "x"}, 404, wire.CodeNotFound},
+		{"reason not a string", "alice", "?app=shop", map[string]any{"reason": 7}, 400, wire.CodeInvalidRequest},
+		{"control character in user", "al%00ice", "?app=shop", map[string]string{"reason": "x"}, 400, wire.CodeInvalidRequest},
+	} {
+		r := f.reset(tc.user, tc.query, auth, f.root.Token, tc.body)
+		if r.Status != tc.status || r.errCode() != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.Status, r.Raw, tc.status, tc.code)
+		}
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("a refused reset removed alice's authenticator")
+	}
+}
+
+func TestAdminReset_GoodCall_FactorsGoneLimitsLiftedAuditedAndWebhookSigned(t *testing.T) {
+	f := newAdminFixture(t)
+	// Alice's phone is gone and someone has been guessing: she is in back-off.
+	for i := range 6 {
+		f.alice.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrongCode(t, f.alice.Secret, f.v.Clock.Now().Add(time.Duration(i)*time.Hour))})
+	}
+	if r := f.alice.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: "000000"}); r.errCode() != wire.CodeRateLimited {
+		t.Fatalf("setup: alice is not rate limited: %d %s", r.Status, r.Raw)
+	}
+
+	r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, f.root.Token, map[string]string{"reason": "lost phone, ticket #4711"})
+	if r.Status != 200 || r.Body["reset"] != true {
+		t.Fatalf("reset: %d %s", r.Status, r.Raw)
+	}
+	if f.aliceHasTOTP() {
+		t.Error("alice still has an authenticator after the reset")
+	}
+	s := f.v.ticket("alice").call("GET", "/v1/session", nil)
+	if n := s.Body["factors"].(map[string]any)["recovery_codes_remaining"]; n != float64(0) {
+		t.Errorf("alice has %v recovery codes after the reset", n)
+	}
+	if rc := f.v.ticket("alice").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: f.alice.RecoveryCodes[0]}); rc.Status == 200 {
+		t.Error("an old recovery code still signs in after the reset")
+	}
+	// She enrolls again without step-up, and the back-off is gone with the old factor.
+	again := f.v.enroll("alice")
+	if v := again.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, again.Secret, f.v.Clock.Now().Add(30*time.Second))}); v.Status != 200 {
+		t.Errorf("verify after reset and re-enrollment: %d %s", v.Status, v.Raw)
+	}
+
+	p := f.hook.waitFor("admin_reset")
+	if p.AppID != "shop" || p.User != "alice" || !strings.Contains(p.Detail, "ops/root") || !strings.Contains(p.Detail, "ticket #4711") {
+		t.Errorf("webhook payload %+v: want shop/alice, the actor and the reason", p)
+	}
+
+	// The trail has the reset, and nothing secret anywhere in it.
+	var entries []string
+	found := false
+	if err := f.v.env().Store.AuditRecords(t.Context(), store.AuditFilter{}, func(r store.AuditRecord) error {
+		b, _ := json.Marshal(audit.EntryOf(r))
+		entries = append(entries, string(b))
+		found = found || (r.Kind == "admin_reset" && r.User == "alice" && strings.Contains(r.Detail, "ops/root"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Errorf("no admin_reset record for alice by ops/root in:\n%s", strings.Join(entries, "\n"))
+	}
+	all := strings.Join(entries, "\n")
+	secrets := []string{f.alice.Secret, again.Secret, f.root.Secret, f.opsKey, f.v.APIKey, f.hook.secret, f.alice.ticket, f.root.Token}
+	secrets = append(secrets, f.alice.RecoveryCodes...)
+	for _, s := range secrets {
+		if strings.Contains(all, s) {
+			t.Errorf("the audit trail contains a secret, code, key or token (%d chars)", len(s))
+		}
+	}
+}
+
+func TestMetrics_CountsEventsAndRequests_InTextFormat(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("mia")
+	e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrongCode(t, e.Secret, v.Clock.Now())})
+	r := v.call("GET", "/metrics", "", "", nil)
+	if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("/metrics: %d %s", r.Status, r.Header.Get("Content-Type"))
+	}
+	body := string(r.Raw)
+	for _, want := range []string{
+		`twofold_events_total{kind="factor_added",outcome="ok"} 1`,
+		`twofold_events_total{kind="failed",outcome="refused"} 1`,
+		`twofold_http_requests_total{route="/v1/totp/verify",status="401"} 1`,
+		`twofold_http_requests_total{route="/v1/tickets",status="201"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// The CLI end to end: an admin app, a webhook, a support reset, the trail printed and
+// verified, and tampering by raw SQL on the SQLite file named by `audit verify`.
+func TestCLI_AuditTrail_PrintsFiltersAndVerifies_TamperingNamed(t *testing.T) {
+	data := t.TempDir()
+	var app wire.AppCreated
+	json.Unmarshal(runCLI(t, "apps", "create", "--data", data, "--id", "shop", "--origin", origin), &app)
+	runCLI(t, "apps", "create", "--data", data, "--id", "ops", "--origin", origin, "--admin")
+	var hook map[string]string
+	if err := json.Unmarshal(runCLI(t, "apps", "webhook", "--data", data, "--id", "shop", "--url", "https://shop.example/hooks"), &hook); err != nil || !strings.HasPrefix(hook["secret"], "whsec_") {
+		t.Fatalf("apps webhook: %v %v", hook, err)
+	}
+	p := startProcess(t, data)
+	v := &verifier{t: t, URL: p.URL, Data: data, APIKey: app.APIKey, Clock: &clock{}}
+	v.enroll("alice")
+	v.enroll("bob")
+	runCLI(t, "users", "reset", "--data", data, "--app", "shop", "--user", "alice", "--reason", "lost phone")
+
+	lines := func(args ...string) []audit.Entry {
+		var out []audit.Entry
+		for _, l := range strings.Split(strings.TrimSpace(string(runCLI(t, append([]string{"audit", "--data", data}, args...)...))), "\n") {
+			if l == "" {
+				continue
+			}
+			var e audit.Entry
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("audit line %q: %v", l, err)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	all := lines()
+	if len(all) < 5 {
+		t.Fatalf("%d audit records, want enrollments of two users and a reset", len(all))
+	}
+	for _, e := range lines("--user", "alice") {
+		if e.User != "alice" {
+			t.Errorf("--user alice printed %+v", e)
+		}
+	}
+	if last := lines("--user", "alice", "--app", "shop"); last[len(last)-1].Kind != "admin_reset" {
+		t.Errorf("alice's last event is %+v, want admin_reset", last[len(last)-1])
+	}
+	if n := len(lines("--since", "1h")); n != len(all) {
+		t.Errorf("--since 1h printed %d of %d", n, len(all))
+	}
+	if n := len(lines("--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))); n != 0 {
+		t.Errorf("--since in an hour printed %d", n)
+	}
+	var ok audit.Report
+	if err := json.Unmarshal(runCLI(t, "audit", "verify", "--data", data), &ok); err != nil || !ok.OK || ok.Records != int64(len(all)) {
+		t.Fatalf("audit verify on an untouched trail: %+v %v", ok, err)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.done <- nil
+
+	for _, tc := range []struct {
+		name   string
+		tamper []string
+		id     int64
+	}{
+		{"edited", []string{`UPDATE audit_log SET user_id = 'mallory' WHERE id = 3`}, 3},
+		{"deleted", []string{`DELETE FROM audit_log WHERE id = 3`}, 3},
+		{"reordered", []string{`UPDATE audit_log SET id = -3 WHERE id = 3`, `UPDATE audit_log SET id = 3 WHERE id = 4`, `UPDATE audit_log SET id = 4 WHERE id = -3`}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyData(t, data, dir)
+			st, err := sqlite.Open(t.Context(), filepath.Join(dir, "twofold.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range tc.tamper {
+				if _, err := st.SQL().ExecContext(t.Context(), q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st.Close()
+			out, err := exec.Command(binary, "audit", "verify", "--data", dir).Output()
+			if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 {
+				t.Fatalf("audit verify after tampering: %v, want exit 1", err)
+			}
+			var rep audit.Report
+			if err := json.Unmarshal(out, &rep); err != nil || rep.OK || rep.Broken == nil || rep.Broken.ID != tc.id || rep.Broken.Reason == "" {
+				t.Fatalf("audit verify printed %s, want the break at record %d with a reason", out, tc.id)
+			}
+		})
+	}
+}
+
+// copyData copies the SQLite database with its WAL, and the master key.
+func copyData(t *testing.T, from, to string) {
+	t.Helper()
+	for _, name := range []string{"twofold.db", "twofold.db-wal", "master.key"} {
+		b, err := readFileIfExists(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != nil {
+			if err := writeFile(filepath.Join(to, name), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestCLI_AuditSinceMalformed_Exit2(t *testing.T) {
+	cmd := exec.Command(binary, "audit", "--data", t.TempDir(), "--since", "yesterday")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--since") {
+		t.Fatalf("audit --since yesterday: %v %q, want exit 2 naming --since", err, out)
+	}
+}
+
+func readFileIfExists(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }

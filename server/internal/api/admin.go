@@ -1,0 +1,112 @@
+package api
+
+import (
+	"bytes"
+	"net/url"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+)
+
+// AdminTokenHeader carries the admin's own fresh second-factor token on admin calls.
+const AdminTokenHeader = "Twofold-Admin-Token"
+
+// registerAdmin adds /metrics and the admin API. The admin API exists only when Tokens is
+// set (it checks the admin's token); /metrics only when Metrics is.
+func (h *handlers) registerAdmin(app *fiber.App, v1 fiber.Router) {
+	if h.Metrics != nil {
+		app.Get("/metrics", h.metrics)
+	}
+	if h.Tokens != nil {
+		v1.Post("/admin/users/:user/reset", h.adminAuth, h.resetUser)
+	}
+}
+
+// countRequests counts every answer by route pattern and status; it runs outside common,
+// so it sees the status of error answers too.
+func (h *handlers) countRequests(c *fiber.Ctx) error {
+	err := c.Next()
+	h.Metrics.Request(c.Route().Path, c.Response().StatusCode())
+	return err
+}
+
+func (h *handlers) metrics(c *fiber.Ctx) error {
+	var b bytes.Buffer
+	if err := h.Metrics.WritePrometheus(&b); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, audit.ContentType)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(b.Bytes())
+}
+
+const actorKey = "twofold.admin"
+
+// adminAuth needs both an admin app's API key and that admin's fresh second factor.
+func (h *handlers) adminAuth(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	key, ok := credential(c, "Bearer")
+	if !ok {
+		return wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
+	}
+	actor, err := h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens)
+	if err != nil {
+		return err
+	}
+	c.Locals(actorKey, actor)
+	return c.Next()
+}
+
+// ResetRequest is the body of POST /v1/admin/users/{user}/reset. App may be given as the
+// query parameter app instead.
+type ResetRequest struct {
+	Reason string `json:"reason"`
+	App    string `json:"app"`
+}
+
+func decodeReset(body []byte, queryApp string) (ResetRequest, error) {
+	var r ResetRequest
+	if err := decode(body, &r, false); err != nil {
+		return r, err
+	}
+	switch {
+	case r.App == "":
+		r.App = queryApp
+	case queryApp != "" && queryApp != r.App:
+		return r, wire.NewError(wire.CodeInvalidRequest, "The app in the query and the app in the body differ; send one.")
+	}
+	return r, checkFields(
+		wire.CheckText("app", r.App, true),
+		wire.CheckText("reason", r.Reason, true),
+	)
+}
+
+func (h *handlers) resetUser(c *fiber.Ctx) error {
+	req, err := decodeReset(c.Body(), c.Query("app"))
+	if err != nil {
+		return err
+	}
+	user, err := pathParam(c, "user")
+	if err != nil {
+		return err
+	}
+	actor, _ := c.Locals(actorKey).(string)
+	if err := h.MFA.ResetUser(c.UserContext(), req.App, user, req.Reason, actor); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"reset": true, "app": req.App, "user": user})
+}
+
+// pathParam is a URL-decoded path parameter that passes the same checks as a user id.
+func pathParam(c *fiber.Ctx, name string) (string, error) {
+	v, err := url.PathUnescape(c.Params(name))
+	if err != nil {
+		return "", wire.NewError(wire.CodeInvalidRequest, "The "+name+" in the path is not correctly URL-encoded.")
+	}
+	if msg := wire.CheckText(name, v, true); msg != "" {
+		return "", wire.NewError(wire.CodeInvalidRequest, msg)
+	}
+	return v, nil
+}

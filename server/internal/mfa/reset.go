@@ -1,0 +1,144 @@
+package mfa
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+// ResetUser is support-assisted recovery for a person who lost every factor: it removes
+// all the user's authenticators (pending ones too) and recovery codes, lifts any lock and
+// back-off on them, and records an admin_reset event (which the app's webhook hears, so a
+// reset nobody asked for reaches its owner). actor names who did it; reason why. The user
+// then signs in with the first factor only and enrolls again.
+//
+// TODO(passkeys): remove the user's passkeys here too once they are stored.
+func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor string) error {
+	if msg := firstProblem(
+		wire.CheckText("app", appID, true),
+		wire.CheckText("user", user, true),
+		wire.CheckText("reason", reason, true),
+	); msg != "" {
+		return invalidRequest(msg)
+	}
+	app, err := s.st.App(ctx, appID)
+	if isNotFound(err) {
+		return wire.NewError(wire.CodeNotFound, "There is no app "+appID+".")
+	}
+	if err != nil {
+		return fault("reset user", err)
+	}
+	removed, err := s.st.ResetUserFactors(ctx, appID, user)
+	if err != nil {
+		return fault("reset user", err)
+	}
+	p := Principal{App: app, Ticket: store.Ticket{User: user}}
+	for _, kind := range []string{"totp", "recovery"} {
+		if err := s.limits.Reset(ctx, factorKey(kind, p)); err != nil {
+			return fault("reset user", err)
+		}
+	}
+	// Unlike the events of a sign-in, a reset that cannot be recorded is reported: an admin
+	// action must never go unaudited without someone knowing.
+	err = s.rec.Record(ctx, audit.Event{
+		At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
+		Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d recovery codes)", actor, reason, removed.TOTP, removed.RecoveryCodes),
+	})
+	if err != nil {
+		return fault("reset user: record", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "user reset by support", "app", appID, "actor", actor)
+	return nil
+}
+
+func firstProblem(problems ...string) string {
+	for _, p := range problems {
+		if p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+// AdminTokenMaxAge is how recently an admin must have passed their own second factor.
+const AdminTokenMaxAge = 5 * time.Minute
+
+// adminAMR are the methods that count as an admin's second factor; a recovery code does
+// not: it is how a person who lost a factor gets in, not proof of holding one.
+var adminAMR = []string{"otp", "hwk", "swk"}
+
+// TokenVerifier checks a token this verifier issued for audience and returns its claims;
+// *tokens.Issuer is one.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token, audience string) (map[string]any, error)
+}
+
+var (
+	errNotAdminApp = wire.NewError(wire.CodeInvalidAPIKey, "This API key belongs to an app that may not call the admin API. Use the key of an app created with `twofold apps create --admin`.")
+	errAdminToken  = wire.NewError(wire.CodeStepUpRequired, "Sign in to the admin app with your own authenticator and send the token it gives you as Twofold-Admin-Token.")
+	errAdminStale  = wire.NewError(wire.CodeStepUpRequired, "Your admin sign-in is more than 5 minutes old. Sign in to the admin app with your authenticator again and retry.")
+)
+
+// AuthorizeAdmin checks both halves of an admin call: key is the API key of an admin app,
+// and token is a token this verifier issued for that same app after its user passed a
+// second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago. It returns the actor
+// for the audit trail, "<admin app>/<admin user>".
+func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier) (string, error) {
+	app, err := s.AuthenticateApp(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	admin, err := s.st.IsAdminApp(ctx, app.ID)
+	if err != nil {
+		return "", fault("authorize admin", err)
+	}
+	if !admin {
+		return "", errNotAdminApp
+	}
+	if token == "" || len(token) > 8192 {
+		return "", errAdminToken
+	}
+	claims, err := verifier.Verify(ctx, token, app.ID)
+	if err != nil {
+		return "", errAdminToken
+	}
+	sub, _ := claims["sub"].(string)
+	authTime, ok := unixClaim(claims["auth_time"])
+	if sub == "" || !ok {
+		return "", errAdminToken
+	}
+	if !hasAny(claims["amr"], adminAMR) {
+		return "", errAdminToken
+	}
+	if age := s.now().Sub(authTime); age > AdminTokenMaxAge || age < -time.Minute {
+		return "", errAdminStale
+	}
+	return app.ID + "/" + sub, nil
+}
+
+func unixClaim(v any) (time.Time, bool) {
+	switch n := v.(type) {
+	case float64:
+		return time.Unix(int64(n), 0), true
+	case json.Number:
+		i, err := n.Int64()
+		return time.Unix(i, 0), err == nil
+	}
+	return time.Time{}, false
+}
+
+func hasAny(v any, want []string) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		if s, ok := x.(string); ok && slices.Contains(want, s) {
+			return true
+		}
+	}
+	return false
+}
