@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -96,6 +97,11 @@ type Config struct {
 	MaxWrongPerUser, MaxReplaysPerUser int32
 	// Period is the TOTP step length in seconds; default 30.
 	Period int64
+	// SpreadSources makes each connection come from an address of its own in 127.0.0.0/8
+	// (127.0.1.1, 127.0.1.2, ...), as a verifier's many real clients would, instead of all
+	// from 127.0.0.1: per-address state (the failed-attempt budget) then spreads over many
+	// keys rather than serialising every request on one.
+	SpreadSources bool
 	// Stateless sends every request as a valid code of one shared user, again and again:
 	// for the ceiling, which keeps no state.
 	Stateless bool
@@ -155,6 +161,16 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Period <= 0 {
 		cfg.Period = 30
 	}
+	var dial fasthttp.DialFunc
+	if cfg.SpreadSources {
+		var next atomic.Uint32
+		dial = func(addr string) (net.Conn, error) {
+			n := next.Add(1)
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+n/250%250), byte(1+n%250))}
+			d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
+			return d.Dial("tcp4", addr)
+		}
+	}
 	clients := make([]*fasthttp.HostClient, len(cfg.Targets))
 	for i, t := range cfg.Targets {
 		u, err := url.Parse(t)
@@ -162,7 +178,7 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("load: target %q: %w", t, err)
 		}
 		per := (cfg.Conns + len(cfg.Targets) - 1) / len(cfg.Targets)
-		clients[i] = &fasthttp.HostClient{Addr: u.Host, MaxConns: per, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		clients[i] = &fasthttp.HostClient{Addr: u.Host, MaxConns: per, Dial: dial, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	}
 	start := time.Now()
 	open, end := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Measure)

@@ -31,6 +31,7 @@ type Run struct {
 	Seconds       float64 `json:"seconds"`
 	Mix           string  `json:"mix"`
 	Redis         bool    `json:"redis"`
+	OneIP         bool    `json:"one_client_ip"`
 	Unexpected    int64   `json:"unexpected"`
 	ServerErrors  int64   `json:"server_errors"`
 	RateLimited   int64   `json:"rate_limited"`
@@ -105,13 +106,25 @@ func SVG(w io.Writer, runs []Run, title string) {
 	}
 	// x: -log10(1-q), from 0.5 (0.30) to 0.9999 (4).
 	const xmin, xmax = 0.30103, 4.0
-	maxMS := 0.0
+	// y: latency on a log scale, whole decades around every series' p50..p99.99.
+	lo, hi := math.Inf(1), 0.0
 	for _, s := range all {
-		maxMS = max(maxMS, Quantile(s.lat, 0.9999))
+		if len(s.lat) > 0 {
+			lo = min(lo, max(Quantile(s.lat, 0.5), 0.001))
+			hi = max(hi, Quantile(s.lat, 0.9999))
+		}
 	}
-	ymax := niceCeil(maxMS)
+	if hi == 0 {
+		lo, hi = 0.1, 1
+	}
+	dmin, dmax := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if dmax <= dmin {
+		dmax = dmin + 1
+	}
 	x := func(nines float64) float64 { return left + (nines-xmin)/(xmax-xmin)*pw }
-	y := func(ms float64) float64 { return top + ph - ms/ymax*ph }
+	y := func(ms float64) float64 {
+		return top + ph - (math.Log10(max(ms, math.Pow(10, dmin)))-dmin)/(dmax-dmin)*ph
+	}
 	colors := []string{"#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
 
 	var b strings.Builder
@@ -126,14 +139,14 @@ func SVG(w io.Writer, runs []Run, title string) {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", px, top, px, top+ph)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px, top+ph+18, q.label)
 	}
-	for i := 0; i <= 5; i++ {
-		ms := ymax * float64(i) / 5
+	for d := dmin; d <= dmax; d++ {
+		ms := math.Pow(10, d)
 		py := y(ms)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, py, left+pw, py)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, py+4, trimFloat(ms))
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">percentile of requests</text>`+"\n", left+pw/2, height-10)
-	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">latency (ms)</text>`+"\n", top+ph/2)
+	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">latency (ms, log scale)</text>`+"\n", top+ph/2)
 	for i, s := range all {
 		if len(s.lat) == 0 {
 			continue
@@ -158,22 +171,8 @@ func SVG(w io.Writer, runs []Run, title string) {
 	io.WriteString(w, b.String())
 }
 
-// niceCeil rounds up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if v <= m*p {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
 func trimFloat(v float64) string {
-	s := fmt.Sprintf("%.2f", v)
+	s := fmt.Sprintf("%.3f", v)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s
 }

@@ -69,6 +69,7 @@ type options struct {
 	Mix      string
 	Out      string
 	Quiet    bool
+	OneIP    bool
 	Log      io.Writer
 }
 
@@ -92,6 +93,7 @@ func main() {
 	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "load before the counted window")
 	flag.DurationVar(&o.Measure, "duration", 10*time.Second, "counted window of each run")
 	flag.StringVar(&o.Mix, "mix", "valid=0.8,wrong=0.1,replay=0.1", "request mix")
+	flag.BoolVar(&o.OneIP, "one-ip", false, "send everything from 127.0.0.1 instead of one loopback address per connection")
 	flag.StringVar(&o.Out, "out", "bench/out", "directory for results.json and latency.svg")
 	flag.Parse()
 	if *quick {
@@ -200,7 +202,7 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	if withRedis {
 		backend += "+redis"
 	}
-	r := load.Run{Name: name, Backend: backend, Instances: instances, Conns: o.Conns, Seconds: o.Measure.Seconds(), Mix: o.Mix, Redis: withRedis}
+	r := load.Run{Name: name, Backend: backend, Instances: instances, Conns: o.Conns, Seconds: o.Measure.Seconds(), Mix: o.Mix, Redis: withRedis, OneIP: o.OneIP}
 	if backend == "postgres" {
 		r.Note = "PostgreSQL alone: the verifier has no --redis yet; pass -redis redis://127.0.0.1:6379/0 once it does"
 	}
@@ -295,7 +297,8 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 		Targets: targets, Origin: origin, Users: lu, Conns: o.Conns,
 		Warmup: o.Warmup, Measure: o.Measure, Mix: mix,
 		MaxWrongPerUser: 2, MaxReplaysPerUser: 2,
-		OnWindow: cpu.mark,
+		SpreadSources: !o.OneIP,
+		OnWindow:      cpu.mark,
 	})
 	if err != nil {
 		return r, err
@@ -325,6 +328,9 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 		name, r.VerifyOKPerS, r.RejectPerS, r.P99MS, res.Sent[load.Valid], res.Sent[load.Wrong], res.Sent[load.Replay], r.Unexpected)
 	if r.Unexpected > 0 {
 		logf(o, "%s: first unexpected answer: %s", name, res.FirstError)
+	}
+	if r.ServerErrors > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d answers were 5xx (first: %s)", r.ServerErrors, res.FirstError), "; ")
 	}
 	if res.Starved > 0 {
 		msg := fmt.Sprintf("ran out of fresh codes (%d users, one code each per 30 s step): the valid rate was bounded by the users; rerun with more -users", users)
@@ -369,7 +375,7 @@ func measureCeiling(ctx context.Context, o options) (ceilingResult, error) {
 	res, err := load.Drive(ctx, load.Config{
 		Targets: []string{"http://" + p.addr}, Origin: origin, Conns: o.Conns,
 		Users:  []*load.User{{ID: "user", Secret: secret, Ticket: "tkt_ceiling"}},
-		Warmup: o.Warmup, Measure: o.Measure, Mix: load.Mix{Valid: 1}, Stateless: true,
+		Warmup: o.Warmup, Measure: o.Measure, Mix: load.Mix{Valid: 1}, Stateless: true, SpreadSources: !o.OneIP,
 		OnWindow: cpu.mark,
 	})
 	if err != nil {
