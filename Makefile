@@ -31,7 +31,7 @@ test-go: sdk-js/node_modules
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Each request decoder is fuzzed for a few seconds on every run, on top of its corpus.
-FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode
+FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode FuzzDecodeReset
 fuzz:
 	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 4s ./server/internal/api/ || exit 1; done
 

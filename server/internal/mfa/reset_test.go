@@ -1,0 +1,74 @@
+package mfa_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+	"github.com/twofold-dev/twofold/server/internal/seal"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
+)
+
+// claimsVerifier stands in for the token issuer: it accepts one token for one audience.
+type claimsVerifier struct {
+	token, aud string
+	claims     map[string]any
+}
+
+func (v claimsVerifier) Verify(_ context.Context, token, aud string) (map[string]any, error) {
+	if token != v.token || aud != v.aud {
+		return nil, errors.New("invalid")
+	}
+	return v.claims, nil
+}
+
+func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofold.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: seal.NewKeyring(seal.Key{9})}, mfa.Config{Now: func() time.Time { return now }})
+	opsKey, err := svc.CreateApp(ctx, mfa.NewApp{ID: "ops", Origins: []string{"https://ops.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAdminApp(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	claims := func(authTime time.Time, amr ...any) map[string]any {
+		return map[string]any{"sub": "root", "aud": "ops", "auth_time": float64(authTime.Unix()), "amr": amr}
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		code   string // "" means authorized
+	}{
+		{"otp just now", claims(now, "otp"), ""},
+		{"passkey 4m59s ago", claims(now.Add(-4*time.Minute-59*time.Second), "hwk", "user"), ""},
+		{"software passkey", claims(now, "swk", "user"), ""},
+		{"5m01s ago", claims(now.Add(-5*time.Minute-time.Second), "otp"), wire.CodeStepUpRequired},
+		{"from the future", claims(now.Add(10*time.Minute), "otp"), wire.CodeStepUpRequired},
+		{"recovery code", claims(now, "rec"), wire.CodeStepUpRequired},
+		{"no amr", claims(now), wire.CodeStepUpRequired},
+		{"amr not a list", map[string]any{"sub": "root", "auth_time": float64(now.Unix()), "amr": "otp"}, wire.CodeStepUpRequired},
+		{"no auth_time", map[string]any{"sub": "root", "amr": []any{"otp"}}, wire.CodeStepUpRequired},
+		{"no sub", map[string]any{"auth_time": float64(now.Unix()), "amr": []any{"otp"}}, wire.CodeStepUpRequired},
+	} {
+		v := claimsVerifier{token: "tok", aud: "ops", claims: tc.claims}
+		actor, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v)
+		var we *wire.Error
+		switch {
+		case tc.code == "" && (err != nil || actor != "ops/root"):
+			t.Errorf("%s: actor %q, err %v; want ops/root", tc.name, actor, err)
+		case tc.code != "" && (!errors.As(err, &we) || we.Code != tc.code):
+			t.Errorf("%s: err %v, want %s", tc.name, err, tc.code)
+		}
+	}
+}
