@@ -51,7 +51,7 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	if ip != "" {
 		d, err := l.b.ReserveWindow(ctx, "ip:"+ip, now, l.p.IP)
 		if err != nil {
-			return d, fmt.Errorf("limit: %w", err)
+			return d, unavailable(err)
 		}
 		if !d.Allowed {
 			return d, tooMany(d.RetryAfter, "Too many failed attempts from your network.")
@@ -59,7 +59,7 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	}
 	d, err := l.b.ReserveBackoff(ctx, "f:"+factor, now, l.p.Factor)
 	if err != nil {
-		return d, fmt.Errorf("limit: %w", err)
+		return d, unavailable(err)
 	}
 	if d.Allowed {
 		return d, nil
@@ -67,7 +67,7 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	if ip != "" {
 		// The address's attempt was never weighed.
 		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
-			return d, fmt.Errorf("limit: %w", err)
+			return d, unavailable(err)
 		}
 	}
 	if d.Locked {
@@ -80,11 +80,11 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 // is given back.
 func (l *Limiter) Passed(ctx context.Context, factor, ip string) error {
 	if err := l.b.ResetAttempts(ctx, "f:"+factor); err != nil {
-		return fmt.Errorf("limit: %w", err)
+		return unavailable(err)
 	}
 	if ip != "" {
 		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
-			return fmt.Errorf("limit: %w", err)
+			return unavailable(err)
 		}
 	}
 	return nil
@@ -93,9 +93,21 @@ func (l *Limiter) Passed(ctx context.Context, factor, ip string) error {
 // Reset forgets a factor's failures and unlocks it.
 func (l *Limiter) Reset(ctx context.Context, factor string) error {
 	if err := l.b.ResetAttempts(ctx, "f:"+factor); err != nil {
-		return fmt.Errorf("limit: %w", err)
+		return unavailable(err)
 	}
 	return nil
+}
+
+// ErrUnavailable is how a verification is refused when its budgets cannot be read: without
+// them guessing would be unbounded, so no code is weighed at all (fail closed). Match it
+// with errors.Is.
+var ErrUnavailable = wire.NewError(wire.CodeUnavailable, unavailableMessage)
+
+const unavailableMessage = "Codes cannot be checked right now: the verifier cannot reach the store that limits attempts. Try again in a minute; if it goes on, tell the app's support."
+
+// unavailable keeps the cause for logs while errors.As finds the *wire.Error.
+func unavailable(err error) error {
+	return fmt.Errorf("limit: %w: %w", wire.NewError(wire.CodeUnavailable, unavailableMessage), err)
 }
 
 func tooMany(wait time.Duration, why string) *wire.Error {

@@ -10,19 +10,24 @@ import (
 
 var policy = store.Backoff{Free: 5, Base: 30 * time.Second, Max: 15 * time.Minute, LockAfter: 12}
 
-func init() {
-	tests = append(tests, []struct {
+// RunBudgets runs the attempt-budget part of the contract. Run calls it for every
+// store.Store; a budget-only backend (Redis) calls it alone. open gives a fresh, empty
+// AttemptStore per subtest, its cleanup registered on t.
+func RunBudgets(t *testing.T, open func(t *testing.T) store.AttemptStore) {
+	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, s store.Store)
+		run  func(t *testing.T, s store.AttemptStore)
 	}{
 		{"ReserveBackoff_100Parallel_OnlyTheFreeOnesAllowed", testBackoffParallel},
 		{"ReserveBackoff_BlocksDoubleToTheCap_ThenLock_UntilReset", testBackoffLadder},
 		{"ReserveWindow_100Parallel_OnlyTheLimitAllowed_NextWindowFresh", testWindowParallel},
 		{"RefundAttempt_GivesOneBack", testRefund},
-	}...)
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+	}
 }
 
-func testBackoffParallel(t *testing.T, s store.Store) {
+func testBackoffParallel(t *testing.T, s store.AttemptStore) {
 	now := at(0)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -50,7 +55,7 @@ func testBackoffParallel(t *testing.T, s store.Store) {
 	}
 }
 
-func testBackoffLadder(t *testing.T, s store.Store) {
+func testBackoffLadder(t *testing.T, s store.AttemptStore) {
 	ctx := t.Context()
 	now := at(0)
 	reserve := func() store.Decision {
@@ -91,7 +96,7 @@ func testBackoffLadder(t *testing.T, s store.Store) {
 	}
 }
 
-func testWindowParallel(t *testing.T, s store.Store) {
+func testWindowParallel(t *testing.T, s store.AttemptStore) {
 	w := store.Window{Limit: 7, Period: time.Minute}
 	now := at(0)
 	var wg sync.WaitGroup
@@ -124,7 +129,7 @@ func testWindowParallel(t *testing.T, s store.Store) {
 	}
 }
 
-func testRefund(t *testing.T, s store.Store) {
+func testRefund(t *testing.T, s store.AttemptStore) {
 	ctx := t.Context()
 	w := store.Window{Limit: 2, Period: time.Minute}
 	for range 2 {

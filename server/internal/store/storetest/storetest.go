@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.run(t, open(t))
 		})
 	}
+	RunBudgets(t, func(t *testing.T) store.AttemptStore { return open(t) })
 }
 
 var tests = []struct {

@@ -1,0 +1,115 @@
+package redisbudget_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
+	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
+	"github.com/twofold-dev/twofold/server/internal/store/storetest"
+)
+
+func open(t *testing.T) *redisbudget.Budgets {
+	t.Helper()
+	url, prefix := pgtest.RedisAddr(t)
+	b, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// The same contract the SQL stores pass, so Redis and SQL budgets cannot drift apart.
+func TestBudgets(t *testing.T) {
+	storetest.RunBudgets(t, func(t *testing.T) store.AttemptStore {
+		return open(t)
+	})
+}
+
+// Keys do not outlive their use: a window ends with its key, a back-off budget is forgotten
+// after the idle time, and only a lock stays until reset.
+func TestBudgets_KeysExpire_ExceptALock(t *testing.T) {
+	ctx := t.Context()
+	url, prefix := pgtest.RedisAddr(t)
+	b, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix, IdleTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	opts, _ := redis.ParseURL(url)
+	raw := redis.NewClient(opts)
+	defer raw.Close()
+	ttl := func(key string) time.Duration {
+		t.Helper()
+		d, err := raw.PTTL(ctx, prefix+key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	now := time.Now()
+
+	if _, err := b.ReserveWindow(ctx, "ip", now, store.Window{Limit: 3, Period: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl("ip"); d <= 0 || d > time.Minute {
+		t.Errorf("window key TTL %v, want (0, 1m]", d)
+	}
+
+	p := store.Backoff{Free: 1, Base: 10 * time.Second, Max: time.Minute, LockAfter: 2}
+	if d, err := b.ReserveBackoff(ctx, "f", now, p); err != nil || !d.Allowed {
+		t.Fatalf("first attempt: %+v %v", d, err)
+	}
+	if d := ttl("f"); d <= time.Hour || d > time.Hour+10*time.Second {
+		t.Errorf("back-off key TTL %v, want its block (10s) plus the idle hour", d)
+	}
+	if d, err := b.ReserveBackoff(ctx, "f", now.Add(10*time.Second), p); err != nil || !d.Allowed {
+		t.Fatalf("second attempt: %+v %v", d, err)
+	}
+	if d := ttl("f"); d != -1 {
+		t.Errorf("locked key TTL %v, want none (-1)", d)
+	}
+	if d, err := b.ReserveBackoff(ctx, "f", now.Add(time.Hour), p); err != nil || !d.Locked {
+		t.Fatalf("after the lock: %+v %v", d, err)
+	}
+
+	if err := b.RefundAttempt(ctx, "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := raw.Exists(ctx, prefix+"nobody").Result(); err != nil || n != 0 {
+		t.Errorf("a refund created a key: %d %v", n, err)
+	}
+}
+
+// An unreachable Redis is an error (which the limiter turns into a refusal), not a hang,
+// and Ping says where it looked.
+func TestBudgets_Unreachable_ErrorsQuickly(t *testing.T) {
+	b, err := redisbudget.New("redis://127.0.0.1:1/0", redisbudget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	start := time.Now()
+	if _, err := b.ReserveBackoff(t.Context(), "f", start, store.Backoff{Free: 5, Base: time.Second, Max: time.Minute, LockAfter: 10}); err == nil {
+		t.Fatal("reserved against a Redis that is not there")
+	}
+	if err := b.Ping(t.Context()); err == nil {
+		t.Fatal("Ping succeeded against a Redis that is not there")
+	} else if want := "127.0.0.1:1"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Ping error %q does not name %s", err, want)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %v to give up", took)
+	}
+}
+
+func TestNew_BadURL_Error(t *testing.T) {
+	if _, err := redisbudget.New("http://example.com", redisbudget.Options{}); err == nil {
+		t.Fatal("accepted an http:// URL")
+	}
+}
