@@ -167,6 +167,7 @@ export class TwofoldEnroll extends TwofoldElement {
           ev.preventDefault();
           submit.disabled = true;
           submit.textContent = strings.confirming;
+          this.step("confirming");
           this.render(await tf.enrollment.submit(input.value));
         });
         const grouped = e.secret.replace(/(.{4})(?=.)/g, "$1 ");
@@ -254,6 +255,7 @@ export class TwofoldVerify extends TwofoldElement {
       ev.preventDefault();
       submit.disabled = true;
       submit.textContent = strings.verifying;
+      this.step("verifying");
       try {
         const r = this.#recovery ? await tf.recovery.verify(input.value) : await tf.totp.verify(input.value);
         this.showError(null);
@@ -262,6 +264,7 @@ export class TwofoldVerify extends TwofoldElement {
         this.emitToken(r.token, r.expiresIn);
       } catch (e) {
         this.showError(TwofoldError.from(e));
+        this.step("code");
         submit.disabled = false;
         submit.textContent = strings.verify;
         input.select();
