@@ -90,6 +90,10 @@ for (const name of ["twofold:token", "twofold:error"]) {
     if (window.parent !== window) window.parent.postMessage(rec, "*");
   });
 }
+// For the load benchmark: when the component first renders its form.
+new MutationObserver((_, obs) => {
+  if (["scan", "code", "refused"].includes(el.dataset.step)) { window.__rendered = performance.now(); obs.disconnect(); }
+}).observe(el, { attributes: true });
 el.setAttribute("verifier", q.get("v"));
 el.setAttribute("ticket", q.get("t"));
 document.body.append(el);
@@ -104,7 +108,7 @@ const framePage = `<!doctype html>
 </body></html>`
 
 // pageServer serves the built SDK under /sdk/ and the test pages, on any host name.
-func pageServer(t *testing.T, dist string) (port string) {
+func pageServer(t testing.TB, dist string) (port string) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/sdk/", http.StripPrefix("/sdk/", http.FileServer(http.Dir(dist))))
@@ -158,7 +162,7 @@ func (v *verifier) ticketFor(apiKey, user string) string {
 
 // newBrowser starts headless Chromium for the test, closed before the servers (cleanups
 // run last registered first, and the browser is registered after them).
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	if _, err := exec.LookPath("chromium"); err != nil {
 		t.Fatal("chromium is needed (apt-get install chromium; .ci/run does)")
@@ -199,7 +203,7 @@ func mustLook(name string) string {
 }
 
 // tab opens a new tab; script, when set, runs in every document before the page's own.
-func tab(t *testing.T, browser context.Context, script string) context.Context {
+func tab(t testing.TB, browser context.Context, script string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
@@ -217,7 +221,7 @@ func tab(t *testing.T, browser context.Context, script string) context.Context {
 }
 
 // run runs an action with a bound, a guard against a hang, never a timing assertion.
-func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+func run[T any](t testing.TB, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
