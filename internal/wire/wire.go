@@ -95,3 +95,14 @@ type AppCreated struct {
 	ID     string `json:"id"`
 	APIKey string `json:"api_key"`
 }
+
+// PasskeyRegistered answers POST /v1/webauthn/registrations/finish.
+type PasskeyRegistered struct {
+	ID string `json:"id"`
+}
+
+// PolicyRequest is the body of PUT /v1/users/{user}/policy: "totp_fallback" or
+// "passkey_only".
+type PolicyRequest struct {
+	Policy string `json:"policy"`
+}

@@ -15,6 +15,9 @@ export const CodeCodeAlreadyUsed = "code_already_used";
 export const CodeRateLimited = "rate_limited";
 export const CodeFactorLocked = "factor_locked";
 export const CodeLastFactor = "last_factor";
+export const CodeInvalidPasskey = "invalid_passkey";
+export const CodeChallengeExpired = "challenge_expired";
+export const CodePasskeyRequired = "passkey_required";
 export const CodeNotFound = "not_found";
 export const CodeConflict = "conflict";
 export const CodeUnavailable = "unavailable";
@@ -135,6 +138,19 @@ export interface AppCreated {
   api_key: string;
 }
 
+/** PasskeyRegistered answers POST /v1/webauthn/registrations/finish. */
+export interface PasskeyRegistered {
+  id: string;
+}
+
+/**
+ * PolicyRequest is the body of PUT /v1/users/{user}/policy: "totp_fallback" or
+ * "passkey_only".
+ */
+export interface PolicyRequest {
+  policy: string;
+}
+
 /** Every error code of the API (the "error" field of an error answer). */
 export type ErrorCode =
   | typeof CodeInvalidRequest
@@ -147,6 +163,9 @@ export type ErrorCode =
   | typeof CodeRateLimited
   | typeof CodeFactorLocked
   | typeof CodeLastFactor
+  | typeof CodeInvalidPasskey
+  | typeof CodeChallengeExpired
+  | typeof CodePasskeyRequired
   | typeof CodeNotFound
   | typeof CodeConflict
   | typeof CodeUnavailable

@@ -76,6 +76,22 @@ func startVerifierWith(t *testing.T, adjust func(*verifierConfig)) *verifier {
 		adjust(&v.cfg)
 	}
 	v.APIKey = v.createApp("shop", "EdDSA")
+	v.serve()
+	return v
+}
+
+// sibling is a second verifier instance on the same data directory and clock.
+func (v *verifier) sibling() *verifier {
+	v.t.Helper()
+	s := &verifier{t: v.t, Data: v.Data, APIKey: v.APIKey, Clock: v.Clock, cfg: v.cfg}
+	s.serve()
+	return s
+}
+
+// serve runs the verifier until the test ends.
+func (v *verifier) serve() {
+	t := v.t
+	t.Helper()
 	runCtx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
@@ -94,7 +110,6 @@ func startVerifierWith(t *testing.T, adjust func(*verifierConfig)) *verifier {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return v
 }
 
 // createApp registers an app for origin through a second handle on the store, as

@@ -68,6 +68,7 @@ func New(d Deps) *fiber.App {
 
 	v1 := app.Group("/v1")
 	v1.Post("/tickets", h.appAuth, h.createTicket)
+	v1.Put("/users/:user/policy", h.appAuth, h.setUserPolicy)
 
 	// Browser calls: preflights for any /v1 path, then each route behind ticket and origin.
 	v1.Options("/*", h.preflight)
@@ -82,6 +83,10 @@ func New(d Deps) *fiber.App {
 	browser(fiber.MethodPost, "/recovery/codes", h.regenerateRecoveryCodes)
 	browser(fiber.MethodGet, "/factors", h.factors)
 	browser(fiber.MethodDelete, "/factors/:id", h.deleteFactor)
+	browser(fiber.MethodPost, "/webauthn/registrations", h.beginPasskeyRegistration)
+	browser(fiber.MethodPost, "/webauthn/registrations/finish", h.finishPasskeyRegistration)
+	browser(fiber.MethodPost, "/webauthn/assertions", h.beginPasskeyLogin)
+	browser(fiber.MethodPost, "/webauthn/assertions/finish", h.finishPasskeyLogin)
 	h.registerAdmin(app, v1)
 
 	app.Use(func(c *fiber.Ctx) error {
@@ -106,6 +111,9 @@ var status = map[string]int{
 	wire.CodeRateLimited:      fiber.StatusTooManyRequests,
 	wire.CodeFactorLocked:     fiber.StatusLocked,
 	wire.CodeLastFactor:       fiber.StatusConflict,
+	wire.CodeInvalidPasskey:   fiber.StatusUnauthorized,
+	wire.CodeChallengeExpired: fiber.StatusBadRequest,
+	wire.CodePasskeyRequired:  fiber.StatusForbidden,
 	wire.CodeUnavailable:      fiber.StatusServiceUnavailable,
 	wire.CodeInternal:         fiber.StatusInternalServerError,
 }

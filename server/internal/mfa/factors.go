@@ -23,6 +23,18 @@ func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, er
 		}
 		out.Factors = append(out.Factors, f)
 	}
+	passkeys, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return wire.FactorList{}, fault("list factors", err)
+	}
+	for _, pk := range passkeys {
+		f := wire.Factor{ID: pk.ID, Type: "passkey", Label: pk.Label, CreatedAt: pk.CreatedAt}
+		if !pk.LastUsedAt.IsZero() {
+			t := pk.LastUsedAt.Truncate(time.Second)
+			f.LastUsedAt = &t
+		}
+		out.Factors = append(out.Factors, f)
+	}
 	return out, nil
 }
 
@@ -37,17 +49,23 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 	if err != nil {
 		return err
 	}
-	found := false
+	kind := ""
 	for _, f := range list.Factors {
-		found = found || f.ID == id
+		if f.ID == id {
+			kind = f.Type
+		}
 	}
-	if !found {
+	if kind == "" {
 		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
 	}
 	if len(list.Factors) == 1 {
 		return wire.NewError(wire.CodeLastFactor, "This is your only second factor. Add another one before you remove it.")
 	}
-	if err := s.st.DeleteTOTP(ctx, p.App.ID, p.Ticket.User, id); isNotFound(err) {
+	del := s.st.DeleteTOTP
+	if kind == "passkey" {
+		del = s.st.DeletePasskey
+	}
+	if err := del(ctx, p.App.ID, p.Ticket.User, id); isNotFound(err) {
 		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
 	} else if err != nil {
 		return fault("delete factor", err)

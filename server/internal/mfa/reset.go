@@ -17,8 +17,6 @@ import (
 // back-off on them, and records an admin_reset event (which the app's webhook hears, so a
 // reset nobody asked for reaches its owner). actor names who did it; reason why. The user
 // then signs in with the first factor only and enrolls again.
-//
-// TODO(passkeys): remove the user's passkeys here too once they are stored.
 func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor string) error {
 	if msg := firstProblem(
 		wire.CheckText("app", appID, true),
@@ -48,7 +46,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 	// action must never go unaudited without someone knowing.
 	err = s.rec.Record(ctx, audit.Event{
 		At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
-		Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d recovery codes)", actor, reason, removed.TOTP, removed.RecoveryCodes),
+		Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
 	})
 	if err != nil {
 		return fault("reset user: record", err)

@@ -73,9 +73,13 @@ func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error
 	if err != nil {
 		return wire.Session{}, fault("session", err)
 	}
+	passkeys, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return wire.Session{}, fault("session", err)
+	}
 	return wire.Session{
 		User:         p.Ticket.User,
-		Factors:      wire.Factors{TOTP: len(creds) > 0, RecoveryCodesRemaining: left},
+		Factors:      wire.Factors{TOTP: len(creds) > 0, Passkeys: len(passkeys), RecoveryCodesRemaining: left},
 		ServerTime:   s.now().Truncate(time.Millisecond),
 		Elevated:     p.Elevated(),
 		Origins:      p.App.Origins,

@@ -1,6 +1,7 @@
 package mfa
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -47,6 +48,9 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.Enr
 	}
 	if len(existing) > 0 && !p.Elevated() {
 		return wire.Enrollment{}, errStepUp
+	}
+	if only, err := s.passkeyOnly(ctx, p); err != nil || only {
+		return wire.Enrollment{}, cmp.Or(err, error(errPasskeyRequired))
 	}
 	if req.Replaces != "" && !hasCredential(existing, req.Replaces) {
 		return wire.Enrollment{}, wire.NewError(wire.CodeNotFound, "The authenticator to replace is not one of yours.")
@@ -143,6 +147,9 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 	}
 	if len(creds) == 0 {
 		return wire.Token{}, errNoAuthenticator
+	}
+	if only, err := s.passkeyOnly(ctx, p); err != nil || only {
+		return wire.Token{}, cmp.Or(err, error(errPasskeyRequired))
 	}
 	now := s.now()
 	key := factorKey("totp", p)
@@ -241,9 +248,14 @@ func (s *Service) pass(ctx context.Context, p Principal, amr []string, now time.
 	if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now, amr[0]); err != nil {
 		return wire.Token{}, fault("elevate ticket", err)
 	}
+	// acr lets a backend demand phishing-resistant authentication: only a passkey is.
+	acr := "mfa"
+	if amr[0] == "hwk" || amr[0] == "swk" {
+		acr = "phr"
+	}
 	tok, expiresIn, err := s.signer.Issue(ctx, tokens.Claims{
 		Subject: p.Ticket.User, Audience: p.App.ID, Nonce: p.Ticket.Nonce,
-		AMR: amr, AuthTime: now, Alg: p.App.SigningAlg,
+		AMR: amr, AuthTime: now, Alg: p.App.SigningAlg, Extra: map[string]any{"acr": acr},
 	})
 	if err != nil {
 		return wire.Token{}, fault("issue token", err)

@@ -74,6 +74,7 @@ type Delivery struct {
 type FactorsRemoved struct {
 	TOTP          int
 	RecoveryCodes int
+	Passkeys      int
 }
 
 // AuditStore keeps the audit trail, the webhook outbox, admin apps and the support reset.

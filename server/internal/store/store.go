@@ -25,6 +25,10 @@ type App struct {
 	// SigningAlg is the JWT algorithm of this app's tokens: EdDSA, ES256 or RS256.
 	SigningAlg string
 	CreatedAt  time.Time
+	// RPID is the WebAuthn relying party id; empty means the host of the first origin.
+	RPID string
+	// PasskeyPolicy is PolicyTOTPFallback (the default) or PolicyPasskeyOnly.
+	PasskeyPolicy string
 }
 
 // Ticket lets one browser act for one user of one app for a short time. Only its hash is
@@ -163,5 +167,6 @@ type Store interface {
 	Sweep(ctx context.Context, now time.Time) error
 
 	AttemptStore
+	PasskeyStore
 	AuditStore
 }

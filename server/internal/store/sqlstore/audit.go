@@ -244,6 +244,12 @@ func (s *DB) ResetUserFactors(ctx context.Context, appID, user string) (store.Fa
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
 		return out, fmt.Errorf("reset user factors: %w", err)
 	}
+	res, err = tx.ExecContext(ctx, s.q(`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`), appID, user)
+	if err != nil {
+		return out, fmt.Errorf("reset user factors: %w", err)
+	}
+	n, _ = res.RowsAffected()
+	out.Passkeys = int(n)
 	if err := tx.Commit(); err != nil {
 		return store.FactorsRemoved{}, fmt.Errorf("reset user factors: %w", err)
 	}

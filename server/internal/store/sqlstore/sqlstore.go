@@ -152,8 +152,11 @@ func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt))
+	if a.PasskeyPolicy == "" {
+		a.PasskeyPolicy = store.PolicyTOTPFallback
+	}
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt), a.RPID, a.PasskeyPolicy)
 	if err != nil {
 		return fmt.Errorf("create app: %w", err)
 	}
@@ -171,8 +174,8 @@ func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 func (s *DB) App(ctx context.Context, id string) (store.App, error) {
 	a := store.App{ID: id}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT name, api_key_hash, signing_alg, created_at FROM apps WHERE id = ?`), id).
-		Scan(&a.Name, &a.APIKeyHash, &a.SigningAlg, &created)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy FROM apps WHERE id = ?`), id).
+		Scan(&a.Name, &a.APIKeyHash, &a.SigningAlg, &created, &a.RPID, &a.PasskeyPolicy)
 	if err != nil {
 		return store.App{}, notFound(err)
 	}
@@ -469,6 +472,9 @@ func (s *DB) Sweep(ctx context.Context, now time.Time) error {
 	}
 	if _, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, ms(now)); err != nil {
 		return fmt.Errorf("sweep enrollments: %w", err)
+	}
+	if _, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at < ?`, ms(now)); err != nil {
+		return fmt.Errorf("sweep ceremonies: %w", err)
 	}
 	return nil
 }

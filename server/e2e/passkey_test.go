@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
+)
+
+// elevated is a signed-in browser of a user with TOTP, past its second factor.
+func (v *verifier) elevated(user string) (browser, enrolled) {
+	v.t.Helper()
+	e := v.enroll(user)
+	b := v.ticket(user)
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(v.t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		v.t.Fatalf("step-up: %d %s", r.Status, r.Raw)
+	}
+	return b, e
+}
+
+// registerPasskey runs a whole registration with a software authenticator.
+func (v *verifier) registerPasskey(b browser, a *passkeytest.Authenticator) string {
+	v.t.Helper()
+	opts := b.call("POST", "/v1/webauthn/registrations", nil)
+	if opts.Status != 200 {
+		v.t.Fatalf("begin registration: %d %s", opts.Status, opts.Raw)
+	}
+	cred, err := a.Create(opts.Raw)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	r := b.call("POST", "/v1/webauthn/registrations/finish?label=Key", cred)
+	if r.Status != 201 || r.str("id") == "" {
+		v.t.Fatalf("finish registration: %d %s", r.Status, r.Raw)
+	}
+	return r.str("id")
+}
+
+// assertion begins a login and lets the authenticator answer it.
+func (v *verifier) assertion(b browser, a *passkeytest.Authenticator) []byte {
+	v.t.Helper()
+	opts := b.call("POST", "/v1/webauthn/assertions", nil)
+	if opts.Status != 200 {
+		v.t.Fatalf("begin login: %d %s", opts.Status, opts.Raw)
+	}
+	body, err := a.Get(opts.Raw)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return body
+}
+
+func TestPasskey_RegisterThenLogin_TokenSaysHardwareKeyAndUserVerified(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("ada")
+	a := passkeytest.New(origin, "localhost")
+	id := v.registerPasskey(b, a)
+
+	lb := v.ticket("ada")
+	if s := lb.call("GET", "/v1/session", nil); s.Body["factors"].(map[string]any)["passkeys"] != float64(1) {
+		t.Errorf("session: %s", s.Raw)
+	}
+	r := lb.call("POST", "/v1/webauthn/assertions/finish", v.assertion(lb, a))
+	if r.Status != 200 {
+		t.Fatalf("login: %d %s", r.Status, r.Raw)
+	}
+	claims := joseVerify(t, v, "shop", r.str("token"))
+	if amr, _ := json.Marshal(claims["amr"]); string(amr) != `["hwk","user"]` || claims["acr"] != "phr" {
+		t.Errorf("amr %s acr %v, want [hwk user] and phr", amr, claims["acr"])
+	}
+	// A passkey is a complete second factor: the ticket is elevated, no TOTP prompt follows.
+	if s := lb.call("GET", "/v1/session", nil); s.Body["elevated"] != true {
+		t.Errorf("not elevated after a passkey: %s", s.Raw)
+	}
+	found := false
+	for _, f := range v.factors(lb) {
+		found = found || f == id
+	}
+	if !found {
+		t.Errorf("passkey %s not among the factors", id)
+	}
+
+	// A synced (backup-eligible) passkey is a software key.
+	a2 := passkeytest.New(origin, "localhost")
+	a2.BE, a2.BS = true, true
+	v.registerPasskey(lb, a2)
+	r = v.ticket("ada").call("POST", "/v1/webauthn/assertions/finish", v.assertion(v.ticket("ada"), a2))
+	if r.Status != 400 || r.errCode() != wire.CodeChallengeExpired {
+		t.Fatalf("an answer to another ticket's challenge: %d %s", r.Status, r.Raw)
+	}
+	b2 := v.ticket("ada")
+	r = b2.call("POST", "/v1/webauthn/assertions/finish", v.assertion(b2, a2))
+	if r.Status != 200 {
+		t.Fatalf("synced passkey login: %d %s", r.Status, r.Raw)
+	}
+	if amr, _ := json.Marshal(joseVerify(t, v, "shop", r.str("token"))["amr"]); string(amr) != `["swk","user"]` {
+		t.Errorf("synced passkey amr %s, want [swk user]", amr)
+	}
+}
+
+func TestPasskey_RegistrationWithoutElevatedTicket_Refused(t *testing.T) {
+	v := startVerifier(t)
+	v.enroll("bea")
+	b := v.ticket("bea")
+	for _, path := range []string{"/v1/webauthn/registrations", "/v1/webauthn/registrations/finish"} {
+		if r := b.call("POST", path, map[string]any{}); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+			t.Errorf("%s: %d %s", path, r.Status, r.Raw)
+		}
+	}
+}
+
+func TestPasskey_BadAssertions_Refused(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("cleo")
+	a := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, a)
+
+	cases := []struct {
+		name   string
+		answer func(b browser) []byte
+		status int
+		code   string
+	}{
+		{"ReplayedAssertion", func(b browser) []byte {
+			body := v.assertion(b, a)
+			if r := b.call("POST", "/v1/webauthn/assertions/finish", body); r.Status != 200 {
+				t.Fatalf("first use: %d %s", r.Status, r.Raw)
+			}
+			return body
+		}, 400, wire.CodeChallengeExpired},
+		{"ChallengeReusedWithAFreshSignature", func(b browser) []byte {
+			opts := b.call("POST", "/v1/webauthn/assertions", nil)
+			first, _ := a.Get(opts.Raw)
+			if r := b.call("POST", "/v1/webauthn/assertions/finish", first); r.Status != 200 {
+				t.Fatalf("first use: %d %s", r.Status, r.Raw)
+			}
+			again, _ := a.Get(opts.Raw)
+			return again
+		}, 400, wire.CodeChallengeExpired},
+		{"WrongOrigin", func(b browser) []byte {
+			a.Origin = "http://evil.localhost:3000"
+			defer func() { a.Origin = origin }()
+			return v.assertion(b, a)
+		}, 401, wire.CodeInvalidPasskey},
+		{"WrongRPID", func(b browser) []byte {
+			a.RPID = "evil.example"
+			defer func() { a.RPID = "localhost" }()
+			return v.assertion(b, a)
+		}, 401, wire.CodeInvalidPasskey},
+		{"ExpiredChallenge", func(b browser) []byte {
+			body := v.assertion(b, a)
+			v.Clock.Advance(5*time.Minute + time.Second)
+			return body
+		}, 400, wire.CodeChallengeExpired},
+		{"CounterRegression", func(b browser) []byte {
+			a.Count = 0 // a clone that does not know how often the original signed
+			return v.assertion(b, a)
+		}, 401, wire.CodeInvalidPasskey},
+		{"NotACredential", func(b browser) []byte { return []byte(`{"id":"x"}`) }, 401, wire.CodeInvalidPasskey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v.Clock.Advance(16 * time.Minute) // past the back-off earlier refusals earned
+			b := v.ticket("cleo")
+			r := b.call("POST", "/v1/webauthn/assertions/finish", tc.answer(b))
+			if r.Status != tc.status || r.errCode() != tc.code {
+				t.Errorf("got %d %s, want %d %s", r.Status, r.Raw, tc.status, tc.code)
+			}
+			if s := b.call("GET", "/v1/session", nil); s.Body["elevated"] == true && tc.name != "ReplayedAssertion" && tc.name != "ChallengeReusedWithAFreshSignature" {
+				t.Errorf("a refused answer elevated the ticket")
+			}
+		})
+	}
+}
+
+func TestPasskey_PasskeyOnlyPolicy_TOTPRefusedAndDestroyed(t *testing.T) {
+	v := startVerifier(t)
+	b, e := v.elevated("dora")
+	a := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, a)
+	if r := v.call("PUT", "/v1/users/dora/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"}); r.Status != 204 {
+		t.Fatalf("set policy: %d %s", r.Status, r.Raw)
+	}
+	r := v.ticket("dora").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(60*time.Second))})
+	if r.Status == 200 {
+		t.Fatalf("a valid TOTP code still signs in under passkey_only: %s", r.Raw)
+	}
+	if ids := v.factors(b); len(ids) != 1 {
+		t.Fatalf("factors under passkey_only: %v; the TOTP secret should be gone", ids)
+	}
+	if r := b.call("DELETE", "/v1/factors/"+v.factors(b)[0], nil); r.Status != 409 || r.errCode() != wire.CodeLastFactor {
+		t.Fatalf("deleting the last factor (a passkey): %d %s", r.Status, r.Raw)
+	}
+	b2 := v.ticket("dora")
+	if r := b2.call("POST", "/v1/webauthn/assertions/finish", v.assertion(b2, a)); r.Status != 200 {
+		t.Fatalf("passkey login: %d %s", r.Status, r.Raw)
+	}
+}
+
+// Ceremony state lives in the store: a registration begun on one verifier instance
+// finishes on another sharing the database.
+func TestPasskey_RegistrationBegunOnOneInstance_FinishesOnAnother(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("ella")
+	other := v.sibling()
+	opts := b.call("POST", "/v1/webauthn/registrations", nil)
+	cred, err := passkeytest.New(origin, "localhost").Create(opts.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := browser{v: other, ticket: b.ticket, origin: origin}
+	if r := ob.call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != 201 {
+		t.Fatalf("finish on the other instance: %d %s", r.Status, r.Raw)
+	}
+	if r := b.call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != 400 {
+		t.Fatalf("the same answer again on the first instance: %d %s", r.Status, r.Raw)
+	}
+}

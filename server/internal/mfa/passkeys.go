@@ -1,0 +1,311 @@
+package mfa
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/passkey"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+var (
+	errNoPasskey       = wire.NewError(wire.CodeNotFound, "No passkey is set up for this account yet.")
+	errChallenge       = wire.NewError(wire.CodeChallengeExpired, "This passkey request has expired or was already used. Start again.")
+	errPasskeyRefused  = wire.NewError(wire.CodeInvalidPasskey, "That passkey could not be verified. Try again, or use another sign-in method.")
+	errPasskeyRequired = wire.NewError(wire.CodePasskeyRequired, "This account signs in with a passkey only. Use your passkey.")
+)
+
+// rps caches one relying party per app; an app's origins do not change while it runs.
+var rps sync.Map
+
+func relyingParty(app store.App) (*passkey.RP, error) {
+	key := app.ID + "\x00" + strings.Join(app.Origins, ",") + "\x00" + app.RPID
+	if rp, ok := rps.Load(key); ok {
+		return rp.(*passkey.RP), nil
+	}
+	rp, err := passkey.New(passkey.Config{RPID: app.RPID, RPName: app.Name, Origins: app.Origins})
+	if err != nil {
+		return nil, err
+	}
+	rps.Store(key, rp)
+	return rp, nil
+}
+
+// passkeyUser is the user as WebAuthn sees them, with their stored passkeys.
+func (s *Service) passkeyUser(ctx context.Context, p Principal) (passkey.User, []store.Passkey, error) {
+	candidate := make([]byte, 32)
+	rand.Read(candidate)
+	handle, err := s.st.UserHandle(ctx, p.App.ID, p.Ticket.User, candidate)
+	if err != nil {
+		return passkey.User{}, nil, fault("user handle", err)
+	}
+	stored, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return passkey.User{}, nil, fault("passkeys", err)
+	}
+	u := passkey.User{Handle: handle, Name: p.Ticket.User}
+	for _, pk := range stored {
+		u.Credentials = append(u.Credentials, passkey.Credential{ID: pk.ID, Record: pk.Data})
+	}
+	return u, stored, nil
+}
+
+// policy is the user's own passkey policy, else the app's.
+func (s *Service) policy(ctx context.Context, p Principal) (string, error) {
+	pol, err := s.st.UserPolicy(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return "", fault("policy", err)
+	}
+	if pol == "" {
+		pol = p.App.PasskeyPolicy
+	}
+	return pol, nil
+}
+
+// passkeyOnly reports whether TOTP is closed to this user: the policy says passkey_only and
+// the user has a passkey to use instead.
+func (s *Service) passkeyOnly(ctx context.Context, p Principal) (bool, error) {
+	pol, err := s.policy(ctx, p)
+	if err != nil || pol != store.PolicyPasskeyOnly {
+		return false, err
+	}
+	pks, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return false, fault("passkeys", err)
+	}
+	return len(pks) > 0, nil
+}
+
+func (s *Service) begin(ctx context.Context, p Principal, kind string, c passkey.Ceremony, rp *passkey.RP) ([]byte, error) {
+	err := s.st.PutCeremony(ctx, store.Ceremony{
+		Challenge: c.Challenge, Kind: kind, AppID: p.App.ID, User: p.Ticket.User,
+		TicketHash: p.Ticket.Hash, Session: c.Session, ExpiresAt: s.now().Add(rp.Timeout),
+	})
+	if err != nil {
+		return nil, fault("begin "+kind, err)
+	}
+	return c.Options, nil
+}
+
+// take finds and consumes the ceremony an answer belongs to. It must have been begun with
+// this very ticket: a challenge cannot be answered twice, late, or from another session.
+func (s *Service) take(ctx context.Context, p Principal, kind string, body []byte) (store.Ceremony, error) {
+	challenge, err := passkey.ChallengeOf(body)
+	if err != nil {
+		return store.Ceremony{}, errPasskeyRefused
+	}
+	c, err := s.st.TakeCeremony(ctx, challenge, s.now())
+	if isNotFound(err) {
+		return store.Ceremony{}, errChallenge
+	}
+	if err != nil {
+		return store.Ceremony{}, fault("take ceremony", err)
+	}
+	if c.Kind != kind || c.AppID != p.App.ID || c.User != p.Ticket.User || !bytes.Equal(c.TicketHash, p.Ticket.Hash) {
+		return store.Ceremony{}, errChallenge
+	}
+	return c, nil
+}
+
+// BeginPasskeyRegistration starts adding a passkey; only a ticket that already passed a
+// second factor may.
+func (s *Service) BeginPasskeyRegistration(ctx context.Context, p Principal) ([]byte, error) {
+	if !p.Elevated() {
+		return nil, errStepUp
+	}
+	rp, err := relyingParty(p.App)
+	if err != nil {
+		return nil, fault("relying party", err)
+	}
+	u, _, err := s.passkeyUser(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rp.BeginRegistration(u)
+	if err != nil {
+		return nil, fault("begin registration", err)
+	}
+	return s.begin(ctx, p, "registration", c, rp)
+}
+
+// FinishPasskeyRegistration stores the passkey the browser created. Under passkey_only the
+// user's TOTP secrets are destroyed once it is in.
+func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, body []byte, label string) (wire.PasskeyRegistered, error) {
+	if !p.Elevated() {
+		return wire.PasskeyRegistered{}, errStepUp
+	}
+	c, err := s.take(ctx, p, "registration", body)
+	if err != nil {
+		return wire.PasskeyRegistered{}, err
+	}
+	rp, err := relyingParty(p.App)
+	if err != nil {
+		return wire.PasskeyRegistered{}, fault("relying party", err)
+	}
+	u, _, err := s.passkeyUser(ctx, p)
+	if err != nil {
+		return wire.PasskeyRegistered{}, err
+	}
+	cred, err := rp.FinishRegistration(u, c.Session, body)
+	if err != nil {
+		return wire.PasskeyRegistered{}, s.passkeyRefused(ctx, p, err)
+	}
+	if label == "" {
+		label = "Passkey"
+	}
+	now := s.now()
+	err = s.st.AddPasskey(ctx, store.Passkey{
+		ID: cred.ID, AppID: p.App.ID, User: p.Ticket.User, Label: label, Data: cred.Record,
+		SignCount: int64(cred.SignCount), AAGUID: cred.AAGUID, Transports: strings.Join(cred.Transports, ","),
+		BackupEligible: cred.BackupEligible, BackupState: cred.BackupState, CreatedAt: now,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return wire.PasskeyRegistered{}, wire.NewError(wire.CodeConflict, "This passkey is already registered.")
+	}
+	if err != nil {
+		return wire.PasskeyRegistered{}, fault("add passkey", err)
+	}
+	s.record(ctx, p, audit.FactorAdded, cred.ID, true, "passkey "+label)
+	if err := s.enforcePasskeyOnly(ctx, p); err != nil {
+		return wire.PasskeyRegistered{}, err
+	}
+	return wire.PasskeyRegistered{ID: cred.ID}, nil
+}
+
+// enforcePasskeyOnly destroys the user's TOTP secrets when passkey_only applies.
+func (s *Service) enforcePasskeyOnly(ctx context.Context, p Principal) error {
+	only, err := s.passkeyOnly(ctx, p)
+	if err != nil || !only {
+		return err
+	}
+	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return fault("passkey only", err)
+	}
+	if len(creds) == 0 {
+		return nil
+	}
+	if err := s.st.DeleteTOTPsOfUser(ctx, p.App.ID, p.Ticket.User); err != nil {
+		return fault("passkey only", err)
+	}
+	for _, c := range creds {
+		s.record(ctx, p, audit.FactorRemoved, c.ID, true, "passkey_only: TOTP secret destroyed")
+	}
+	return nil
+}
+
+// BeginPasskeyLogin starts a login with one of the user's passkeys; discoverable lets the
+// browser offer any passkey of the app (usernameless), whose answer must still be this
+// user's.
+func (s *Service) BeginPasskeyLogin(ctx context.Context, p Principal, discoverable bool) ([]byte, error) {
+	rp, err := relyingParty(p.App)
+	if err != nil {
+		return nil, fault("relying party", err)
+	}
+	u, stored, err := s.passkeyUser(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 {
+		return nil, errNoPasskey
+	}
+	if discoverable {
+		u.Credentials = nil
+	}
+	c, err := rp.BeginLogin(u)
+	if err != nil {
+		return nil, fault("begin login", err)
+	}
+	return s.begin(ctx, p, "assertion", c, rp)
+}
+
+// FinishPasskeyLogin checks the browser's assertion. A sign counter that went backwards
+// (a possibly cloned passkey) is refused and audited; each sign count is taken by one login
+// only. A passkey with user verification is a complete second factor.
+func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []byte) (wire.Token, error) {
+	now := s.now()
+	key := factorKey("passkey", p)
+	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	if err != nil {
+		return wire.Token{}, s.refused(ctx, p, "passkey", err)
+	}
+	c, err := s.take(ctx, p, "assertion", body)
+	if err != nil {
+		s.failed(ctx, p, "passkey", budget.Count, err)
+		return wire.Token{}, err
+	}
+	rp, err := relyingParty(p.App)
+	if err != nil {
+		return wire.Token{}, fault("relying party", err)
+	}
+	u, stored, err := s.passkeyUser(ctx, p)
+	if err != nil {
+		return wire.Token{}, err
+	}
+	cred, err := rp.FinishLogin(u, c.Session, body)
+	if err != nil {
+		s.failed(ctx, p, "passkey", budget.Count, err)
+		return wire.Token{}, s.passkeyRefused(ctx, p, err)
+	}
+	var used store.Passkey
+	for _, pk := range stored {
+		if pk.ID == cred.ID {
+			used = pk
+		}
+	}
+	if cred.Cloned || used.ID == "" {
+		s.record(ctx, p, audit.Failed, cred.ID, false, "sign counter went backwards: the passkey may have been cloned")
+		return wire.Token{}, errPasskeyRefused
+	}
+	won, err := s.st.UsePasskey(ctx, used.ID, used.SignCount, int64(cred.SignCount), cred.Record, now)
+	if err != nil {
+		return wire.Token{}, fault("use passkey", err)
+	}
+	if !won {
+		s.record(ctx, p, audit.ReplayBlocked, used.ID, false, "sign count already taken")
+		return wire.Token{}, errPasskeyRefused
+	}
+	if err := s.limits.Passed(ctx, key, p.IP); err != nil {
+		return wire.Token{}, fault("passkey login", err)
+	}
+	// RFC 8176: a synced passkey is a software-secured key, a device-bound one hardware.
+	amr := []string{"hwk"}
+	if used.BackupEligible {
+		amr[0] = "swk"
+	}
+	if cred.UserVerified {
+		amr = append(amr, "user")
+	}
+	s.record(ctx, p, audit.Verified, used.ID, true, "passkey")
+	return s.pass(ctx, p, amr, now)
+}
+
+func (s *Service) passkeyRefused(ctx context.Context, p Principal, err error) error {
+	var r passkey.Refused
+	if errors.As(err, &r) {
+		s.cfg.Logger.InfoContext(ctx, "passkey refused", "app", p.App.ID, "reason", r.Reason)
+		return errPasskeyRefused
+	}
+	return fault("passkey", err)
+}
+
+// SetUserPolicy sets one user's passkey policy; under passkey_only a user who has a passkey
+// loses their TOTP secrets at once.
+func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy string) error {
+	if msg := wire.CheckText("user", user, true); msg != "" {
+		return invalidRequest(msg)
+	}
+	if policy != store.PolicyTOTPFallback && policy != store.PolicyPasskeyOnly {
+		return invalidRequest("policy must be totp_fallback or passkey_only.")
+	}
+	if err := s.st.SetUserPolicy(ctx, app.ID, user, policy); err != nil {
+		return fault("set policy", err)
+	}
+	return s.enforcePasskeyOnly(ctx, Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}})
+}

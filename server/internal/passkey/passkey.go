@@ -1,0 +1,292 @@
+// Package passkey runs WebAuthn ceremonies for one relying party on top of go-webauthn (its
+// only importer). Like go-webauthn it stores nothing: Begin returns the options for the
+// browser and the session for the caller to keep; Finish takes them back.
+package passkey
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+)
+
+// Config describes a relying party: one app.
+type Config struct {
+	RPID    string // default: the host of the first origin
+	RPName  string
+	Origins []string
+	// UserVerification is "required" (the default), "preferred" or "discouraged".
+	UserVerification string
+	// Timeout is how long a ceremony may take; 5 minutes by default.
+	Timeout time.Duration
+}
+
+// RP is a relying party.
+type RP struct {
+	w  *webauthn.WebAuthn
+	uv protocol.UserVerificationRequirement
+	// Timeout is how long a ceremony may take.
+	Timeout time.Duration
+}
+
+// New validates cfg once and returns its relying party.
+func New(cfg Config) (*RP, error) {
+	if len(cfg.Origins) == 0 {
+		return nil, errors.New("passkey: an app needs an origin")
+	}
+	if cfg.RPID == "" {
+		u, err := url.Parse(cfg.Origins[0])
+		if err != nil {
+			return nil, fmt.Errorf("passkey: origin %q: %w", cfg.Origins[0], err)
+		}
+		cfg.RPID = u.Hostname()
+	}
+	if cfg.RPName == "" {
+		cfg.RPName = cfg.RPID
+	}
+	if cfg.UserVerification == "" {
+		cfg.UserVerification = string(protocol.VerificationRequired)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Minute
+	}
+	uv := protocol.UserVerificationRequirement(cfg.UserVerification)
+	w, err := webauthn.New(&webauthn.Config{
+		RPID:                  cfg.RPID,
+		RPDisplayName:         cfg.RPName,
+		RPOrigins:             cfg.Origins,
+		AttestationPreference: protocol.PreferNoAttestation,
+		AuthenticatorSelection: protocol.AuthenticatorSelection{
+			ResidentKey:      protocol.ResidentKeyRequirementPreferred,
+			UserVerification: uv,
+		},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.Timeout},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.Timeout},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("passkey: %w", err)
+	}
+	return &RP{w: w, uv: uv, Timeout: cfg.Timeout}, nil
+}
+
+// User is what a ceremony needs to know of a person.
+type User struct {
+	Handle      []byte
+	Name        string
+	Credentials []Credential
+}
+
+// Credential is a registered passkey: the record go-webauthn checks logins against, and the
+// facts the verifier shows and decides on.
+type Credential struct {
+	ID             string // base64url
+	Record         []byte // go-webauthn's credential, as JSON
+	SignCount      uint32
+	AAGUID         []byte
+	Transports     []string
+	BackupEligible bool
+	BackupState    bool
+	UserVerified   bool
+	// Cloned is set when the sign counter went backwards: the credential may have been
+	// copied. Refusing it is the caller's decision.
+	Cloned bool
+}
+
+type user struct {
+	u     User
+	creds []webauthn.Credential
+}
+
+func (u *user) WebAuthnID() []byte                         { return u.u.Handle }
+func (u *user) WebAuthnName() string                       { return u.u.Name }
+func (u *user) WebAuthnDisplayName() string                { return u.u.Name }
+func (u *user) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+
+func wrap(u User) (*user, error) {
+	w := &user{u: u}
+	for _, c := range u.Credentials {
+		var rec webauthn.Credential
+		if err := json.Unmarshal(c.Record, &rec); err != nil {
+			return nil, fmt.Errorf("passkey: stored credential %s: %w", c.ID, err)
+		}
+		w.creds = append(w.creds, rec)
+	}
+	return w, nil
+}
+
+// Ceremony is what Begin hands out: the options for the browser (JSON of the shape
+// {"publicKey":{...}}), the session to keep until Finish, and the challenge that names it.
+type Ceremony struct {
+	Options   []byte
+	Session   []byte
+	Challenge string
+}
+
+func ceremony(options any, session *webauthn.SessionData) (Ceremony, error) {
+	o, err := json.Marshal(options)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	s, err := json.Marshal(session)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	return Ceremony{Options: o, Session: s, Challenge: session.Challenge}, nil
+}
+
+// BeginRegistration starts adding a passkey for u; its existing ones are excluded.
+func (rp *RP) BeginRegistration(u User) (Ceremony, error) {
+	w, err := wrap(u)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range w.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	opts, session, err := rp.w.BeginRegistration(w, webauthn.WithExclusions(exclude))
+	if err != nil {
+		return Ceremony{}, fmt.Errorf("passkey: begin registration: %w", err)
+	}
+	return ceremony(opts, session)
+}
+
+// FinishRegistration checks the browser's answer (the credential's toJSON()) against the
+// kept session and returns the new credential.
+func (rp *RP) FinishRegistration(u User, session, body []byte) (Credential, error) {
+	w, err := wrap(u)
+	if err != nil {
+		return Credential{}, err
+	}
+	var sd webauthn.SessionData
+	if err := json.Unmarshal(session, &sd); err != nil {
+		return Credential{}, fmt.Errorf("passkey: session: %w", err)
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
+	if err != nil {
+		return Credential{}, refusal(err)
+	}
+	c, err := rp.w.CreateCredential(w, sd, parsed)
+	if err != nil {
+		return Credential{}, refusal(err)
+	}
+	return export(c)
+}
+
+// BeginLogin starts a login. With u.Credentials empty the browser may offer any
+// discoverable passkey of this relying party (usernameless).
+func (rp *RP) BeginLogin(u User) (Ceremony, error) {
+	if len(u.Credentials) == 0 {
+		opts, session, err := rp.w.BeginDiscoverableLogin(webauthn.WithUserVerification(rp.uv))
+		if err != nil {
+			return Ceremony{}, fmt.Errorf("passkey: begin login: %w", err)
+		}
+		return ceremony(opts, session)
+	}
+	w, err := wrap(u)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	opts, session, err := rp.w.BeginLogin(w, webauthn.WithUserVerification(rp.uv))
+	if err != nil {
+		return Ceremony{}, fmt.Errorf("passkey: begin login: %w", err)
+	}
+	return ceremony(opts, session)
+}
+
+// FinishLogin checks the browser's answer against the kept session and u's passkeys and
+// returns the credential used, with its sign count moved on.
+func (rp *RP) FinishLogin(u User, session, body []byte) (Credential, error) {
+	w, err := wrap(u)
+	if err != nil {
+		return Credential{}, err
+	}
+	var sd webauthn.SessionData
+	if err := json.Unmarshal(session, &sd); err != nil {
+		return Credential{}, fmt.Errorf("passkey: session: %w", err)
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
+	if err != nil {
+		return Credential{}, refusal(err)
+	}
+	if len(sd.AllowedCredentialIDs) == 0 {
+		// Usernameless: the answer must come from one of this user's passkeys.
+		if !bytes.Equal(parsed.Response.UserHandle, u.Handle) {
+			return Credential{}, Refused{Reason: "the passkey belongs to someone else"}
+		}
+		c, err := rp.w.ValidateDiscoverableLogin(func(_, _ []byte) (webauthn.User, error) { return w, nil }, sd, parsed)
+		if err != nil {
+			return Credential{}, refusal(err)
+		}
+		return export(c)
+	}
+	c, err := rp.w.ValidateLogin(w, sd, parsed)
+	if err != nil {
+		return Credential{}, refusal(err)
+	}
+	return export(c)
+}
+
+func export(c *webauthn.Credential) (Credential, error) {
+	rec, err := json.Marshal(c)
+	if err != nil {
+		return Credential{}, err
+	}
+	out := Credential{
+		ID: base64.RawURLEncoding.EncodeToString(c.ID), Record: rec, SignCount: c.Authenticator.SignCount,
+		AAGUID: c.Authenticator.AAGUID, BackupEligible: c.Flags.BackupEligible, BackupState: c.Flags.BackupState,
+		UserVerified: c.Flags.UserVerified, Cloned: c.Authenticator.CloneWarning,
+	}
+	for _, t := range c.Transport {
+		out.Transports = append(out.Transports, string(t))
+	}
+	slices.Sort(out.Transports)
+	return out, nil
+}
+
+// ChallengeOf reads the challenge a browser's answer carries, to find its ceremony.
+func ChallengeOf(body []byte) (string, error) {
+	var r struct {
+		Response struct {
+			ClientDataJSON string `json:"clientDataJSON"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", Refused{Reason: "the answer is not a WebAuthn credential"}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(r.Response.ClientDataJSON, "="))
+	if err != nil {
+		return "", Refused{Reason: "clientDataJSON is not base64url"}
+	}
+	var cd struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := json.Unmarshal(raw, &cd); err != nil || cd.Challenge == "" {
+		return "", Refused{Reason: "clientDataJSON carries no challenge"}
+	}
+	return cd.Challenge, nil
+}
+
+// Refused is a ceremony answer that does not verify: wrong origin or relying party, bad
+// signature, a malformed credential. Reason is for logs and the audit trail.
+type Refused struct{ Reason string }
+
+func (r Refused) Error() string { return "passkey refused: " + r.Reason }
+
+func refusal(err error) error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return Refused{Reason: strings.TrimSpace(pe.Type + ": " + pe.Details)}
+	}
+	return Refused{Reason: err.Error()}
+}

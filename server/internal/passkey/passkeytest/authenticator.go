@@ -1,0 +1,143 @@
+// Package passkeytest is a software authenticator for tests: it answers WebAuthn creation
+// and request options the way a browser's credential.toJSON() would, with an ES256 key and
+// "none" attestation, and can be told to misbehave (another origin, a rewound counter).
+package passkeytest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
+)
+
+var b64 = base64.RawURLEncoding
+
+// Authenticator holds one credential at a time, like a security key with one slot.
+type Authenticator struct {
+	Origin string // what clientDataJSON claims; change it to play a phishing page
+	RPID   string // whose hash authenticatorData carries
+	// Flags: user verified, backup eligible/state.
+	UV, BE, BS bool
+	Count      uint32
+
+	key    *ecdsa.PrivateKey
+	id     []byte
+	handle []byte
+}
+
+// New returns an authenticator for pages on origin of relying party rpID.
+func New(origin, rpID string) *Authenticator {
+	return &Authenticator{Origin: origin, RPID: rpID, UV: true}
+}
+
+type options struct {
+	PublicKey struct {
+		Challenge string `json:"challenge"`
+		RPID      string `json:"rpId"`
+		User      struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	} `json:"publicKey"`
+}
+
+func (a *Authenticator) flags(attested bool) byte {
+	f := byte(0x01) // user present
+	if a.UV {
+		f |= 0x04
+	}
+	if a.BE {
+		f |= 0x08
+	}
+	if a.BS {
+		f |= 0x10
+	}
+	if attested {
+		f |= 0x40
+	}
+	return f
+}
+
+func (a *Authenticator) clientData(typ, challenge string) []byte {
+	cd, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": a.Origin, "crossOrigin": false})
+	return cd
+}
+
+func (a *Authenticator) authData(attested bool, extra []byte) []byte {
+	rp := sha256.Sum256([]byte(a.RPID))
+	out := append(rp[:], a.flags(attested))
+	out = binary.BigEndian.AppendUint32(out, a.Count)
+	return append(out, extra...)
+}
+
+// Create answers creation options ({"publicKey":{...}}) with a fresh credential.
+func (a *Authenticator) Create(optionsJSON []byte) ([]byte, error) {
+	var o options
+	if err := json.Unmarshal(optionsJSON, &o); err != nil {
+		return nil, fmt.Errorf("creation options: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	a.key, a.id = key, make([]byte, 16)
+	rand.Read(a.id)
+	a.handle, _ = b64.DecodeString(o.PublicKey.User.ID)
+	pub, _ := key.PublicKey.ECDH()
+	raw := pub.Bytes() // 0x04 | x | y
+	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: raw[1:33], -3: raw[33:]})
+	if err != nil {
+		return nil, err
+	}
+	att := make([]byte, 16) // AAGUID: none
+	att = binary.BigEndian.AppendUint16(att, uint16(len(a.id)))
+	att = append(append(att, a.id...), cose...)
+	obj, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(true, att)})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"id": b64.EncodeToString(a.id), "rawId": b64.EncodeToString(a.id), "type": "public-key",
+		"authenticatorAttachment": "cross-platform", "clientExtensionResults": map[string]any{},
+		"response": map[string]any{
+			"clientDataJSON":    b64.EncodeToString(a.clientData("webauthn.create", o.PublicKey.Challenge)),
+			"attestationObject": b64.EncodeToString(obj),
+			"transports":        []string{"usb"},
+		},
+	})
+}
+
+// Get answers request options with a signed assertion, counting one use.
+func (a *Authenticator) Get(optionsJSON []byte) ([]byte, error) {
+	var o options
+	if err := json.Unmarshal(optionsJSON, &o); err != nil {
+		return nil, fmt.Errorf("request options: %w", err)
+	}
+	if a.key == nil {
+		return nil, fmt.Errorf("no credential")
+	}
+	a.Count++
+	ad := a.authData(false, nil)
+	cd := a.clientData("webauthn.get", o.PublicKey.Challenge)
+	h := sha256.Sum256(cd)
+	digest := sha256.Sum256(append(append([]byte{}, ad...), h[:]...))
+	sig, err := ecdsa.SignASN1(rand.Reader, a.key, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"id": b64.EncodeToString(a.id), "rawId": b64.EncodeToString(a.id), "type": "public-key",
+		"authenticatorAttachment": "cross-platform", "clientExtensionResults": map[string]any{},
+		"response": map[string]any{
+			"clientDataJSON":    b64.EncodeToString(cd),
+			"authenticatorData": b64.EncodeToString(ad),
+			"signature":         b64.EncodeToString(sig),
+			"userHandle":        b64.EncodeToString(a.handle),
+		},
+	})
+}

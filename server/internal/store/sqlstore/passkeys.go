@@ -1,0 +1,143 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+func (s *DB) UserHandle(ctx context.Context, appID, user string, candidate []byte) ([]byte, error) {
+	if _, err := s.exec(ctx, `INSERT INTO webauthn_users (app_id, user_id, handle) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, appID, user, candidate); err != nil {
+		return nil, fmt.Errorf("user handle: %w", err)
+	}
+	var h []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT handle FROM webauthn_users WHERE app_id = ? AND user_id = ?`), appID, user).Scan(&h)
+	return h, notFound(err)
+}
+
+func (s *DB) UserOfHandle(ctx context.Context, appID string, handle []byte) (string, error) {
+	var u string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT user_id FROM webauthn_users WHERE app_id = ? AND handle = ?`), appID, handle).Scan(&u)
+	return u, notFound(err)
+}
+
+const passkeyColumns = `id, app_id, user_id, label, data, sign_count, aaguid, transports, backup_eligible, backup_state, created_at, last_used_at`
+
+func scanPasskey(row interface{ Scan(...any) error }) (store.Passkey, error) {
+	var p store.Passkey
+	var be, bs int
+	var created, used int64
+	err := row.Scan(&p.ID, &p.AppID, &p.User, &p.Label, &p.Data, &p.SignCount, &p.AAGUID, &p.Transports, &be, &bs, &created, &used)
+	p.BackupEligible, p.BackupState = be == 1, bs == 1
+	p.CreatedAt, p.LastUsedAt = fromMS(created), fromMS(used)
+	return p, err
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *DB) AddPasskey(ctx context.Context, p store.Passkey) error {
+	res, err := s.exec(ctx, `INSERT INTO passkeys (`+passkeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		p.ID, p.AppID, p.User, p.Label, p.Data, p.SignCount, p.AAGUID, p.Transports, bit(p.BackupEligible), bit(p.BackupState), ms(p.CreatedAt), ms(p.LastUsedAt))
+	if err != nil {
+		return fmt.Errorf("add passkey: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+func (s *DB) Passkey(ctx context.Context, appID, id string) (store.Passkey, error) {
+	p, err := scanPasskey(s.db.QueryRowContext(ctx, s.q(`SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND id = ?`), appID, id))
+	return p, notFound(err)
+}
+
+func (s *DB) PasskeysOfUser(ctx context.Context, appID, user string) ([]store.Passkey, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND user_id = ? ORDER BY created_at, id`), appID, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Passkey
+	for rows.Next() {
+		p, err := scanPasskey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE passkeys SET sign_count = ?, data = ?, last_used_at = ? WHERE id = ? AND sign_count = ?`, newCount, data, ms(now), id, oldCount)
+	if err != nil {
+		return false, fmt.Errorf("use passkey: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *DB) DeletePasskey(ctx context.Context, appID, user, id string) error {
+	res, err := s.exec(ctx, `DELETE FROM passkeys WHERE app_id = ? AND user_id = ? AND id = ?`, appID, user, id)
+	if err != nil {
+		return fmt.Errorf("delete passkey: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {
+	if _, err := s.exec(ctx, `INSERT INTO ceremonies (challenge, kind, app_id, user_id, ticket_hash, session, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.Challenge, c.Kind, c.AppID, c.User, c.TicketHash, c.Session, ms(c.ExpiresAt)); err != nil {
+		return fmt.Errorf("put ceremony: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) TakeCeremony(ctx context.Context, challenge string, now time.Time) (store.Ceremony, error) {
+	c := store.Ceremony{Challenge: challenge}
+	var expires int64
+	err := s.db.QueryRowContext(ctx, s.q(`DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`), challenge).
+		Scan(&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires)
+	if err != nil {
+		return store.Ceremony{}, notFound(err)
+	}
+	c.ExpiresAt = fromMS(expires)
+	if !now.Before(c.ExpiresAt) {
+		return store.Ceremony{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
+func (s *DB) UserPolicy(ctx context.Context, appID, user string) (string, error) {
+	var p string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT policy FROM user_policies WHERE app_id = ? AND user_id = ?`), appID, user).Scan(&p)
+	if err != nil && notFound(err) == store.ErrNotFound {
+		return "", nil
+	}
+	return p, err
+}
+
+func (s *DB) SetUserPolicy(ctx context.Context, appID, user, policy string) error {
+	if _, err := s.exec(ctx, `INSERT INTO user_policies (app_id, user_id, policy) VALUES (?, ?, ?) ON CONFLICT (app_id, user_id) DO UPDATE SET policy = excluded.policy`, appID, user, policy); err != nil {
+		return fmt.Errorf("set user policy: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) DeleteTOTPsOfUser(ctx context.Context, appID, user string) error {
+	if _, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ?`, appID, user); err != nil {
+		return fmt.Errorf("delete totp credentials: %w", err)
+	}
+	return nil
+}
