@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
 // joseVerify checks an EdDSA token the way a Node backend would: npm's jose against the
@@ -310,5 +313,48 @@ func TestProbes_HealthAndReadiness(t *testing.T) {
 	}
 	if r := v.call("GET", "/v1/nothing-here", "", "", nil); r.Status != 404 || r.errCode() != wire.CodeNotFound {
 		t.Errorf("unknown path: %d %s", r.Status, r.Raw)
+	}
+}
+
+// auditKinds lists the audit trail's records for user as "kind:detail".
+func (v *verifier) auditKinds(user string) []string {
+	v.t.Helper()
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer env.Close()
+	var out []string
+	err = env.Store.AuditRecords(context.Background(), store.AuditFilter{User: user}, func(r store.AuditRecord) error {
+		out = append(out, r.Kind+":"+r.Detail)
+		return nil
+	})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return out
+}
+
+func TestOriginRefused_ForeignOriginAndSDKReports_Audited_ExpiredTicketReadable(t *testing.T) {
+	v := startVerifier(t)
+	b := v.ticket("zed")
+	if r := v.call("GET", "/v1/session", "Ticket "+b.ticket, "https://shop.example.evil", nil); r.Status != 403 {
+		t.Fatalf("foreign origin: %d %s", r.Status, r.Raw)
+	}
+	report := map[string]any{"page_origin": origin, "reason": "framed", "ancestors": []string{"https://evil.example"}}
+	if r := b.call("POST", "/v1/origin-refusals", report); r.Status != 204 {
+		t.Fatalf("report: %d %s", r.Status, r.Raw)
+	}
+	got := strings.Join(v.auditKinds("zed"), "\n")
+	for _, want := range []string{`origin_refused:request from origin "https://shop.example.evil"`, `origin_refused:framed: page "` + origin + `" framed by "https://evil.example"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit trail lacks %q:\n%s", want, got)
+		}
+	}
+	// An expired ticket's refusal is readable by the page, so the SDK can say so.
+	v.Clock.Advance(11 * time.Minute)
+	r := b.call("GET", "/v1/session", nil)
+	if r.Status != 401 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("expired ticket: %d ACAO=%q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
 	}
 }

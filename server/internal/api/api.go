@@ -83,6 +83,7 @@ func New(d Deps) *fiber.App {
 	browser(fiber.MethodPost, "/recovery/codes", h.regenerateRecoveryCodes)
 	browser(fiber.MethodGet, "/factors", h.factors)
 	browser(fiber.MethodDelete, "/factors/:id", h.deleteFactor)
+	browser(fiber.MethodPost, "/origin-refusals", h.originRefusal)
 	browser(fiber.MethodPost, "/webauthn/registrations", h.beginPasskeyRegistration)
 	browser(fiber.MethodPost, "/webauthn/registrations/finish", h.finishPasskeyRegistration)
 	browser(fiber.MethodPost, "/webauthn/assertions", h.beginPasskeyLogin)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,33 +58,49 @@ func (h *handlers) preflight(c *fiber.Ctx) error {
 // ticketAuth authenticates a browser call: a live ticket, sent from one of its app's
 // origins. Anything else changes nothing.
 func (h *handlers) ticketAuth(c *fiber.Ctx) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	c.Vary(fiber.HeaderOrigin)
 	raw, ok := credential(c, "Ticket")
 	if !ok {
-		return wire.NewError(wire.CodeInvalidTicket, "Send the ticket from your app as Authorization: Ticket <ticket>.")
+		return h.readable(c, wire.NewError(wire.CodeInvalidTicket, "Send the ticket from your app as Authorization: Ticket <ticket>."))
 	}
 	p, err := h.MFA.Authenticate(c.UserContext(), raw)
 	if err != nil {
-		return err
+		return h.readable(c, err)
 	}
-	origin := c.Get(fiber.HeaderOrigin)
-	c.Vary(fiber.HeaderOrigin)
 	allowed := false
 	for _, o := range p.App.Origins {
 		allowed = allowed || o == origin
 	}
 	if !allowed {
+		h.MFA.OriginRefused(c.UserContext(), h.client(c, p), "request from origin "+strconv.Quote(origin))
 		return errOrigin
 	}
 	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
 	c.Set(fiber.HeaderAccessControlExposeHeaders, "Retry-After, Date")
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Locals(principalKey, h.client(c, p))
+	return c.Next()
+}
+
+// client fills in who is calling: address and user agent.
+func (h *handlers) client(c *fiber.Ctx, p mfa.Principal) mfa.Principal {
 	p.IP = c.IP()
 	p.UserAgent = c.Get(fiber.HeaderUserAgent)
 	if len(p.UserAgent) > 256 {
 		p.UserAgent = p.UserAgent[:256]
 	}
-	c.Locals(principalKey, p)
-	return c.Next()
+	return p
+}
+
+// readable lets a page on any app's origin read why its ticket was refused (an expired
+// ticket must not look like a CORS failure to the SDK); the answer carries nothing secret.
+func (h *handlers) readable(c *fiber.Ctx, err error) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	if known, kerr := h.MFA.OriginKnown(c.UserContext(), origin); kerr == nil && known {
+		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+	}
+	return err
 }
 
 func principal(c *fiber.Ctx) mfa.Principal {

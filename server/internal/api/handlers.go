@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -152,5 +154,28 @@ func (h *handlers) deleteFactor(c *fiber.Ctx) error {
 	if err := h.MFA.DeleteFactor(c.UserContext(), principal(c), c.Params("id")); err != nil {
 		return err
 	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// originRefusal is what the SDK reports when its guard refused the page it runs in: a page
+// framed by another origin, or one a proxy serves from a look-alike origin while rewriting
+// the Origin header (which the verifier cannot see for itself).
+func (h *handlers) originRefusal(c *fiber.Ctx) error {
+	var req struct {
+		PageOrigin string   `json:"page_origin"`
+		Reason     string   `json:"reason"`
+		Ancestors  []string `json:"ancestors"`
+	}
+	if err := decode(c.Body(), &req, false); err != nil {
+		return err
+	}
+	detail := req.Reason + ": page " + strconv.Quote(req.PageOrigin)
+	if len(req.Ancestors) > 0 {
+		detail += " framed by " + strconv.Quote(strings.Join(req.Ancestors, " < "))
+	}
+	if len(detail) > 512 {
+		detail = detail[:512]
+	}
+	h.MFA.OriginRefused(c.UserContext(), principal(c), detail)
 	return c.SendStatus(fiber.StatusNoContent)
 }

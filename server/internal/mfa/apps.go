@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -121,4 +122,10 @@ func (s *Service) OriginKnown(ctx context.Context, origin string) (bool, error) 
 		return false, fault("origin known", err)
 	}
 	return ok, nil
+}
+
+// OriginRefused records that a call for this ticket came from, or a page using it ran on,
+// an origin the app does not list: the trace a phishing proxy leaves.
+func (s *Service) OriginRefused(ctx context.Context, p Principal, detail string) {
+	s.record(ctx, p, audit.OriginRefused, "", false, detail)
 }
