@@ -1,0 +1,155 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+func init() {
+	tests = append(tests, []struct {
+		name string
+		run  func(t *testing.T, s store.Store)
+	}{
+		{"UserHandle_FirstCandidateWins_AndFindsTheUser", testUserHandle},
+		{"AddPasskey_RoundTrips_DuplicateIDConflicts", testPasskeyRoundTrip},
+		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},
+		{"TakeCeremony_Once_AndNeverExpired", testTakeCeremony},
+		{"UserPolicy_SetAndReplace", testUserPolicy},
+	}...)
+}
+
+func testUserHandle(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	handles := make([][]byte, 10)
+	for i := range handles {
+		wg.Go(func() {
+			h, err := s.UserHandle(ctx, "app", "alice", []byte{byte(i), 1, 2, 3})
+			if err != nil {
+				t.Error(err)
+			}
+			handles[i] = h
+		})
+	}
+	wg.Wait()
+	for _, h := range handles[1:] {
+		if string(h) != string(handles[0]) {
+			t.Fatalf("handles differ: %x vs %x", h, handles[0])
+		}
+	}
+	u, err := s.UserOfHandle(ctx, "app", handles[0])
+	if err != nil || u != "alice" {
+		t.Fatalf("UserOfHandle = %q, %v", u, err)
+	}
+	if _, err := s.UserOfHandle(ctx, "other-app", handles[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another app's handle lookup: %v", err)
+	}
+}
+
+func testPasskeyRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	want := store.Passkey{
+		ID: "cred1", AppID: "app", User: "alice", Label: "Key", Data: []byte(`{"x":1}`), SignCount: 7,
+		AAGUID: []byte{1, 2}, Transports: "internal,usb", BackupEligible: true, BackupState: true, CreatedAt: at(0),
+	}
+	must(t, s.AddPasskey(ctx, want))
+	if err := s.AddPasskey(ctx, want); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	got, err := s.Passkey(ctx, "app", "cred1")
+	must(t, err)
+	if got.Label != want.Label || got.SignCount != 7 || string(got.Data) != string(want.Data) || !got.BackupEligible || !got.BackupState || got.Transports != want.Transports || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	list, err := s.PasskeysOfUser(ctx, "app", "alice")
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("PasskeysOfUser = %d", len(list))
+	}
+	if err := s.DeletePasskey(ctx, "app", "bob", "cred1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting another user's passkey: %v", err)
+	}
+	must(t, s.DeletePasskey(ctx, "app", "alice", "cred1"))
+	if _, err := s.Passkey(ctx, "app", "cred1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testUsePasskeyConcurrently(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.AddPasskey(ctx, store.Passkey{ID: "c", AppID: "app", User: "u", Data: []byte("{}"), SignCount: 3, AAGUID: []byte{}, CreatedAt: at(0)}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 20 {
+		wg.Go(func() {
+			ok, err := s.UsePasskey(ctx, "c", 3, 4, []byte(`{"n":4}`), at(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				wins++
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of 20 logins took sign count 4, want 1", wins)
+	}
+	got, _ := s.Passkey(ctx, "app", "c")
+	if got.SignCount != 4 || !got.LastUsedAt.Equal(at(time.Minute)) {
+		t.Fatalf("after use: %+v", got)
+	}
+}
+
+func testTakeCeremony(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := store.Ceremony{Challenge: "ch", Kind: "assertion", AppID: "app", User: "u", TicketHash: []byte{1}, Session: []byte("{}"), ExpiresAt: at(5 * time.Minute)}
+	must(t, s.PutCeremony(ctx, c))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken := 0
+	for range 10 {
+		wg.Go(func() {
+			got, err := s.TakeCeremony(ctx, "ch", at(time.Minute))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				taken++
+				if got.Kind != "assertion" || got.User != "u" || string(got.Session) != "{}" {
+					t.Errorf("taken: %+v", got)
+				}
+			case !errors.Is(err, store.ErrNotFound):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if taken != 1 {
+		t.Fatalf("ceremony taken %d times, want 1", taken)
+	}
+	c.Challenge = "late"
+	must(t, s.PutCeremony(ctx, c))
+	if _, err := s.TakeCeremony(ctx, "late", at(5*time.Minute)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired ceremony: %v", err)
+	}
+}
+
+func testUserPolicy(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if p, err := s.UserPolicy(ctx, "app", "u"); err != nil || p != "" {
+		t.Fatalf("no policy: %q %v", p, err)
+	}
+	must(t, s.SetUserPolicy(ctx, "app", "u", store.PolicyPasskeyOnly))
+	must(t, s.SetUserPolicy(ctx, "app", "u", store.PolicyTOTPFallback))
+	if p, err := s.UserPolicy(ctx, "app", "u"); err != nil || p != store.PolicyTOTPFallback {
+		t.Fatalf("policy: %q %v", p, err)
+	}
+}
