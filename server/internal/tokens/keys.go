@@ -246,9 +246,10 @@ func jwkOf(kid, alg string, pub crypto.PublicKey) (jwk, error) {
 }
 
 // JWKS is the JSON Web Key Set of every key that may have signed a live token: the active
-// keys and those retired within publishFor.
+// keys and those retired within publishFor. It reads the store every time: a key another
+// instance just created may already sign, so a cached set here could miss it.
 func (i *Issuer) JWKS(ctx context.Context) ([]byte, error) {
-	keys, err := i.keys(ctx, false)
+	keys, err := i.keys(ctx, true)
 	if err != nil {
 		return nil, err
 	}

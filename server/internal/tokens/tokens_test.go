@@ -415,6 +415,25 @@ func TestIssue_FollowsRotationByAnotherInstanceWithinCacheFor(t *testing.T) {
 	}
 }
 
+// Behind a load balancer a backend may fetch the JWKS from any instance: a key another
+// instance signs with must be there at once, not a CacheFor later.
+func TestJWKS_KeyCreatedByAnotherInstance_PublishedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	ks := &memKeys{}
+	a, b := newIssuer(ks, clk), newIssuer(ks, clk)
+	if len(jwksOf(t, b)) != 0 {
+		t.Fatal("JWKS before any key: not empty")
+	}
+	tok, _, err := a.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid := header(t, tok)["kid"]; jwksOf(t, b)[kid.(string)] == nil {
+		t.Fatalf("b's JWKS lacks %v, the key a just signed with", kid)
+	}
+}
+
 func TestIssue_InstanceLosingTheCreateRaceUsesTheWinnersKey(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
