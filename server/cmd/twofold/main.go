@@ -1,6 +1,7 @@
 // Command twofold is the verifier and its admin CLI in one binary:
 //
 //	twofold serve --addr 127.0.0.1:8080 --data ./data
+//	twofold serve --store postgres://... --redis redis://... [--redis-prefix twofold:]
 //	twofold apps create --data ./data --id demo --origin http://localhost:3000
 //	twofold keys rotate-master --data ./data
 //	twofold keys rotate-signing --data ./data [--alg EdDSA]
@@ -68,6 +69,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.DataDir, "data", "./data", "directory of the SQLite store and the master key file")
 	fs.StringVar(&cfg.Store, "store", "", "postgres://... to use PostgreSQL instead of SQLite")
+	// Every subcommand takes them: `users reset` must clear budgets where serve keeps them.
+	fs.StringVar(&cfg.Redis, "redis", "", "redis://... to keep attempt budgets in Redis, shared by every instance")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "twofold:", "prefix of every Redis key, for several deployments on one Redis")
 	parse := func() error {
 		if err := fs.Parse(rest); err != nil {
 			return usageError{fmt.Errorf("%s: %w", cmd, err)}

@@ -17,6 +17,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/api"
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/limit"
+	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/seal"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -45,6 +46,10 @@ type Config struct {
 	// IPBudget overrides how many failed attempts one client address may make per window
 	// (limit.DefaultPolicy); load tests from one address raise it.
 	IPBudget int
+	// Redis, a redis:// URL, moves the attempt budgets out of the store into Redis, where
+	// every instance shares them; RedisPrefix starts their keys (default "twofold:").
+	Redis       string
+	RedisPrefix string
 }
 
 // Validate reports every problem at once, naming the option.
@@ -63,6 +68,9 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		errs = append(errs, fmt.Errorf("--store must be a postgres:// URL"))
+	}
+	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
+		errs = append(errs, fmt.Errorf("--redis must be a redis:// or rediss:// URL"))
 	}
 	return errors.Join(errs...)
 }
@@ -100,10 +108,17 @@ type Env struct {
 	// Audit records security events; Metrics counts them (and requests) for /metrics.
 	Audit   *audit.Log
 	Metrics *audit.Metrics
+	// Budgets holds the attempt budgets when Config.Redis is set; nil means the store does.
+	Budgets *redisbudget.Budgets
 }
 
-// Close releases the store.
-func (e *Env) Close() error { return e.Store.Close() }
+// Close releases the store (and Redis).
+func (e *Env) Close() error {
+	if e.Budgets != nil {
+		e.Budgets.Close()
+	}
+	return e.Store.Close()
+}
 
 // Open opens the store and keyring that cfg names and builds the services on them.
 func Open(ctx context.Context, cfg Config) (*Env, error) {
@@ -129,10 +144,19 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	if cfg.IPBudget > 0 {
 		policy.IP.Limit = cfg.IPBudget
 	}
+	var budgets store.AttemptStore = st
+	var rb *redisbudget.Budgets
+	if cfg.Redis != "" {
+		if rb, err = redisbudget.New(cfg.Redis, redisbudget.Options{Prefix: cfg.RedisPrefix}); err != nil {
+			st.Close()
+			return nil, err
+		}
+		budgets = rb
+	}
 	metrics := audit.NewMetrics()
 	alog := audit.NewLog(st, metrics, cfg.Now)
-	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(st, policy), Audit: alog}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
-	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics}, nil
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: alog}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb}, nil
 }
 
 // MasterKeyFile is where the generated master keyring lives inside --data.
@@ -178,10 +202,21 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
+	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
+	if env.Budgets != nil {
+		// Serve even when Redis is down: verifications fail closed and /readyz says why
+		// until it is back, which needs no restart.
+		checks = append(checks, api.Check{Name: "redis", Ping: env.Budgets.Ping})
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := env.Budgets.Ping(pctx); err != nil {
+			cfg.Logger.Warn("verifications are refused until Redis answers", "err", err)
+		}
+		cancel()
+	}
 	app := api.New(api.Deps{
 		MFA:     env.MFA,
 		Keys:    env.Tokens,
-		Ready:   []api.Check{{Name: "store", Ping: env.Store.Ping}},
+		Ready:   checks,
 		Logger:  cfg.Logger,
 		Metrics: env.Metrics,
 		Tokens:  env.Tokens,

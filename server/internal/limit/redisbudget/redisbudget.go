@@ -67,6 +67,9 @@ func New(rawURL string, o Options) (*Budgets, error) {
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = 1
 	}
+	// One dial per attempt: go-redis would otherwise dial five times, 100 ms apart, so a
+	// refused verification would take most of a second.
+	opts.DialerRetries = 1
 	if o.Prefix == "" {
 		o.Prefix = defaultPrefix
 	}
