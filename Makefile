@@ -31,7 +31,7 @@ test-go: sdk-js/node_modules
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Each request decoder is fuzzed for a few seconds on every run, on top of its corpus.
-FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode FuzzDecodeReset
+FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode FuzzDecodeReset FuzzDecodeAssertionStart FuzzDecodePolicy FuzzDecodeRefusal
 fuzz:
 	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 4s ./server/internal/api/ || exit 1; done
 

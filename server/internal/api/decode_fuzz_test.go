@@ -49,3 +49,18 @@ func FuzzDecodeEnrollment(f *testing.F) {
 func FuzzDecodeCode(f *testing.F) {
 	fuzzDecoder(f, decodeCode, func(c string) bool { return c != "" && len(c) <= 64 && utf8.ValidString(c) })
 }
+
+func FuzzDecodeAssertionStart(f *testing.F) {
+	fuzzDecoder(f, decodeAssertionStart, func(assertionStart) bool { return true })
+}
+
+func FuzzDecodePolicy(f *testing.F) {
+	fuzzDecoder(f, decodePolicy, func(wire.PolicyRequest) bool { return true })
+}
+
+func FuzzDecodeRefusal(f *testing.F) {
+	f.Add([]byte(`{"page_origin":"https://a.example","reason":"framed","ancestors":["https://b.example"]}`))
+	fuzzDecoder(f, decodeRefusal, func(r refusal) bool {
+		return r.PageOrigin != "" && r.Reason != "" && len(r.Ancestors) <= 16 && len(r.PageOrigin) <= 256
+	})
+}

@@ -44,6 +44,41 @@ func decodeEnrollment(body []byte) (wire.EnrollmentRequest, error) {
 	return r, checkFields(wire.CheckText("label", r.Label, false), wire.CheckText("replaces", r.Replaces, false))
 }
 
+type assertionStart struct {
+	Discoverable bool `json:"discoverable"`
+}
+
+func decodeAssertionStart(body []byte) (assertionStart, error) {
+	var r assertionStart
+	return r, decode(body, &r, true)
+}
+
+func decodePolicy(body []byte) (wire.PolicyRequest, error) {
+	var r wire.PolicyRequest
+	return r, decode(body, &r, false)
+}
+
+type refusal struct {
+	PageOrigin string   `json:"page_origin"`
+	Reason     string   `json:"reason"`
+	Ancestors  []string `json:"ancestors"`
+}
+
+func decodeRefusal(body []byte) (refusal, error) {
+	var r refusal
+	if err := decode(body, &r, false); err != nil {
+		return r, err
+	}
+	problems := []string{wire.CheckText("page_origin", r.PageOrigin, true), wire.CheckText("reason", r.Reason, true)}
+	if len(r.Ancestors) > 16 {
+		problems = append(problems, "ancestors: at most 16.")
+	}
+	for _, a := range r.Ancestors {
+		problems = append(problems, wire.CheckText("ancestors", a, true))
+	}
+	return r, checkFields(problems...)
+}
+
 // checkFields turns the first problem found into an invalid_request.
 func checkFields(problems ...string) error {
 	for _, p := range problems {
@@ -161,12 +196,8 @@ func (h *handlers) deleteFactor(c *fiber.Ctx) error {
 // framed by another origin, or one a proxy serves from a look-alike origin while rewriting
 // the Origin header (which the verifier cannot see for itself).
 func (h *handlers) originRefusal(c *fiber.Ctx) error {
-	var req struct {
-		PageOrigin string   `json:"page_origin"`
-		Reason     string   `json:"reason"`
-		Ancestors  []string `json:"ancestors"`
-	}
-	if err := decode(c.Body(), &req, false); err != nil {
+	req, err := decodeRefusal(c.Body())
+	if err != nil {
 		return err
 	}
 	detail := req.Reason + ": page " + strconv.Quote(req.PageOrigin)

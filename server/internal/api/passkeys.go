@@ -30,10 +30,8 @@ func (h *handlers) finishPasskeyRegistration(c *fiber.Ctx) error {
 }
 
 func (h *handlers) beginPasskeyLogin(c *fiber.Ctx) error {
-	var req struct {
-		Discoverable bool `json:"discoverable"`
-	}
-	if err := decode(c.Body(), &req, true); err != nil {
+	req, err := decodeAssertionStart(c.Body())
+	if err != nil {
 		return err
 	}
 	opts, err := h.MFA.BeginPasskeyLogin(c.UserContext(), principal(c), req.Discoverable)
@@ -53,8 +51,8 @@ func (h *handlers) finishPasskeyLogin(c *fiber.Ctx) error {
 }
 
 func (h *handlers) setUserPolicy(c *fiber.Ctx) error {
-	var req wire.PolicyRequest
-	if err := decode(c.Body(), &req, false); err != nil {
+	req, err := decodePolicy(c.Body())
+	if err != nil {
 		return err
 	}
 	if err := h.MFA.SetUserPolicy(c.UserContext(), principal(c).App, c.Params("user"), req.Policy); err != nil {
