@@ -1,0 +1,151 @@
+// Package clientip decides which address a request comes from when proxies stand in front
+// of the verifier. The forwarding headers are believed only when the peer is a proxy the
+// operator named; then the client is the rightmost hop that is not one of those proxies,
+// because everything left of it was written by someone the operator does not trust.
+package clientip
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Resolver holds the trusted proxies. The zero value trusts no one: the peer address is
+// the client address and forwarding headers are ignored.
+type Resolver struct {
+	trusted []netip.Prefix
+}
+
+// Parse builds a Resolver from CIDRs (a bare address means just that address). Every bad
+// entry is reported at once.
+func Parse(cidrs []string) (*Resolver, error) {
+	r := &Resolver{}
+	var bad []string
+	for _, s := range cidrs {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				bad = append(bad, s)
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		r.trusted = append(r.trusted, netip.PrefixFrom(p.Addr().Unmap(), unmapBits(p)).Masked())
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", strings.Join(bad, `", "`))
+	}
+	return r, nil
+}
+
+// unmapBits keeps a ::ffff:a.b.c.d/n prefix meaningful once its address is unmapped.
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() {
+		return max(0, p.Bits()-96)
+	}
+	return p.Bits()
+}
+
+// Trusts reports whether a is one of the trusted proxies.
+func (r *Resolver) Trusts(a netip.Addr) bool {
+	if r == nil || !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range r.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Client returns the client address of a request that arrived from peer carrying the
+// given Forwarded (RFC 7239) and X-Forwarded-For header values, in the order they came.
+// Forwarded wins when both are present. A hop that is not an address (an obfuscated
+// identifier, "unknown", garbage) stops the walk: the last address before it is the
+// client, since nothing beyond it can be checked.
+func (r *Resolver) Client(peer netip.Addr, forwarded, xff []string) netip.Addr {
+	peer = peer.Unmap()
+	if !r.Trusts(peer) {
+		return peer
+	}
+	hops := forwardedFor(forwarded)
+	if hops == nil {
+		hops = xffHops(xff)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := hops[i].addr, hops[i].ok
+		if !ok {
+			return client
+		}
+		client = a
+		if !r.Trusts(a) {
+			return a
+		}
+	}
+	return client
+}
+
+type hop struct {
+	addr netip.Addr
+	ok   bool
+}
+
+func parseHop(s string) hop {
+	s = strings.Trim(strings.TrimSpace(s), `"`)
+	if s == "" {
+		return hop{}
+	}
+	if strings.HasPrefix(s, "[") { // [v6] or [v6]:port
+		if end := strings.IndexByte(s, ']'); end > 0 {
+			s = s[1:end]
+		}
+	} else if strings.Count(s, ":") == 1 { // v4:port
+		s = s[:strings.IndexByte(s, ':')]
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return hop{}
+	}
+	return hop{addr: a.Unmap(), ok: true}
+}
+
+func xffHops(values []string) []hop {
+	var hops []hop
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			hops = append(hops, parseHop(part))
+		}
+	}
+	return hops
+}
+
+// forwardedFor extracts the for= parameters of RFC 7239 Forwarded values, one per
+// forwarded-element; nil when there is none.
+func forwardedFor(values []string) []hop {
+	var hops []hop
+	for _, v := range values {
+		for _, elem := range strings.Split(v, ",") {
+			found := false
+			for _, pair := range strings.Split(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, "for") {
+					hops = append(hops, parseHop(val))
+					found = true
+					break
+				}
+			}
+			if !found && strings.TrimSpace(elem) != "" {
+				hops = append(hops, hop{}) // an element without for= is a hop we cannot place
+			}
+		}
+	}
+	return hops
+}
