@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,23 +110,7 @@ func TestVerify_SameCodeConcurrently_ExactlyOneWins(t *testing.T) {
 	e := v.enroll("bob")
 	c := code(t, e.Secret, v.Clock.Now().Add(30*time.Second))
 	const n = 50
-	results := make([]reply, n)
-	var wg sync.WaitGroup
-	// Open n connections first, so the submissions race inside the verifier rather than in
-	// connection setup.
-	for range n {
-		wg.Go(func() { e.call("GET", "/v1/session", nil) })
-	}
-	wg.Wait()
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			results[i] = e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := race(e.browser, n, "POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
 	wins := 0
 	for _, r := range results {
 		switch {

@@ -278,3 +278,24 @@ func sendEarlyAnswered(req *http.Request, body []byte) (*http.Response, error) {
 	res.Body = io.NopCloser(bytes.NewReader(raw))
 	return res, err
 }
+
+// race sends the same request n times at once. It opens n connections first, so the
+// requests race inside the verifier rather than in connection setup.
+func race(b browser, n int, method, path string, body any) []reply {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { b.call("GET", "/v1/session", nil) })
+	}
+	wg.Wait()
+	results := make([]reply, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i] = b.call(method, path, body)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results
+}

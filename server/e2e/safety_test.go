@@ -30,21 +30,7 @@ func TestBruteForce_100ParallelWrongGuesses_AtMost5Weighed(t *testing.T) {
 	e := v.enroll("mallory-target")
 	wrong := wrongCode(t, e.Secret, v.Clock.Now())
 	const n = 100
-	results := make([]reply, n)
-	var wg sync.WaitGroup
-	for range n { // warm n connections so the guesses race in the verifier
-		wg.Go(func() { e.call("GET", "/v1/session", nil) })
-	}
-	wg.Wait()
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			results[i] = e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: wrong})
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := race(e.browser, n, "POST", "/v1/totp/verify", wire.CodeRequest{Code: wrong})
 	weighed := 0
 	for _, r := range results {
 		switch {

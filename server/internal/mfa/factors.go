@@ -16,24 +16,14 @@ func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, er
 	}
 	out := wire.FactorList{Factors: []wire.Factor{}}
 	for _, c := range creds {
-		f := wire.Factor{ID: c.ID, Type: "totp", Label: c.Label, CreatedAt: c.CreatedAt}
-		if !c.LastUsedAt.IsZero() {
-			t := c.LastUsedAt.Truncate(time.Second)
-			f.LastUsedAt = &t
-		}
-		out.Factors = append(out.Factors, f)
+		out.Factors = append(out.Factors, wire.Factor{ID: c.ID, Type: "totp", Label: c.Label, CreatedAt: c.CreatedAt, LastUsedAt: lastUsed(c.LastUsedAt)})
 	}
 	passkeys, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
 		return wire.FactorList{}, fault("list factors", err)
 	}
 	for _, pk := range passkeys {
-		f := wire.Factor{ID: pk.ID, Type: "passkey", Label: pk.Label, CreatedAt: pk.CreatedAt}
-		if !pk.LastUsedAt.IsZero() {
-			t := pk.LastUsedAt.Truncate(time.Second)
-			f.LastUsedAt = &t
-		}
-		out.Factors = append(out.Factors, f)
+		out.Factors = append(out.Factors, wire.Factor{ID: pk.ID, Type: "passkey", Label: pk.Label, CreatedAt: pk.CreatedAt, LastUsedAt: lastUsed(pk.LastUsedAt)})
 	}
 	return out, nil
 }
@@ -72,4 +62,13 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 	}
 	s.record(ctx, p, audit.FactorRemoved, id, true, "")
 	return nil
+}
+
+// lastUsed is nil for a factor never used, which the JSON shows as null.
+func lastUsed(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.Truncate(time.Second)
+	return &t
 }

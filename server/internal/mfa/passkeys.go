@@ -37,23 +37,28 @@ func relyingParty(app store.App) (*passkey.RP, error) {
 	return rp, nil
 }
 
-// passkeyUser is the user as WebAuthn sees them, with their stored passkeys.
-func (s *Service) passkeyUser(ctx context.Context, p Principal) (passkey.User, []store.Passkey, error) {
+// party is the app's relying party and the user as WebAuthn sees them, with their stored
+// passkeys.
+func (s *Service) party(ctx context.Context, p Principal) (*passkey.RP, passkey.User, []store.Passkey, error) {
+	rp, err := relyingParty(p.App)
+	if err != nil {
+		return nil, passkey.User{}, nil, fault("relying party", err)
+	}
 	candidate := make([]byte, 32)
 	rand.Read(candidate)
 	handle, err := s.st.UserHandle(ctx, p.App.ID, p.Ticket.User, candidate)
 	if err != nil {
-		return passkey.User{}, nil, fault("user handle", err)
+		return nil, passkey.User{}, nil, fault("user handle", err)
 	}
 	stored, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
-		return passkey.User{}, nil, fault("passkeys", err)
+		return nil, passkey.User{}, nil, fault("passkeys", err)
 	}
 	u := passkey.User{Handle: handle, Name: p.Ticket.User}
 	for _, pk := range stored {
 		u.Credentials = append(u.Credentials, passkey.Credential{ID: pk.ID, Record: pk.Data})
 	}
-	return u, stored, nil
+	return rp, u, stored, nil
 }
 
 // policy is the user's own passkey policy, else the app's.
@@ -119,11 +124,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, p Principal) ([]
 	if !p.Elevated() {
 		return nil, errStepUp
 	}
-	rp, err := relyingParty(p.App)
-	if err != nil {
-		return nil, fault("relying party", err)
-	}
-	u, _, err := s.passkeyUser(ctx, p)
+	rp, u, _, err := s.party(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +145,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	if err != nil {
 		return wire.PasskeyRegistered{}, err
 	}
-	rp, err := relyingParty(p.App)
-	if err != nil {
-		return wire.PasskeyRegistered{}, fault("relying party", err)
-	}
-	u, _, err := s.passkeyUser(ctx, p)
+	rp, u, _, err := s.party(ctx, p)
 	if err != nil {
 		return wire.PasskeyRegistered{}, err
 	}
@@ -204,11 +201,7 @@ func (s *Service) enforcePasskeyOnly(ctx context.Context, p Principal) error {
 // browser offer any passkey of the app (usernameless), whose answer must still be this
 // user's.
 func (s *Service) BeginPasskeyLogin(ctx context.Context, p Principal, discoverable bool) ([]byte, error) {
-	rp, err := relyingParty(p.App)
-	if err != nil {
-		return nil, fault("relying party", err)
-	}
-	u, stored, err := s.passkeyUser(ctx, p)
+	rp, u, stored, err := s.party(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +233,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []by
 		s.failed(ctx, p, "passkey", budget.Count, err)
 		return wire.Token{}, err
 	}
-	rp, err := relyingParty(p.App)
-	if err != nil {
-		return wire.Token{}, fault("relying party", err)
-	}
-	u, stored, err := s.passkeyUser(ctx, p)
+	rp, u, stored, err := s.party(ctx, p)
 	if err != nil {
 		return wire.Token{}, err
 	}

@@ -124,6 +124,19 @@ func wrap(u User) (*user, error) {
 	return w, nil
 }
 
+// resume brings back what Begin left: the user and the session.
+func resume(u User, session []byte) (*user, webauthn.SessionData, error) {
+	var sd webauthn.SessionData
+	w, err := wrap(u)
+	if err != nil {
+		return nil, sd, err
+	}
+	if err := json.Unmarshal(session, &sd); err != nil {
+		return nil, sd, fmt.Errorf("passkey: session: %w", err)
+	}
+	return w, sd, nil
+}
+
 // Ceremony is what Begin hands out: the options for the browser (JSON of the shape
 // {"publicKey":{...}}), the session to keep until Finish, and the challenge that names it.
 type Ceremony struct {
@@ -164,13 +177,9 @@ func (rp *RP) BeginRegistration(u User) (Ceremony, error) {
 // FinishRegistration checks the browser's answer (the credential's toJSON()) against the
 // kept session and returns the new credential.
 func (rp *RP) FinishRegistration(u User, session, body []byte) (Credential, error) {
-	w, err := wrap(u)
+	w, sd, err := resume(u, session)
 	if err != nil {
 		return Credential{}, err
-	}
-	var sd webauthn.SessionData
-	if err := json.Unmarshal(session, &sd); err != nil {
-		return Credential{}, fmt.Errorf("passkey: session: %w", err)
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
 	if err != nil {
@@ -207,13 +216,9 @@ func (rp *RP) BeginLogin(u User) (Ceremony, error) {
 // FinishLogin checks the browser's answer against the kept session and u's passkeys and
 // returns the credential used, with its sign count moved on.
 func (rp *RP) FinishLogin(u User, session, body []byte) (Credential, error) {
-	w, err := wrap(u)
+	w, sd, err := resume(u, session)
 	if err != nil {
 		return Credential{}, err
-	}
-	var sd webauthn.SessionData
-	if err := json.Unmarshal(session, &sd); err != nil {
-		return Credential{}, fmt.Errorf("passkey: session: %w", err)
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
