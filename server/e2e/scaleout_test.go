@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
 
@@ -569,5 +570,33 @@ func TestServe_RedisNotARedisURL_OneLineAndExit2(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || bytes.Count(out, []byte("\n")) != 1 || !bytes.Contains(out, []byte("--redis")) {
 		t.Fatalf("exit %v, output %q; want exit 2 and one line naming --redis", err, out)
+	}
+}
+
+// Ceremony state is in PostgreSQL: a passkey registration begun on one instance finishes on
+// another, and its answer cannot be replayed on the third.
+func TestScaleOut_PasskeyRegistrationBegunOnOneInstance_FinishesOnAnother(t *testing.T) {
+	url, prefix := pgtest.RedisAddr(t)
+	c := startCluster(t, 3, url, prefix)
+	b, _ := c.vs[0].elevated("gwen")
+	opts := b.call("POST", "/v1/webauthn/registrations", nil)
+	if opts.Status != 200 {
+		t.Fatalf("begin on instance 0: %d %s", opts.Status, opts.Raw)
+	}
+	a := passkeytest.New(origin, "localhost")
+	cred, err := a.Create(opts.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := func(i int) browser { return browser{v: c.vs[i], ticket: b.ticket, origin: origin} }
+	if r := on(1).call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != 201 {
+		t.Fatalf("finish on instance 1: %d %s", r.Status, r.Raw)
+	}
+	if r := on(2).call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != 400 || r.errCode() != wire.CodeChallengeExpired {
+		t.Fatalf("the same answer on instance 2: %d %s", r.Status, r.Raw)
+	}
+	lb := c.vs[2].ticket("gwen")
+	if r := lb.call("POST", "/v1/webauthn/assertions/finish", c.vs[2].assertion(lb, a)); r.Status != 200 {
+		t.Fatalf("login on instance 2: %d %s", r.Status, r.Raw)
 	}
 }
