@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -339,5 +340,36 @@ func TestOriginRefused_ForeignOriginAndSDKReports_Audited_ExpiredTicketReadable(
 	r := b.call("GET", "/v1/session", nil)
 	if r.Status != 401 || r.Header.Get("Access-Control-Allow-Origin") != origin {
 		t.Fatalf("expired ticket: %d ACAO=%q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// Browser calls must come from a script's fetch: Fetch Metadata that says navigation, a
+// form, an image or a no-cors request is refused even from the right origin.
+func TestBrowserCalls_FetchMetadataOfNonScriptRequests_Refused(t *testing.T) {
+	v := startVerifier(t)
+	b := v.ticket("yann")
+	for _, tc := range []struct {
+		headers map[string]string
+		status  int
+	}{
+		{map[string]string{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "cross-site"}, 200},
+		{map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "cross-site"}, 403},
+		{map[string]string{"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image", "Sec-Fetch-Site": "cross-site"}, 403},
+		{map[string]string{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "none"}, 403},
+	} {
+		req, _ := http.NewRequest("GET", v.URL+"/v1/session", nil)
+		req.Header.Set("Authorization", "Ticket "+b.ticket)
+		req.Header.Set("Origin", origin)
+		for k, val := range tc.headers {
+			req.Header.Set(k, val)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.status {
+			t.Errorf("%v: %d, want %d", tc.headers, res.StatusCode, tc.status)
+		}
 	}
 }

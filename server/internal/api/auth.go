@@ -72,7 +72,7 @@ func (h *handlers) ticketAuth(c *fiber.Ctx) error {
 	for _, o := range p.App.Origins {
 		allowed = allowed || o == origin
 	}
-	if !allowed {
+	if !allowed || !fetchedByScript(c) {
 		h.MFA.OriginRefused(c.UserContext(), h.client(c, p), "request from origin "+strconv.Quote(origin))
 		return errOrigin
 	}
@@ -91,6 +91,15 @@ func (h *handlers) client(c *fiber.Ctx, p mfa.Principal) mfa.Principal {
 		p.UserAgent = p.UserAgent[:256]
 	}
 	return p
+}
+
+// fetchedByScript checks the Fetch Metadata a browser adds: browser calls come from the
+// SDK's fetch() (mode cors, destination empty), never from a navigation, a form, an <img>
+// or a no-cors request that another page could make a browser send. Clients that send no
+// Fetch Metadata (older browsers, tests) are judged by Origin alone.
+func fetchedByScript(c *fiber.Ctx) bool {
+	mode, dest, site := c.Get("Sec-Fetch-Mode"), c.Get("Sec-Fetch-Dest"), c.Get("Sec-Fetch-Site")
+	return (mode == "" || mode == "cors") && (dest == "" || dest == "empty") && site != "none"
 }
 
 // readable lets a page on any app's origin read why its ticket was refused (an expired
