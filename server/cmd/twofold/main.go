@@ -87,8 +87,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&cfg.Issuer, "issuer", "", "public base URL of this verifier (token iss); default http://ADDR")
 		fs.BoolVar(&cfg.BehindProxy, "behind-proxy", false, "TLS ends in a proxy in front of this verifier")
 		fs.IntVar(&cfg.IPBudget, "ip-budget", 0, "failed attempts one client address may make per 10 minutes (default 200)")
+		fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; read again on SIGHUP")
+		fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+		proxies := fs.String("trusted-proxies", "", "CIDR,... of proxies whose Forwarded / X-Forwarded-For headers name the client")
 		if err := parse(); err != nil {
 			return err
+		}
+		if *proxies != "" {
+			cfg.TrustedProxies = strings.Split(*proxies, ",")
 		}
 		if err := cfg.Validate(true); err != nil {
 			return usageError{err}

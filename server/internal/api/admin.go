@@ -37,6 +37,11 @@ func (h *handlers) metrics(c *fiber.Ctx) error {
 	if err := h.Metrics.WritePrometheus(&b); err != nil {
 		return err
 	}
+	for _, g := range h.Gauges {
+		if err := g(&b); err != nil {
+			return err
+		}
+	}
 	c.Set(fiber.HeaderContentType, audit.ContentType)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Send(b.Bytes())

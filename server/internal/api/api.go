@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 )
 
@@ -27,6 +29,13 @@ type Check struct {
 	Ping func(ctx context.Context) error
 }
 
+// Warning is an advisory readiness check: a non-empty answer makes /readyz say
+// "warning" (still 200: the verifier works, but an operator should look).
+type Warning struct {
+	Name  string
+	Check func() string
+}
+
 // Deps is what the routes need.
 type Deps struct {
 	MFA    *mfa.Service
@@ -37,6 +46,11 @@ type Deps struct {
 	// verifies admins' tokens and enables the admin API (admin.go).
 	Metrics *audit.Metrics
 	Tokens  mfa.TokenVerifier
+	// Proxies are the proxies whose forwarding headers name the client; nil trusts none.
+	Proxies *clientip.Resolver
+	// Warnings are shown by /readyz; Gauges write more metric families on /metrics.
+	Warnings []Warning
+	Gauges   []func(io.Writer) error
 }
 
 // BodyLimit bounds every request body; the largest legitimate one (a WebAuthn response)
@@ -162,6 +176,9 @@ func (h *handlers) common(c *fiber.Ctx) error {
 	start := time.Now()
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	if c.Context().IsTLS() {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+	}
 	err := c.Next()
 	if err != nil {
 		err = h.fail(c, err)
@@ -187,6 +204,15 @@ func (h *handlers) readyz(c *fiber.Ctx) error {
 	}
 	if !ok {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	warnings := fiber.Map{}
+	for _, w := range h.Warnings {
+		if msg := w.Check(); msg != "" {
+			warnings[w.Name] = msg
+		}
+	}
+	if len(warnings) > 0 {
+		return c.JSON(fiber.Map{"status": "warning", "checks": checks, "warnings": warnings})
 	}
 	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -85,12 +86,29 @@ func (h *handlers) ticketAuth(c *fiber.Ctx) error {
 
 // client fills in who is calling: address and user agent.
 func (h *handlers) client(c *fiber.Ctx, p mfa.Principal) mfa.Principal {
-	p.IP = c.IP()
+	p.IP = h.clientIP(c)
 	p.UserAgent = c.Get(fiber.HeaderUserAgent)
 	if len(p.UserAgent) > 256 {
 		p.UserAgent = p.UserAgent[:256]
 	}
 	return p
+}
+
+// clientIP is the peer's address, or, when the peer is a trusted proxy, the client its
+// forwarding headers name. Per-address limits and the audit trail see this address.
+func (h *handlers) clientIP(c *fiber.Ctx) string {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	if !h.Proxies.Trusts(peer) {
+		return peer.Unmap().String()
+	}
+	values := func(name string) []string {
+		var vs []string
+		for _, v := range c.Request().Header.PeekAll(name) {
+			vs = append(vs, string(v))
+		}
+		return vs
+	}
+	return h.Proxies.Client(peer, values(fiber.HeaderForwarded), values(fiber.HeaderXForwardedFor)).String()
 }
 
 // fetchedByScript checks the Fetch Metadata a browser adds: browser calls come from the

@@ -5,17 +5,22 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/api"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/certs"
+	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/limit"
 	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
@@ -50,6 +55,11 @@ type Config struct {
 	// every instance shares them; RedisPrefix starts their keys (default "twofold:").
 	Redis       string
 	RedisPrefix string
+	// TLSCert and TLSKey serve HTTPS; the pair is read again on SIGHUP.
+	TLSCert, TLSKey string
+	// TrustedProxies are CIDRs of the proxies whose Forwarded / X-Forwarded-For headers
+	// name the client address.
+	TrustedProxies []string
 }
 
 // Validate reports every problem at once, naming the option.
@@ -59,7 +69,7 @@ func (c *Config) Validate(needAddr bool) error {
 		host, port, err := net.SplitHostPort(c.Addr)
 		if err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("--addr %q must be HOST:PORT", c.Addr))
-		} else if !c.BehindProxy && !isLoopback(host) {
+		} else if !c.BehindProxy && c.TLSCert == "" && !isLoopback(host) {
 			errs = append(errs, fmt.Errorf("--addr %s is not a loopback address: plain HTTP there would expose codes and tokens; serve TLS in front of it and pass --behind-proxy", c.Addr))
 		}
 	}
@@ -71,6 +81,12 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
 		errs = append(errs, fmt.Errorf("--redis must be a redis:// or rediss:// URL"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -86,6 +102,9 @@ func isLoopback(host string) bool {
 func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Issuer == "" && c.TLSCert != "" {
+		c.Issuer = "https://" + c.Addr
 	}
 	if c.Issuer == "" {
 		c.Issuer = "http://" + c.Addr
@@ -190,6 +209,16 @@ func keyring(cfg Config) (*seal.Keyring, error) {
 // Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
 // ready, if not nil, receives the bound address once the listener is open.
 func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
+	proxies, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	var tlsCerts *certs.Reloader
+	if cfg.TLSCert != "" {
+		if tlsCerts, err = certs.Load(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
@@ -220,11 +249,17 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		Logger:  cfg.Logger,
 		Metrics: env.Metrics,
 		Tokens:  env.Tokens,
+		Proxies: proxies,
 	})
 	go sweep(ctx, env.Store, cfg.Logger)
 	go (&audit.Deliverer{Store: env.Store, Sealer: env.Ring, Metrics: env.Metrics, Logger: cfg.Logger, Now: cfg.Now}).Run(ctx)
+	var serveLn net.Listener = ln
+	if tlsCerts != nil {
+		serveLn = tls.NewListener(ln, tlsCerts.Config())
+		go reloadOnHangup(ctx, tlsCerts, cfg.Logger)
+	}
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
+	go func() { served <- app.Listener(serveLn) }()
 	cfg.Logger.Info("twofold serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer)
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -241,6 +276,26 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		cfg.Logger.Warn("shutdown cut connections still open", "after", cfg.ShutdownTimeout, "err", err)
 	}
 	return nil
+}
+
+// reloadOnHangup reads the certificate again on each SIGHUP; connections already open
+// keep theirs, new handshakes get the new one.
+func reloadOnHangup(ctx context.Context, r *certs.Reloader, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := r.Reload(); err != nil {
+				log.Error("TLS certificate reload failed; still serving the previous one", "err", err)
+				continue
+			}
+			log.Info("TLS certificate reloaded")
+		}
+	}
 }
 
 // sweep deletes expired tickets and pending enrollments once a minute.

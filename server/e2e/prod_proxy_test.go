@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store"
+)
+
+// wrongCodeFrom sends a wrong code with the given forwarding headers.
+func wrongCodeFrom(t *testing.T, e enrolled, headers map[string]string) reply {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.v.URL+"/v1/totp/verify", jsonBody(wire.CodeRequest{Code: "000000"}))
+	req.Header.Set("Authorization", "Ticket "+e.ticket)
+	req.Header.Set("Origin", e.origin)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return do(t, req)
+}
+
+// auditIPs lists the addresses of user's failed attempts as the audit trail has them.
+func auditIPs(t *testing.T, v *verifier, user string) []string {
+	t.Helper()
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	var ips []string
+	err = env.Store.AuditRecords(context.Background(), store.AuditFilter{User: user}, func(r store.AuditRecord) error {
+		if r.Kind == "failed" {
+			ips = append(ips, r.IP)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ips
+}
+
+// A forwarding header from a peer that is not a trusted proxy changes nothing: every
+// attempt counts against the peer's own budget and is audited under the peer's address.
+func TestProxies_SpoofedXFFFromUntrustedPeer_ChangesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+	}{
+		{"no trusted proxies", nil},
+		{"another network trusted", []string{"10.0.0.0/8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 3; c.TrustedProxies = tc.trusted })
+			e := v.enroll("mallory")
+			for i := range 3 {
+				h := map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i+1), "Forwarded": fmt.Sprintf("for=203.0.113.%d", i+1)}
+				if r := wrongCodeFrom(t, e, h); r.Status != 401 {
+					t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
+				}
+			}
+			r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "203.0.113.99"})
+			if r.Status != 429 || r.errCode() != wire.CodeRateLimited {
+				t.Fatalf("4th attempt with a fresh spoofed address: %d %s, want 429: the peer's budget is spent", r.Status, r.Raw)
+			}
+			for _, ip := range auditIPs(t, v, "mallory") {
+				if ip != "127.0.0.1" {
+					t.Errorf("audited address %q, want the peer 127.0.0.1", ip)
+				}
+			}
+		})
+	}
+}
+
+// Behind a trusted proxy, the address the proxy forwards is the one limits count and the
+// audit trail records.
+func TestProxies_XFFFromTrustedProxy_SetsAddressForLimitsAndAudit(t *testing.T) {
+	v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+
+	// Each client behind the proxy has its own budget.
+	e := v.enroll("carol")
+	var want []string
+	for i := range 4 {
+		ip := fmt.Sprintf("198.51.100.%d", i+1)
+		want = append(want, ip)
+		// The client wrote a fake hop first; the proxy appended the address it saw.
+		if r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "6.6.6.6, " + ip}); r.Status != 401 {
+			t.Fatalf("client %s: %d %s, want 401 (its own budget is fresh)", ip, r.Status, r.Raw)
+		}
+	}
+	if got := auditIPs(t, v, "carol"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audited addresses %v, want %v", got, want)
+	}
+
+	// One client behind the proxy spends its own budget, whatever it writes itself.
+	f := v.enroll("dave")
+	for i := range 3 {
+		if r := wrongCodeFrom(t, f, map[string]string{"Forwarded": fmt.Sprintf(`for=7.7.7.%d, for="198.51.100.50:1234"`, i)}); r.Status != 401 {
+			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if r := wrongCodeFrom(t, f, map[string]string{"X-Forwarded-For": "198.51.100.50"}); r.Status != 429 {
+		t.Fatalf("4th attempt of 198.51.100.50: %d %s, want 429", r.Status, r.Raw)
+	}
+	for _, ip := range auditIPs(t, v, "dave") {
+		if ip != "198.51.100.50" {
+			t.Errorf("audited %q, want 198.51.100.50", ip)
+		}
+	}
+}
