@@ -1,0 +1,168 @@
+package client
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// publicKey is one usable key of the JWK Set.
+type publicKey struct {
+	alg string
+	key crypto.PublicKey
+}
+
+// keySet is the cached JWKS. Fetches are serialised and spaced at least minRefresh apart,
+// whatever tokens arrive; a fetch that fails keeps the keys already known.
+type keySet struct {
+	url        string
+	http       *http.Client
+	now        func() time.Time
+	algs       []string
+	cacheFor   time.Duration
+	minRefresh time.Duration
+
+	mu        sync.Mutex
+	keys      map[string]publicKey
+	fetchedAt time.Time // last successful fetch
+	triedAt   time.Time // last attempt, successful or not
+	fetches   int
+}
+
+// key returns the key kid names, fetching the set when it is stale or the kid is unknown
+// (and the last fetch is at least minRefresh ago).
+func (s *keySet) key(ctx context.Context, kid string) (publicKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	k, ok := s.keys[kid]
+	stale := s.keys == nil || now.Sub(s.fetchedAt) >= s.cacheFor || now.Before(s.fetchedAt)
+	if ok && !stale {
+		return k, nil
+	}
+	mayFetch := s.triedAt.IsZero() || now.Sub(s.triedAt) >= s.minRefresh || now.Before(s.triedAt)
+	if !mayFetch {
+		if ok { // stale, but refetched lately without success: keep using what we know
+			return k, nil
+		}
+		if s.keys == nil {
+			return publicKey{}, refuse(ErrKeysUnavailable, "the JWKS could not be fetched; next try in %s", s.minRefresh-now.Sub(s.triedAt))
+		}
+		return publicKey{}, refuse(ErrUnknownKey, "no key %q in the JWKS (fetched %s ago)", kid, now.Sub(s.fetchedAt).Round(time.Second))
+	}
+	s.triedAt = now
+	keys, err := s.fetch(ctx)
+	if err != nil {
+		if ok {
+			return k, nil
+		}
+		return publicKey{}, refuse(ErrKeysUnavailable, "%v", err)
+	}
+	s.keys, s.fetchedAt = keys, now
+	if k, ok = keys[kid]; !ok {
+		return publicKey{}, refuse(ErrUnknownKey, "no key %q in the JWKS", kid)
+	}
+	return k, nil
+}
+
+type jwk struct {
+	Kty    string   `json:"kty"`
+	Kid    string   `json:"kid"`
+	Alg    string   `json:"alg"`
+	Use    string   `json:"use"`
+	KeyOps []string `json:"key_ops"`
+	Crv    string   `json:"crv"`
+	X      string   `json:"x"`
+	Y      string   `json:"y"`
+	N      string   `json:"n"`
+	E      string   `json:"e"`
+}
+
+func (s *keySet) fetch(ctx context.Context) (map[string]publicKey, error) {
+	s.fetches++
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	res, err := s.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch JWKS %s: %s", s.url, res.Status)
+	}
+	var set struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
+		return nil, fmt.Errorf("decode JWKS %s: %w", s.url, err)
+	}
+	keys := make(map[string]publicKey, len(set.Keys))
+	for _, j := range set.Keys {
+		if j.Kid == "" || (j.Use != "" && j.Use != "sig") || (j.KeyOps != nil && !slices.Contains(j.KeyOps, "verify")) {
+			continue
+		}
+		k, err := parseJWK(j)
+		if err != nil || !slices.Contains(s.algs, k.alg) {
+			continue // a key of another kind or algorithm cannot verify a token we accept
+		}
+		keys[j.Kid] = k
+	}
+	return keys, nil
+}
+
+// parseJWK reads an Ed25519, P-256 or RSA public key. The key's algorithm is its alg
+// member, which must fit its type; without one it is the only algorithm the type has here.
+func parseJWK(j jwk) (publicKey, error) {
+	b64 := base64.RawURLEncoding
+	var k publicKey
+	switch {
+	case j.Kty == "OKP" && j.Crv == "Ed25519":
+		x, err := b64.DecodeString(j.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return k, errors.New("bad Ed25519 key")
+		}
+		k = publicKey{alg: "EdDSA", key: ed25519.PublicKey(x)}
+	case j.Kty == "EC" && j.Crv == "P-256":
+		x, err1 := b64.DecodeString(j.X)
+		y, err2 := b64.DecodeString(j.Y)
+		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
+			return k, errors.New("bad P-256 key")
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return k, err
+		}
+		k = publicKey{alg: "ES256", key: pub}
+	case j.Kty == "RSA":
+		n, err1 := b64.DecodeString(j.N)
+		e, err2 := b64.DecodeString(j.E)
+		if err1 != nil || err2 != nil || len(n) < 256 || len(e) == 0 || len(e) > 4 {
+			return k, errors.New("bad RSA key (or shorter than 2048 bits)")
+		}
+		k = publicKey{alg: "RS256", key: &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}}
+	default:
+		return k, fmt.Errorf("unsupported key type %s %s", j.Kty, j.Crv)
+	}
+	if j.Alg != "" && j.Alg != k.alg {
+		return k, fmt.Errorf("key alg %s does not fit a %s key", j.Alg, k.alg)
+	}
+	return k, nil
+}

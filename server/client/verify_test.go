@@ -1,0 +1,444 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/twofold-dev/twofold/server/client"
+	"github.com/twofold-dev/twofold/server/client/fiberclient"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/tokens"
+)
+
+func newVerifier(t *testing.T, cfg client.Config) (*client.Verifier, *countingClient) {
+	t.Helper()
+	cc := &countingClient{}
+	if cfg.Issuer == "" {
+		cfg.Issuer = verifierURL
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = "shop"
+	}
+	cfg.HTTPClient = &http.Client{Transport: cc}
+	v, err := client.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, cc
+}
+
+var b64 = base64.RawURLEncoding
+
+func segments(t *testing.T, token string) (head map[string]any, payload []byte) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	h, _ := b64.DecodeString(parts[0])
+	if err := json.Unmarshal(h, &head); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ = b64.DecodeString(parts[1])
+	return head, payload
+}
+
+func encode(v any) string {
+	b, _ := json.Marshal(v)
+	return b64.EncodeToString(b)
+}
+
+// issueDirect signs a token with the verifier's own keys through its tokens package, for
+// claims the API never produces (no amr at all).
+func issueDirect(t *testing.T, c tokens.Claims) string {
+	t.Helper()
+	env, err := serve.Open(context.Background(), serve.Config{DataDir: dataDir, Issuer: verifierURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	tok, _, err := env.Tokens.Issue(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// publicKeyOf is the raw Ed25519 public key the JWKS publishes for kid.
+func publicKeyOf(t *testing.T, kid string) []byte {
+	t.Helper()
+	res, err := http.Get(verifierURL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set struct{ Keys []struct{ Kid, X string } }
+	json.NewDecoder(res.Body).Decode(&set)
+	for _, k := range set.Keys {
+		if k.Kid == kid {
+			x, _ := b64.DecodeString(k.X)
+			return x
+		}
+	}
+	t.Fatalf("kid %s not in the JWKS", kid)
+	return nil
+}
+
+func TestVerify_RealTokens_Accepted(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ app, alg string }{{"shop", "EdDSA"}, {"es-shop", "ES256"}, {"rs-shop", "RS256"}} {
+		t.Run(tc.alg, func(t *testing.T) {
+			v, _ := newVerifier(t, client.Config{Audience: tc.app, Algorithms: []string{tc.alg}})
+			tok := signIn(t, verifierURL, tc.app, "ann-"+tc.alg, "n-123")
+			c, err := v.Verify(ctx, tok, client.RequireNonce("n-123"), client.RequireAMR("otp"), client.RequireACR("mfa", "phr"), client.SingleUse())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Subject != "ann-"+tc.alg || c.Audience != tc.app || c.Issuer != verifierURL || !c.HasAMR("otp") || c.ACR != "mfa" || c.ID == "" || c.Nonce != "n-123" {
+				t.Errorf("claims %+v", c)
+			}
+			if d := c.ExpiresAt.Sub(c.IssuedAt); d != 5*time.Minute {
+				t.Errorf("lifetime %s", d)
+			}
+		})
+	}
+}
+
+// Every way a token can be wrong, each refused with its own reason.
+func TestVerify_BadTokens_RefusedWithTheirReason(t *testing.T) {
+	ctx := context.Background()
+	good := signIn(t, verifierURL, "shop", "bob", "")
+	head, payload := segments(t, good)
+	kid := head["kid"].(string)
+	parts := strings.Split(good, ".")
+
+	// One character of the signature changed (a middle one: the last carries spare bits).
+	sig := []byte(parts[2])
+	sig[10] ^= 'A' ^ 'B'
+	if sig[10] == parts[2][10] {
+		sig[10] = 'C'
+	}
+	tampered := parts[0] + "." + parts[1] + "." + string(sig)
+	// The claims changed under the original signature.
+	var claims map[string]any
+	json.Unmarshal(payload, &claims)
+	claims["sub"] = "mallory"
+	otherSub := parts[0] + "." + encode(claims) + "." + parts[2]
+	// alg none, with and without a signature, naming the real key.
+	none := encode(map[string]any{"alg": "none", "typ": "JWT", "kid": kid}) + "." + parts[1] + "."
+	// HS256 with the published public key as the HMAC secret: the classic confusion.
+	hsHead := encode(map[string]any{"alg": "HS256", "typ": "JWT", "kid": kid})
+	mac := hmac.New(sha256.New, publicKeyOf(t, kid))
+	mac.Write([]byte(hsHead + "." + parts[1]))
+	hs256 := hsHead + "." + parts[1] + "." + b64.EncodeToString(mac.Sum(nil))
+	// A real-looking token from a key the verifier never published.
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	fj := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims(claims))
+	fj.Header["kid"] = "not-a-published-kid"
+	foreign, _ := fj.SignedString(stranger)
+	// The same forged token naming the real kid: a signature the real key does not match.
+	fj.Header["kid"] = kid
+	foreignRealKid, _ := fj.SignedString(stranger)
+
+	noAMR := issueDirect(t, tokens.Claims{Subject: "bob", Audience: "shop"})
+
+	cases := []struct {
+		name  string
+		token string
+		cfg   func(*client.Config)
+		reqs  []client.Requirement
+		want  error
+	}{
+		{"WrongSignature", tampered, nil, nil, client.ErrSignature},
+		{"ClaimsChangedUnderTheSignature", otherSub, nil, nil, client.ErrSignature},
+		{"SignedByAnotherKeyUnderTheRealKid", foreignRealKid, nil, nil, client.ErrSignature},
+		{"AlgNone", none, nil, nil, client.ErrAlgorithm},
+		{"AlgNoneWithTheOriginalSignature", none + parts[2], nil, nil, client.ErrAlgorithm},
+		{"HS256SignedWithThePublicKey", hs256, nil, nil, client.ErrAlgorithm},
+		{"HS256EvenWhenConfiguredForIt", hs256, func(c *client.Config) {}, nil, client.ErrAlgorithm},
+		{"UnknownKid", foreign, nil, nil, client.ErrUnknownKey},
+		{"Expired", good, func(c *client.Config) {
+			c.Now = func() time.Time { return time.Now().Add(5*time.Minute + 31*time.Second) }
+		}, nil, client.ErrExpired},
+		{"NotYetValid", good, func(c *client.Config) { c.Now = func() time.Time { return time.Now().Add(-time.Minute) } }, nil, client.ErrNotYetValid},
+		{"WrongAudience", signIn(t, verifierURL, "other", "bob", ""), nil, nil, client.ErrAudience},
+		{"WrongIssuerSameKeys", signIn(t, imposterURL, "shop", "carl", ""), nil, nil, client.ErrIssuer},
+		{"WrongIssuerConfigured", good, func(c *client.Config) {
+			c.Issuer = "https://mfa.example.com"
+			c.JWKSURL = verifierURL + "/.well-known/jwks.json"
+		}, nil, client.ErrIssuer},
+		{"AlgorithmNotPinned", signIn(t, verifierURL, "es-shop", "bob", ""), func(c *client.Config) { c.Audience = "es-shop" }, nil, client.ErrAlgorithm},
+		{"NoAMR", noAMR, nil, []client.Requirement{client.RequireAMR("otp", "hwk", "swk")}, client.ErrAMR},
+		{"AMRNotTheOneRequired", good, nil, []client.Requirement{client.RequireAMR("hwk", "swk")}, client.ErrAMR},
+		{"ACRNotPhishingResistant", good, nil, []client.Requirement{client.RequireACR("phr")}, client.ErrACR},
+		{"ConfiguredRequirement", good, func(c *client.Config) { c.Require = []client.Requirement{client.RequireACR("phr")} }, nil, client.ErrACR},
+		{"NonceMissing", good, nil, []client.Requirement{client.RequireNonce("expected")}, client.ErrNonce},
+		{"WrongNonce", signIn(t, verifierURL, "shop", "dee", "session-1"), nil, []client.Requirement{client.RequireNonce("session-2")}, client.ErrNonce},
+		{"NotAJWT", "hello", nil, nil, client.ErrMalformed},
+		{"Empty", "", nil, nil, client.ErrMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := client.Config{}
+			if tc.name == "HS256EvenWhenConfiguredForIt" {
+				// HS256 is not a configurable algorithm at all.
+				if _, err := client.NewVerifier(client.Config{Issuer: verifierURL, Audience: "shop", Algorithms: []string{"HS256"}}); err == nil {
+					t.Fatal("a Verifier accepted HS256 as an algorithm")
+				}
+			}
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			v, _ := newVerifier(t, cfg)
+			c, err := v.Verify(ctx, tc.token, tc.reqs...)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v (claims %+v), want %v", err, c, tc.want)
+			}
+			var te *client.TokenError
+			if !errors.As(err, &te) || c != nil {
+				t.Errorf("refusal %T with claims %v", err, c)
+			}
+		})
+	}
+	// The good token itself passes every check above that it was not made to fail.
+	v, _ := newVerifier(t, client.Config{})
+	if _, err := v.Verify(ctx, good, client.RequireAMR("otp"), client.SingleUse()); err != nil {
+		t.Fatalf("the good token: %v", err)
+	}
+}
+
+func TestVerify_ReusedJTI_RefusedOnlyWithSingleUse(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{})
+	tok := signIn(t, verifierURL, "shop", "eve", "")
+	// Without SingleUse a token may be checked again (a bearer token on API calls).
+	for range 2 {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.Verify(ctx, tok, client.SingleUse()); err != nil {
+		t.Fatalf("first single use: %v", err)
+	}
+	if _, err := v.Verify(ctx, tok, client.SingleUse()); !errors.Is(err, client.ErrReplayed) {
+		t.Fatalf("second single use: %v, want replayed", err)
+	}
+	// A token refused for another reason first is not remembered.
+	other := signIn(t, verifierURL, "shop", "fay", "")
+	if _, err := v.Verify(ctx, other, client.RequireACR("phr"), client.SingleUse()); !errors.Is(err, client.ErrACR) {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, other, client.SingleUse()); err != nil {
+		t.Fatalf("a token refused for its acr was remembered as used: %v", err)
+	}
+}
+
+func TestVerify_SingleUse_OneOfConcurrentWins(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{})
+	tok := signIn(t, verifierURL, "shop", "gus", "")
+	const n = 16
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := v.Verify(ctx, tok, client.SingleUse()); errs <- err }()
+	}
+	ok := 0
+	for range n {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, client.ErrReplayed) {
+			t.Error(err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent uses passed", ok, n)
+	}
+}
+
+func TestJWKS_FetchedOnceThenCached(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	v, cc := newVerifier(t, client.Config{Now: clock.Now, CacheFor: 2 * time.Minute})
+	tok := signIn(t, verifierURL, "shop", "hal", "")
+	for range 50 {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cc.n.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches for 50 verifications", n)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := cc.n.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches after CacheFor; want the set fetched again", n)
+	}
+}
+
+func TestJWKS_UnknownKid_RefreshedOnceThenRefused(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	v, cc := newVerifier(t, client.Config{Now: clock.Now, MinRefresh: 30 * time.Second})
+	good := signIn(t, verifierURL, "shop", "ida", "")
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	_, payload := segments(t, good)
+	var claims jwt.MapClaims
+	json.Unmarshal(payload, &claims)
+	forge := func(kid string) string {
+		j := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+		j.Header["kid"] = kid
+		s, _ := j.SignedString(stranger)
+		return s
+	}
+	// The cache is fresh (fetched just now): an unknown kid may not fetch within MinRefresh.
+	clock.Advance(31 * time.Second)
+	if _, err := v.Verify(ctx, forge("rotated-1")); !errors.Is(err, client.ErrUnknownKey) {
+		t.Fatal(err)
+	}
+	if n := cc.n.Load(); n != 2 {
+		t.Fatalf("%d fetches; an unknown kid should refresh the set once", n)
+	}
+	// A flood of unknown kids right after: refused from the cache, no fetch at all.
+	for i := range 100 {
+		if _, err := v.Verify(ctx, forge("flood-"+string(rune('a'+i%26)))); !errors.Is(err, client.ErrUnknownKey) {
+			t.Fatal(err)
+		}
+	}
+	if n := cc.n.Load(); n != 2 {
+		t.Fatalf("%d fetches after a flood of unknown kids; want none more", n)
+	}
+	// Known keys still verify meanwhile, from the cache.
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second)
+	v.Verify(ctx, forge("later"))
+	if n := cc.n.Load(); n != 3 {
+		t.Fatalf("%d fetches; after MinRefresh an unknown kid may fetch once more", n)
+	}
+}
+
+func TestJWKS_Unreachable_KeysUnavailable(t *testing.T) {
+	v, err := client.NewVerifier(client.Config{Issuer: "http://127.0.0.1:1", Audience: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := signIn(t, verifierURL, "shop", "jon", "")
+	_, err = v.Verify(context.Background(), tok)
+	if !errors.Is(err, client.ErrKeysUnavailable) {
+		t.Fatalf("got %v", err)
+	}
+	if r := client.RefusalOf(err); r.Status != 503 {
+		t.Errorf("refusal %+v", r)
+	}
+}
+
+func TestConfig_Validate_ReportsEveryProblem(t *testing.T) {
+	_, err := client.NewVerifier(client.Config{Issuer: "mfa.example.com", Algorithms: []string{"none", "HS256"}, Leeway: time.Hour})
+	msg := err.Error()
+	for _, want := range []string{"Config.Issuer", "Config.Audience", `"none"`, `"HS256"`, "Config.Leeway"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q does not name %s", msg, want)
+		}
+	}
+}
+
+func TestTicketClient_WrongKey_APIError(t *testing.T) {
+	tc, _ := client.NewTicketClient(verifierURL, "shop.not-the-key", nil)
+	_, err := tc.Ticket(context.Background(), "kim", client.TicketOptions{})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 401 || ae.Code != "invalid_api_key" || ae.Message == "" {
+		t.Fatalf("got %v", err)
+	}
+	if !errors.Is(err, &client.APIError{Code: "invalid_api_key"}) {
+		t.Error("errors.Is does not match the code")
+	}
+}
+
+func TestMiddleware_NetHTTP(t *testing.T) {
+	v, _ := newVerifier(t, client.Config{})
+	h := v.Middleware(client.RequireAMR("otp"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := client.ClaimsFrom(r.Context())
+		io.WriteString(w, "hello "+c.Subject)
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	strict := httptest.NewServer(v.Middleware(client.RequireACR("phr"))(h))
+	defer strict.Close()
+	tok := signIn(t, verifierURL, "shop", "lea", "")
+	for _, tc := range []struct {
+		url, auth string
+		status    int
+		body      string
+	}{
+		{srv.URL, "Bearer " + tok, 200, "hello lea"},
+		{srv.URL, "", 401, `"invalid_token"`},
+		{srv.URL, "Bearer " + tok[:len(tok)-4], 401, `"invalid_token"`},
+		{strict.URL, "Bearer " + tok, 403, `"insufficient_authentication"`},
+	} {
+		req, _ := http.NewRequest("GET", tc.url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+			t.Errorf("%s: %d %s", tc.auth, res.StatusCode, body)
+		}
+		if tc.status != 200 && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("no WWW-Authenticate on %d", tc.status)
+		}
+	}
+}
+
+func TestMiddleware_Fiber(t *testing.T) {
+	v, _ := newVerifier(t, client.Config{})
+	app := fiber.New()
+	app.Get("/me", fiberclient.New(v, client.RequireAMR("otp")), func(c *fiber.Ctx) error {
+		return c.SendString("hello " + fiberclient.Claims(c).Subject)
+	})
+	tok := signIn(t, verifierURL, "shop", "max", "")
+	for _, tc := range []struct {
+		auth   string
+		status int
+		body   string
+	}{
+		{"Bearer " + tok, 200, "hello max"},
+		{"", 401, `"invalid_token"`},
+		{"Bearer " + signIn(t, verifierURL, "other", "max", ""), 401, `"invalid_token"`},
+	} {
+		req := httptest.NewRequest("GET", "/me", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		res, err := app.Test(req, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+			t.Errorf("%q: %d %s", tc.auth, res.StatusCode, body)
+		}
+	}
+}
