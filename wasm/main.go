@@ -437,8 +437,8 @@ func (c *client) export() js.Value {
 			r, err := c.call("POST", "/v1/recovery/verify", code(a))
 			return r.body, err
 		}),
-		"passkeyRegister":     asyncFunc(func([]js.Value) (any, error) { return c.passkey(true) }),
-		"passkeyAuthenticate": asyncFunc(func([]js.Value) (any, error) { return c.passkey(false) }),
+		"passkeyRegister":     asyncFunc(func(a []js.Value) (any, error) { return c.passkey(true, argv(a, 0)) }),
+		"passkeyAuthenticate": asyncFunc(func(a []js.Value) (any, error) { return c.passkey(false, argv(a, 0)) }),
 		"clock": js.FuncOf(func(js.Value, []js.Value) any {
 			return obj{"known": c.skewKnown, "skew": c.skew.Seconds(), "warn": c.skewKnown && c.skew.Warn(), "direction": c.skew.Direction()}.js()
 		}),

@@ -9,33 +9,42 @@ import (
 	"github.com/twofold-dev/twofold/wasm/b64"
 )
 
-var errNoPasskeys = wire.NewError(wire.CodeUnavailable, "Passkeys are not available on this verifier yet. Use your authenticator app.")
+// browserErrorPrefix marks a rejection that is the browser's own WebAuthn error: the code
+// is the prefix and the DOMException's name, which the JS package maps to one of the SDK's
+// codes (its table in errors.ts) with a message a person can act on.
+const browserErrorPrefix = "browser:"
 
 // passkey runs a WebAuthn ceremony: the verifier's options, the browser's ceremony, the
-// verifier's check. Binary fields cross as base64url both ways; the conversions are done
-// here, for browsers without PublicKeyCredential.parse*OptionsFromJSON and toJSON().
-func (c *client) passkey(register bool) (any, error) {
+// verifier's check. opts is {label, discoverable, signal}, each optional. Binary fields
+// cross as base64url both ways; the conversions are done here, for browsers without
+// PublicKeyCredential.parse*OptionsFromJSON and toJSON().
+func (c *client) passkey(register bool, opts js.Value) (any, error) {
 	begin, finish := "/v1/webauthn/assertions", "/v1/webauthn/assertions/finish"
+	method := "get"
 	if register {
 		begin, finish = "/v1/webauthn/registrations", "/v1/webauthn/registrations/finish"
+		method = "create"
+		if label := field(opts, "label"); label != "" {
+			finish += "?label=" + js.Global().Call("encodeURIComponent", label).String()
+		}
 	}
-	pkc := js.Global().Get("PublicKeyCredential")
 	creds := js.Undefined()
 	if nav := js.Global().Get("navigator"); nav.Type() == js.TypeObject {
 		creds = nav.Get("credentials")
 	}
-	if pkc.Type() != js.TypeFunction || creds.Type() != js.TypeObject {
-		return nil, wire.NewError(wire.CodeUnavailable, "This browser does not support passkeys. Use your authenticator app.")
+	if js.Global().Get("PublicKeyCredential").Type() != js.TypeFunction || creds.Type() != js.TypeObject {
+		return nil, wire.NewError(browserErrorPrefix+"NotSupportedError", "")
 	}
-	a, err := c.call("POST", begin, js.Undefined())
-	if e, ok := err.(*wire.Error); ok && e.Code == wire.CodeNotFound {
-		return nil, errNoPasskeys
+	body := js.Undefined()
+	if !register && boolean(opts, "discoverable") {
+		body = obj{"discoverable": true}.js()
 	}
+	a, err := c.call("POST", begin, body)
 	if err != nil {
 		return nil, err
 	}
-	opts := a.body.Get("publicKey")
-	if opts.Type() != js.TypeObject {
+	pk := a.body.Get("publicKey")
+	if pk.Type() != js.TypeObject {
 		return nil, wire.NewError(wire.CodeInternal, "The verifier's passkey options are malformed.")
 	}
 	decode := func(o js.Value, k string) {
@@ -45,32 +54,37 @@ func (c *client) passkey(register bool) (any, error) {
 			}
 		}
 	}
-	decode(opts, "challenge")
-	if u := opts.Get("user"); u.Type() == js.TypeObject {
+	decode(pk, "challenge")
+	if u := pk.Get("user"); u.Type() == js.TypeObject {
 		decode(u, "id")
 	}
 	for _, k := range []string{"excludeCredentials", "allowCredentials"} {
-		if l := opts.Get(k); l.Type() == js.TypeObject {
+		if l := pk.Get(k); l.Type() == js.TypeObject {
 			for i := 0; i < l.Length(); i++ {
 				decode(l.Index(i), "id")
 			}
 		}
 	}
-	method := "get"
-	if register {
-		method = "create"
+	req := obj{"publicKey": pk}
+	if opts.Type() == js.TypeObject && opts.Get("signal").Type() == js.TypeObject {
+		req["signal"] = opts.Get("signal")
 	}
-	cred, ok := await(creds.Call(method, obj{"publicKey": opts}.js()))
+	cred, ok := await(creds.Call(method, req.js()))
 	if !ok {
-		name := field(cred, "name")
-		if name == "NotAllowedError" || name == "AbortError" {
-			return nil, wire.NewError("cancelled", "The passkey prompt was closed or timed out. Try again when you are ready.")
-		}
-		return nil, wire.NewError(wire.CodeUnavailable, "The browser could not use a passkey: "+field(cred, "message"))
+		return nil, wire.NewError(browserErrorPrefix+field(cred, "name"), field(cred, "message"))
+	}
+	if cred.Type() != js.TypeObject {
+		// Only a conditional (autofill) request answers null; the SDK makes none.
+		return nil, wire.NewError(browserErrorPrefix+"NotAllowedError", "")
 	}
 	a, err = c.call("POST", finish, credentialJSON(cred))
 	if err != nil {
 		return nil, err
+	}
+	if register {
+		c.session.Factors.Passkeys++
+	} else {
+		c.session.Elevated = true
 	}
 	return a.body, nil
 }

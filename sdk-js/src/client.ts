@@ -54,6 +54,20 @@ export interface TokenResult {
   expiresIn: number;
 }
 
+export interface PasskeyRegisterOptions {
+  /** A name for the new passkey, shown in the user's list of factors; default "Passkey". */
+  label?: string;
+  /** Stops the browser's prompt; the promise then rejects with "passkey_aborted". */
+  signal?: AbortSignal;
+}
+
+export interface PasskeyAuthenticateOptions {
+  /** Let the browser offer any passkey of the app it holds (usernameless), not only this user's known ones. */
+  discoverable?: boolean;
+  /** Stops the browser's prompt; the promise then rejects with "passkey_aborted". */
+  signal?: AbortSignal;
+}
+
 export interface ClockStatus {
   /** Whether the verifier's time could be read. */
   known: boolean;
@@ -143,12 +157,21 @@ export class Twofold {
 
   readonly passkeys = {
     /**
-     * Registers a passkey (needs a ticket that passed a second factor). Rejects with
-     * "unavailable" while the verifier has no passkey support.
+     * Registers a passkey on this device or a security key (POST /v1/webauthn/registrations).
+     * Needs a ticket that already passed a second factor (else "step_up_required"). The
+     * browser's own refusals become the SDK's codes: "passkey_cancelled",
+     * "passkey_already_registered", "passkey_wrong_domain", ... (see sdkErrors).
      */
-    register: (): Promise<{ id: string }> => wrap(this.#c.passkeyRegister(), (w: { id: string }) => ({ id: w.id })),
-    /** Signs in with a passkey. */
-    authenticate: (): Promise<TokenResult> => wrap(this.#c.passkeyAuthenticate(), tokenFrom),
+    register: (opts: PasskeyRegisterOptions = {}): Promise<{ id: string }> =>
+      wrap(this.#c.passkeyRegister(opts), (w: wire.PasskeyRegistered) => ({ id: w.id })),
+    /**
+     * Signs in with a passkey: a complete second factor when the device verified the
+     * person, so no code is asked for afterwards. "not_found" when the user has none;
+     * "invalid_passkey" when the verifier refuses the answer.
+     */
+    authenticate: (opts: PasskeyAuthenticateOptions = {}): Promise<TokenResult> => wrap(this.#c.passkeyAuthenticate(opts), tokenFrom),
+    /** Whether this browser has WebAuthn at all (it may still have no passkey to offer). */
+    supported: (): boolean => passkeysSupported(),
   };
 
   /** Seconds, device clock minus verifier clock, as measured at load (and at each session()). */
@@ -192,6 +215,11 @@ function viewFrom(v: any): EnrollmentView {
     hint: v.hint,
     error: v.error ? TwofoldError.from(v.error) : null,
   };
+}
+
+/** Whether this browser has WebAuthn (PublicKeyCredential and navigator.credentials). */
+export function passkeysSupported(): boolean {
+  return typeof globalThis.PublicKeyCredential === "function" && typeof globalThis.navigator?.credentials?.create === "function";
 }
 
 /** Normalises a typed one-time code (spaces, dashes, full-width digits) the way the verifier does. */

@@ -22,8 +22,8 @@ export interface EngineClient {
   totpConfirm(id: string, code: string): Promise<unknown>;
   totpVerify(code: string): Promise<unknown>;
   recoveryVerify(code: string): Promise<unknown>;
-  passkeyRegister(): Promise<unknown>;
-  passkeyAuthenticate(): Promise<unknown>;
+  passkeyRegister(opts?: { label?: string; signal?: AbortSignal }): Promise<unknown>;
+  passkeyAuthenticate(opts?: { discoverable?: boolean; signal?: AbortSignal }): Promise<unknown>;
   clock(): { known: boolean; skew: number; warn: boolean; direction: "" | "ahead" | "behind" };
   user(): string;
   factors(): { totp: boolean; passkeys: number; recoveryCodesRemaining: number };

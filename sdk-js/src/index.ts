@@ -4,6 +4,9 @@
 export {
   Twofold,
   normalizeCode,
+  passkeysSupported,
+  type PasskeyRegisterOptions,
+  type PasskeyAuthenticateOptions,
   type LoadOptions,
   type Session,
   type Factors,
@@ -13,7 +16,7 @@ export {
   type ClockStatus,
   type EnrollmentView,
 } from "./client.js";
-export { TwofoldError, type TwofoldErrorCode } from "./errors.js";
+export { TwofoldError, sdkErrors, browserErrorCodes, type TwofoldErrorCode, type SDKErrorCode } from "./errors.js";
 export type { WasmSource } from "./engine.js";
 export type * as wire from "./wire.js";
 export { strings, setStrings, type Strings } from "./components/strings.js";

@@ -139,7 +139,7 @@ test("API calls map the wire format and reject with the API's code and message",
   await assert.rejects(tf.totp.verify("111111"), (err) => err instanceof TwofoldError && err.code === "invalid_code" && err.clock === "ahead" && err.message.startsWith("That code"));
   routes["POST /v1/recovery/verify"] = () => [429, { error: "rate_limited", message: "Wait.", retry_after: 30 }];
   await assert.rejects(tf.recovery.verify("abcd-efgh-jkmn"), (err) => err.code === "rate_limited" && err.retryAfter === 30);
-  await assert.rejects(tf.passkeys.register(), (err) => err.code === "unavailable");
+  await assert.rejects(tf.passkeys.register(), (err) => err.code === "passkey_unsupported", "Node has no WebAuthn");
 });
 
 test("the guided enrollment runs in the engine and resumes after a reload", async () => {

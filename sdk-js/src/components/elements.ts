@@ -3,7 +3,7 @@
 // in an aria-live region, works with the keyboard alone, and dispatches `twofold:token`
 // with { token, expiresIn } in `detail` when the person passed. The host element carries
 // data-step (and data-error, the last error code) for styling and tests.
-import { Twofold, type EnrollmentView } from "../client.js";
+import { Twofold, passkeysSupported, type EnrollmentView } from "../client.js";
 import { TwofoldError } from "../errors.js";
 import { css } from "./styles.js";
 import { fill, strings } from "./strings.js";
@@ -118,6 +118,30 @@ abstract class TwofoldElement extends Base {
       "aria-describedby": "hint",
     });
     return [h("label", { for: id }, label), input];
+  }
+
+  /**
+   * A button that runs a passkey ceremony: disabled while the browser's prompt is open
+   * (data-step "waiting"); a failure is shown and the button offered again at step `back`.
+   */
+  protected passkeyButton(label: string, back: string, ceremony: () => Promise<void>): HTMLButtonElement {
+    const b = h("button", { type: "button", part: "button" }, label);
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      b.textContent = strings.passkeyWaiting;
+      this.showError(null);
+      this.step("waiting");
+      try {
+        await ceremony();
+      } catch (e) {
+        this.showError(TwofoldError.from(e));
+        this.step(back);
+        b.disabled = false;
+        b.textContent = label;
+        b.focus();
+      }
+    });
+    return b;
   }
 
   protected copyButton(text: () => string, label: string): HTMLButtonElement {
@@ -242,13 +266,81 @@ export class TwofoldEnroll extends TwofoldElement {
   }
 }
 
-/** <twofold-verify verifier ticket>: asks for a code from the app, or a recovery code. */
+// The passkey upgrade is offered once per user and browser: "Not now" and an added passkey
+// are remembered here, in localStorage (which may be missing or throw: then it is offered
+// again next time).
+const offerPrefix = "twofold:passkey-offer:";
+
+function remembered(key: string): string | null {
+  try {
+    return globalThis.localStorage?.getItem(key) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function remember(key: string, value: "dismissed" | "added"): void {
+  try {
+    globalThis.localStorage?.setItem(key, value);
+  } catch {
+    /* not kept: offered again next time */
+  }
+}
+
+type VerifyMode = "passkey" | "code" | "recovery";
+
+/**
+ * <twofold-verify verifier ticket>: the second step of a sign-in. A user with a passkey is
+ * asked for it first (a passkey with user verification is the whole second factor: no code
+ * follows); otherwise for a code from the app, or a recovery code. After a code from the
+ * app, a user without a passkey is offered one, once (host data-offer: shown, added,
+ * dismissed).
+ */
 export class TwofoldVerify extends TwofoldElement {
-  #recovery = false;
+  #mode: VerifyMode = "code";
 
   protected ready(tf: Twofold): void {
+    this.#mode = this.#passkeyUsable(tf) ? "passkey" : "code";
+    delete this.dataset.offer;
+    this.render(tf);
+  }
+
+  #passkeyUsable(tf: Twofold): boolean {
+    return tf.factors.passkeys > 0 && passkeysSupported();
+  }
+
+  private render(tf: Twofold): void {
+    const mode = this.#mode;
+    const f = tf.factors;
+    const link = (to: VerifyMode, text: string) => {
+      const b = h("button", { type: "button", class: "link", part: "link", "data-mode": to }, text);
+      b.addEventListener("click", () => {
+        this.#mode = to;
+        this.showError(null);
+        this.render(tf);
+        (this.body.querySelector("input") ?? this.body.querySelector("button"))?.focus();
+      });
+      return h("p", {}, b);
+    };
+    const links = [
+      mode !== "passkey" && this.#passkeyUsable(tf) ? link("passkey", strings.usePasskey) : null,
+      mode !== "code" && f.totp ? link("code", strings.useApp) : null,
+      mode !== "recovery" && (f.totp || f.recoveryCodesRemaining > 0) ? link("recovery", strings.useRecovery) : null,
+    ].filter((l) => l !== null);
+
+    if (mode === "passkey") {
+      this.step("passkey");
+      const b = this.passkeyButton(strings.passkeyAuthenticate, "passkey", async () => {
+        const r = await tf.passkeys.authenticate();
+        this.done(tf, r.token, r.expiresIn, false);
+      });
+      this.body.replaceChildren(h("h2", {}, strings.verifyTitle), h("p", { id: "hint" }, strings.passkeyIntro), b, ...links);
+      return;
+    }
+
     this.step("code");
-    const [label, input] = this.codeInput("code", this.#recovery ? strings.recoveryLabel : strings.codeLabel, this.#recovery);
+    const recovery = mode === "recovery";
+    const [label, input] = this.codeInput("code", recovery ? strings.recoveryLabel : strings.codeLabel, recovery);
     const submit = h("button", { type: "submit", part: "button" }, strings.verify);
     const form = h("form", { novalidate: true }, label, h("div", { class: "row" }, input, submit));
     form.addEventListener("submit", async (ev) => {
@@ -257,11 +349,8 @@ export class TwofoldVerify extends TwofoldElement {
       submit.textContent = strings.verifying;
       this.step("verifying");
       try {
-        const r = this.#recovery ? await tf.recovery.verify(input.value) : await tf.totp.verify(input.value);
-        this.showError(null);
-        this.step("done");
-        this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
-        this.emitToken(r.token, r.expiresIn);
+        const r = recovery ? await tf.recovery.verify(input.value) : await tf.totp.verify(input.value);
+        this.done(tf, r.token, r.expiresIn, !recovery);
       } catch (e) {
         this.showError(TwofoldError.from(e));
         this.step("code");
@@ -271,51 +360,72 @@ export class TwofoldVerify extends TwofoldElement {
         input.focus();
       }
     });
-    const toggle = h("button", { type: "button", class: "link", part: "link" }, this.#recovery ? strings.useApp : strings.useRecovery);
-    toggle.addEventListener("click", () => {
-      this.#recovery = !this.#recovery;
-      this.showError(null);
-      this.ready(tf);
-      this.body.querySelector("input")?.focus();
+    this.body.replaceChildren(h("h2", {}, strings.verifyTitle), h("p", { id: "hint" }, recovery ? "" : strings.verifyIntro), form, ...links);
+  }
+
+  private done(tf: Twofold, token: string, expiresIn: number, offer: boolean): void {
+    this.showError(null);
+    this.step("done");
+    this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified), ...(offer ? [this.upgrade(tf)] : []));
+    this.emitToken(token, expiresIn);
+  }
+
+  /** The passkey offer after a code from the app, or nothing when it does not apply. */
+  private upgrade(tf: Twofold): HTMLElement | string {
+    const key = offerPrefix + (this.getAttribute("verifier") ?? "") + "|" + tf.user;
+    if (tf.factors.passkeys > 0 || !passkeysSupported() || remembered(key)) return "";
+    this.dataset.offer = "shown";
+    const add = this.passkeyButton(strings.upgradeAdd, "done", async () => {
+      const r = await tf.passkeys.register();
+      remember(key, "added");
+      this.step("done");
+      this.dataset.offer = "added";
+      box.replaceChildren(h("p", { class: "done", role: "status" }, strings.upgradeDone));
+      this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
     });
-    const passkey =
-      tf.factors.passkeys > 0
-        ? h("twofold-passkey", { verifier: this.getAttribute("verifier") ?? "", ticket: this.getAttribute("ticket") ?? "" })
-        : null;
-    this.body.replaceChildren(
-      h("h2", {}, strings.verifyTitle),
-      h("p", { id: "hint" }, this.#recovery ? "" : strings.verifyIntro),
-      form,
-      h("p", {}, toggle),
-      ...(passkey ? [passkey] : []),
+    const dismiss = h("button", { type: "button", class: "secondary", part: "button" }, strings.upgradeDismiss);
+    dismiss.addEventListener("click", () => {
+      remember(key, "dismissed");
+      this.dataset.offer = "dismissed";
+      this.showError(null);
+      box.remove();
+    });
+    const box = h(
+      "section",
+      { class: "upgrade", part: "upgrade", "aria-labelledby": "upgrade-title" },
+      h("h3", { id: "upgrade-title" }, strings.upgradeTitle),
+      h("p", {}, strings.upgradeIntro),
+      h("div", { class: "row" }, add, dismiss),
     );
+    return box;
   }
 }
 
-/** <twofold-passkey verifier ticket [mode="authenticate"|"register"]>: one button. */
+/**
+ * <twofold-passkey verifier ticket [mode="authenticate"|"register"] [label] [discoverable]>:
+ * one button. Signing in dispatches twofold:token; registering dispatches twofold:passkey
+ * with { id } in detail.
+ */
 export class TwofoldPasskey extends TwofoldElement {
   protected ready(tf: Twofold): void {
+    if (!passkeysSupported()) {
+      this.step("unsupported");
+      this.body.replaceChildren(h("p", {}, strings.passkeyUnsupported));
+      return;
+    }
     const register = this.getAttribute("mode") === "register";
     this.step("ready");
-    const b = h("button", { type: "button", part: "button" }, register ? strings.passkeyRegister : strings.passkeyAuthenticate);
-    b.addEventListener("click", async () => {
-      b.disabled = true;
-      try {
-        if (register) {
-          const r = await tf.passkeys.register();
-          this.step("done");
-          this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.passkeyRegistered));
-          this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
-        } else {
-          const r = await tf.passkeys.authenticate();
-          this.step("done");
-          this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
-          this.emitToken(r.token, r.expiresIn);
-        }
-        this.showError(null);
-      } catch (e) {
-        this.showError(TwofoldError.from(e));
-        b.disabled = false;
+    const b = this.passkeyButton(register ? strings.passkeyRegister : strings.passkeyAuthenticate, "ready", async () => {
+      if (register) {
+        const r = await tf.passkeys.register({ label: this.getAttribute("label") ?? undefined });
+        this.step("done");
+        this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.passkeyRegistered));
+        this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
+      } else {
+        const r = await tf.passkeys.authenticate({ discoverable: this.hasAttribute("discoverable") });
+        this.step("done");
+        this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
+        this.emitToken(r.token, r.expiresIn);
       }
     });
     this.body.replaceChildren(b);

@@ -47,11 +47,20 @@ export const en = {
   useApp: "Use the authenticator app instead",
   recoveryLabel: "Recovery code",
   verified: "Verified.",
-  usePasskey: "Use a passkey",
+  usePasskey: "Use a passkey instead",
   // passkeys
+  passkeyIntro: "Use the passkey on this device, your phone or your security key.",
   passkeyRegister: "Add a passkey",
   passkeyAuthenticate: "Sign in with a passkey",
+  passkeyWaiting: "Waiting for your passkey…",
   passkeyRegistered: "Passkey added.",
+  passkeyUnsupported: "This browser cannot use passkeys.",
+  // the upgrade offered once after a code from the app
+  upgradeTitle: "Sign in faster and safer with a passkey",
+  upgradeIntro: "A passkey uses your device's screen lock (fingerprint, face or PIN) instead of a code, and it cannot be phished.",
+  upgradeAdd: "Add a passkey",
+  upgradeDismiss: "Not now",
+  upgradeDone: "Passkey added. Next time, sign in with it.",
   // clock
   clockAhead: "Your device's clock is about {time} ahead. Codes may be refused: set the time on your devices to automatic.",
   clockBehind: "Your device's clock is about {time} behind. Codes may be refused: set the time on your devices to automatic.",

@@ -42,6 +42,12 @@ button:disabled { opacity: .55; cursor: default; }
   color: var(--twofold-warning-color, #5c3c00); background: var(--twofold-warning, #fff4d6);
   padding: .5rem .75rem; border-radius: var(--twofold-radius, .5rem);
 }
+h3 { font-size: var(--twofold-subtitle-size, 1.05rem); margin: 0 0 .5rem; }
+.upgrade {
+  margin-top: var(--twofold-gap, .75rem); padding: var(--twofold-gap, .75rem);
+  background: var(--twofold-surface, #f3f4f7); border-radius: var(--twofold-radius, .5rem);
+}
+.upgrade p:last-child { margin-bottom: 0; }
 .done { color: var(--twofold-success, #146c2e); font-weight: 600; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;
