@@ -105,6 +105,13 @@ type Config struct {
 	// Stateless sends every request as a valid code of one shared user, again and again:
 	// for the ceiling, which keeps no state.
 	Stateless bool
+	// Rate, when above zero, makes the drive open-loop: requests start on a fixed schedule
+	// of Rate per second over all connections, whatever the answers' pace, and each one's
+	// latency runs from its scheduled start, so time spent queued behind a slow server
+	// counts (no coordinated omission). A request is counted when its scheduled start
+	// falls in the window. Zero is closed-loop: each connection sends again as soon as
+	// its answer is in, and a request counts when it finishes in the window.
+	Rate float64
 	// OnWindow, if set, is called when the counted window opens and when it closes, to
 	// sample server CPU at the same instants.
 	OnWindow func(open bool)
@@ -122,6 +129,11 @@ type Result struct {
 	// Starved counts the times a worker wanted a valid code and found every user already
 	// used in the current step: the users, not the verifier, bounded the valid rate.
 	Starved int64
+	// Skipped counts scheduled requests of an open-loop drive that had no user to go to.
+	Skipped int64
+	// MaxLag is, in an open-loop drive, the longest a request started after its scheduled
+	// start: all connections were busy. Its latency includes that wait.
+	MaxLag time.Duration
 	// Latencies in microseconds of every counted request, and of successes alone.
 	Lat, LatOK []uint32
 	// FirstError is an example of the unexpected, for the report.
@@ -146,6 +158,8 @@ type worker struct {
 	res    Result
 	cursor *atomic.Uint64
 	fcur   *atomic.Uint64
+	seq    *atomic.Int64 // open loop: the next scheduled request
+	start  time.Time
 	// passed are users this worker recently verified, the pool replays are drawn from.
 	passed []*User
 }
@@ -183,12 +197,13 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	open, end := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Measure)
 	var cursor, fcur atomic.Uint64
+	var seq atomic.Int64
 	fcur.Store(uint64(len(cfg.Users) / 2)) // failures start elsewhere than successes
 	workers := make([]*worker, cfg.Conns)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{cfg: &cfg, client: clients[i%len(clients)], url: cfg.Targets[i%len(clients)] + cfg.Path,
-			rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano()))), cursor: &cursor, fcur: &fcur}
+			rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano()))), cursor: &cursor, fcur: &fcur, seq: &seq, start: start}
 		workers[i] = w
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx, open, end) }()
@@ -216,6 +231,8 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 		res.OtherStatus += r.OtherStatus
 		res.TransportErrors += r.TransportErrors
 		res.Starved += r.Starved
+		res.Skipped += r.Skipped
+		res.MaxLag = max(res.MaxLag, r.MaxLag)
 		for k := range r.Sent {
 			res.Sent[k] += r.Sent[k]
 		}
@@ -251,13 +268,27 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 		req.Header.Set("Origin", w.cfg.Origin)
 	}
 	body := []byte(`{"code":"000000"}`)
+	rate := w.cfg.Rate
 	for ctx.Err() == nil {
+		var due time.Time
+		if rate > 0 {
+			due = w.start.Add(time.Duration(float64(w.seq.Add(1)-1) / rate * float64(time.Second)))
+			if !due.Before(end) || !sleepUntil(ctx, due) {
+				return
+			}
+		}
 		now := time.Now()
-		if !now.Before(end) {
+		if !now.Before(end) && rate == 0 {
 			return
 		}
 		u, kind, code := w.pick(now)
 		if u == nil {
+			if rate > 0 {
+				if !due.Before(open) {
+					w.res.Skipped++
+				}
+				continue
+			}
 			// Nothing may be sent this step: wait for the next one rather than spin.
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -269,7 +300,13 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 		err := w.client.Do(req, resp)
 		t1 := time.Now()
 		u.busy.Store(false)
-		if t1.Before(open) || t1.After(end) {
+		if rate > 0 {
+			if due.Before(open) {
+				continue
+			}
+			w.res.MaxLag = max(w.res.MaxLag, t0.Sub(due))
+			t0 = due
+		} else if t1.Before(open) || t1.After(end) {
 			continue
 		}
 		w.res.Sent[kind]++

@@ -37,11 +37,27 @@ type Run struct {
 	RateLimited   int64   `json:"rate_limited"`
 	Starved       int64   `json:"starved"`
 	ValidCapacity int64   `json:"valid_capacity"`
-	Note          string  `json:"note,omitempty"`
+	// The open-loop drive that follows the closed-loop one on the same instances (-at-peak
+	// or -rate): RatePerS requests/s scheduled (AtPeak × the closed loop's requests/s, or
+	// -rate), of which RateSentPerS were sent, with these latencies from each request's
+	// scheduled start. Zero when there was none.
+	AtPeak           float64 `json:"at_peak,omitempty"`
+	RatePerS         float64 `json:"rate_per_s,omitempty"`
+	RateSentPerS     float64 `json:"rate_sent_per_s,omitempty"`
+	RateVerifyOKPerS float64 `json:"rate_verify_ok_per_s,omitempty"`
+	RateP50MS        float64 `json:"rate_p50_ms,omitempty"`
+	RateP99MS        float64 `json:"rate_p99_ms,omitempty"`
+	RateP999MS       float64 `json:"rate_p999_ms,omitempty"`
+	RateMaxLagMS     float64 `json:"rate_max_lag_ms,omitempty"`
+	RateUnexpected   int64   `json:"rate_unexpected,omitempty"`
+	RedisPrefix      string  `json:"redis_prefix,omitempty"`
+	RedisKeysDeleted int64   `json:"redis_keys_deleted,omitempty"`
+	Note             string  `json:"note,omitempty"`
 
 	// Latency samples (µs) for the chart; not written to results.json.
 	Lat        []uint32 `json:"-"`
 	CeilingLat []uint32 `json:"-"`
+	RateLat    []uint32 `json:"-"`
 }
 
 // Results is results.json.
@@ -64,18 +80,37 @@ func Quantile(sorted []uint32, q float64) float64 {
 // Sort sorts latency samples in place and returns them.
 func Sort(lat []uint32) []uint32 { slices.Sort(lat); return lat }
 
-// Table writes the runs as a Markdown table.
+// Table writes the runs as a Markdown table; the last two columns, the open-loop drive's
+// rate and p99, appear when some run had one.
 func Table(w io.Writer, runs []Run) {
-	fmt.Fprintln(w, "| run | backend | inst. | users | verify ok/s | rejects/s | p50 ms | p99 ms | p99.9 ms | RSS MB | CPU ms/verify | ceiling/s | ratio |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	open := false
+	for _, r := range runs {
+		open = open || r.RatePerS > 0
+	}
+	head := "| run | backend | inst. | users | verify ok/s | rejects/s | p50 ms | p99 ms | p99.9 ms | RSS MB | CPU ms/verify | ceiling/s | ratio |"
+	rule := "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	if open {
+		head += " fixed rate req/s | p99 ms there |"
+		rule += " ---: | ---: |"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
 	for _, r := range runs {
 		name := r.Name
 		if r.Note != "" {
 			name += " †"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.0f | %.3f | %.0f | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.0f | %.3f | %.0f | %.2f |",
 			name, r.Backend, r.Instances, r.Users, r.VerifyOKPerS, r.RejectPerS, r.P50MS, r.P99MS, r.P999MS,
 			r.RSSMB, r.CPUMSPerOK, r.CeilingPerS, r.Ratio)
+		if open {
+			rate := fmt.Sprintf("%.0f", r.RatePerS)
+			if r.AtPeak > 0 {
+				rate += fmt.Sprintf(" (%.0f %%)", r.AtPeak*100)
+			}
+			fmt.Fprintf(w, " %s | %.2f |", rate, r.RateP99MS)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, r := range runs {
 		if r.Note != "" {
@@ -93,16 +128,25 @@ func SVG(w io.Writer, runs []Run, title string) {
 		left, right, top, bott = 70, 190, 40, 50
 	)
 	pw, ph := float64(width-left-right), float64(height-top-bott)
+	colors := []string{"#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
 	type series struct {
-		name string
-		lat  []uint32
+		name, color, dash string
+		lat               []uint32
 	}
 	var all []series
 	if len(runs) > 0 && len(runs[0].CeilingLat) > 0 {
-		all = append(all, series{"ceiling (stateless)", runs[0].CeilingLat})
+		all = append(all, series{"ceiling (stateless)", colors[0], ` stroke-dasharray="5 4"`, runs[0].CeilingLat})
 	}
-	for _, r := range runs {
-		all = append(all, series{r.Name, r.Lat})
+	for i, r := range runs {
+		c := colors[1+i%(len(colors)-1)]
+		all = append(all, series{r.Name, c, "", r.Lat})
+		if len(r.RateLat) > 0 {
+			label := fmt.Sprintf("%s, %.0f/s", r.Name, r.RatePerS)
+			if r.AtPeak > 0 {
+				label = fmt.Sprintf("%s, %.0f %% of peak", r.Name, r.AtPeak*100)
+			}
+			all = append(all, series{label, c, ` stroke-dasharray="2 3"`, r.RateLat})
+		}
 	}
 	// x: -log10(1-q), from 0.5 (0.30) to 0.9999 (4).
 	const xmin, xmax = 0.30103, 4.0
@@ -125,8 +169,6 @@ func SVG(w io.Writer, runs []Run, title string) {
 	y := func(ms float64) float64 {
 		return top + ph - (math.Log10(max(ms, math.Pow(10, dmin)))-dmin)/(dmax-dmin)*ph
 	}
-	colors := []string{"#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
-
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
@@ -151,16 +193,12 @@ func SVG(w io.Writer, runs []Run, title string) {
 		if len(s.lat) == 0 {
 			continue
 		}
-		c := colors[i%len(colors)]
+		c, dash := s.color, s.dash
 		var pts []string
 		for k := 0; k <= 60; k++ {
 			nines := xmin + (xmax-xmin)*float64(k)/60
 			q := 1 - math.Pow(10, -nines)
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(nines), y(Quantile(s.lat, q))))
-		}
-		dash := ""
-		if i == 0 && len(runs) > 0 && len(runs[0].CeilingLat) > 0 {
-			dash = ` stroke-dasharray="5 4"`
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", c, dash, strings.Join(pts, " "))
 		ly := top + 10 + i*20

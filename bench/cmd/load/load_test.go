@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"os"
@@ -23,8 +24,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestLoad_SQLiteSmoke runs the whole benchmark briefly against 50 SQLite users: it must
-// produce a results row with successes, and no 5xx. It asserts nothing about speed.
+// TestLoad_SQLiteSmoke runs the whole benchmark briefly against 50 SQLite users, closed
+// loop and then open loop at half the rate reached: it must produce a results row with
+// successes and open-loop latencies, and no 5xx. It asserts nothing about speed.
 func TestLoad_SQLiteSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the verifier")
@@ -39,7 +41,7 @@ func TestLoad_SQLiteSmoke(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	res, err := run(ctx, options{
 		Bin: bin, Runs: "sqlite", Users: 50, Conns: 8, Warmup: 200 * time.Millisecond, Measure: time.Second,
-		Mix: "valid=0.8,wrong=0.1,replay=0.1", Out: out, Log: io.Discard, Quiet: true,
+		Mix: "valid=0.8,wrong=0.1,replay=0.1", AtPeak: 0.5, Out: out, Log: io.Discard, Quiet: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +59,64 @@ func TestLoad_SQLiteSmoke(t *testing.T) {
 	}
 	r := written.Runs[0]
 	if r.Name != "sqlite" || r.Users != 50 || r.VerifyOKPerS <= 0 || r.CeilingPerS <= 0 {
-		t.Errorf("run row %+v: want successes against 50 sqlite users and a ceiling", r)
+		t.Errorf("run %s: %d users, %.0f ok/s, ceiling %.0f/s: want successes against 50 sqlite users and a ceiling", r.Name, r.Users, r.VerifyOKPerS, r.CeilingPerS)
 	}
 	if r.ServerErrors != 0 {
 		t.Errorf("%d answers were 5xx", r.ServerErrors)
 	}
+	if r.AtPeak != 0.5 || r.RatePerS <= 0 || r.RateSentPerS <= 0 || r.RateP99MS <= 0 {
+		t.Errorf("open loop at %v of peak: %.0f/s scheduled, %.0f/s sent, p99 %.2f ms: want a drive at half the closed loop's rate, with latencies",
+			r.AtPeak, r.RatePerS, r.RateSentPerS, r.RateP99MS)
+	}
+	if r.RateUnexpected != 0 {
+		t.Errorf("open loop: %d unexpected answers", r.RateUnexpected)
+	}
 	if _, err := os.Stat(filepath.Join(out, "latency.svg")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLoad_PostgresRedisSmoke: a PostgreSQL run uses Redis by default, under a key prefix
+// of its own, and leaves no key behind. Skipped when PostgreSQL or Redis is unreachable.
+func TestLoad_PostgresRedisSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the verifier")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg := envOr("TWOFOLD_TEST_PG", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	rurl := envOr("TWOFOLD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+	rdb, err := redisClient(ctx, rurl)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer rdb.Close()
+	if db, err := sql.Open("pgx", pg); err != nil || db.PingContext(ctx) != nil {
+		t.Skipf("PostgreSQL at %s is unreachable", pg)
+	} else {
+		db.Close()
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "twofold")
+	if err := buildVerifier(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	res, err := run(ctx, options{
+		Bin: bin, Runs: "postgres", PG: pg, Redis: rurl, Users: 1000, Conns: 8, Warmup: 200 * time.Millisecond, Measure: time.Second,
+		Mix: "valid=0.8,wrong=0.1,replay=0.1", Out: filepath.Join(dir, "out"), Log: io.Discard, Quiet: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Runs[0]
+	if r.Backend != "postgres+redis" || !r.Redis || r.RedisPrefix == "" || r.VerifyOKPerS <= 0 || r.ServerErrors != 0 {
+		t.Fatalf("run on %s (redis %v, prefix %q): %.0f ok/s, %d 5xx, note %q: want successes on PostgreSQL + Redis, no 5xx",
+			r.Backend, r.Redis, r.RedisPrefix, r.VerifyOKPerS, r.ServerErrors, r.Note)
+	}
+	if r.RedisKeysDeleted == 0 {
+		t.Errorf("no Redis keys under %s were deleted: did the verifier keep its budgets elsewhere?", r.RedisPrefix)
+	}
+	if left, err := rdb.Keys(ctx, globEscape(r.RedisPrefix)+"*").Result(); err != nil || len(left) > 0 {
+		t.Errorf("keys left under %s: %v (%v)", r.RedisPrefix, left, err)
 	}
 }

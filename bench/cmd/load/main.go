@@ -2,17 +2,24 @@
 //
 //	go run ./bench/cmd/load -bin bin/twofold -quick
 //
-// For each backend (SQLite; PostgreSQL with one and with two instances) it first measures
-// the ceiling (the same Fiber stack serving a stateless endpoint that only parses the
-// JSON, checks the TOTP code and signs an EdDSA JWT), then seeds users straight into a
+// For each run (SQLite; PostgreSQL + Redis with one and with two instances) it first
+// measures the ceiling (the same Fiber stack serving a stateless endpoint that only parses
+// the JSON, checks the TOTP code and signs an EdDSA JWT), then seeds users straight into a
 // fresh store, starts the verifier binary as separate processes, and drives
 // POST /v1/totp/verify with valid codes, wrong codes and replays over many keep-alive
-// connections. It prints a Markdown table and writes results.json and latency.svg.
+// connections: first closed-loop (each connection sends again as soon as it has its
+// answer: the peak), then open-loop at -at-peak (default 0.7) of the requests/s the peak
+// reached, on a fixed schedule, for the latency of a busy but unsaturated verifier. It
+// prints a Markdown table and writes results.json and latency.svg.
+//
+// The PostgreSQL runs keep the attempt budgets in the Redis of -redis, under a key prefix
+// of their own (--redis-prefix twofoldbench:<random>:), and delete those keys afterwards.
 //
 // Valid codes are limited to one per user per 30-second step, so the number of users
 // bounds the valid rate. Unless -users is given, each run seeds ceiling/s × run seconds
-// users: the verifier does strictly more work than the ceiling, so it cannot run out of
-// fresh codes even if the run stays inside one step.
+// users (twice that with the open-loop drive, which gets users of its own): the verifier
+// does strictly more work than the ceiling, so it cannot run out of fresh codes even if
+// the run stays inside one step.
 package main
 
 import (
@@ -39,7 +46,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // seeding PostgreSQL
-	_ "modernc.org/sqlite"             // seeding SQLite
+	"github.com/redis/go-redis/v9"
+	_ "modernc.org/sqlite" // seeding SQLite
 
 	"github.com/twofold-dev/twofold/bench/ceiling"
 	"github.com/twofold-dev/twofold/bench/load"
@@ -70,6 +78,8 @@ type options struct {
 	Out      string
 	Quiet    bool
 	OneIP    bool
+	AtPeak   float64
+	Rate     float64
 	Log      io.Writer
 }
 
@@ -86,13 +96,15 @@ func main() {
 	flag.StringVar(&o.Bin, "bin", "", "verifier binary (default: build ./server/cmd/twofold into a temp dir)")
 	flag.StringVar(&o.Runs, "runs", "sqlite,postgres,postgres-x2", "runs, comma-separated: sqlite, postgres, postgres-x2")
 	flag.StringVar(&o.PG, "pg", envOr("TWOFOLD_TEST_PG", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL server (a database on it that the user may CREATE DATABASE from)")
-	flag.StringVar(&o.Redis, "redis", "", "redis:// URL passed to the PostgreSQL runs as --redis (needs a verifier with --redis)")
+	flag.StringVar(&o.Redis, "redis", envOr("TWOFOLD_TEST_REDIS", "redis://127.0.0.1:6379/0"), "Redis for the PostgreSQL runs' attempt budgets (--redis, under a fresh key prefix per run, deleted after); \"\" runs them on PostgreSQL alone")
 	flag.IntVar(&o.Users, "users", 0, "users to seed per run (default: ceiling/s × run seconds, see -max-users)")
 	flag.IntVar(&o.MaxUsers, "max-users", 300_000, "cap on the automatic user count")
 	flag.IntVar(&o.Conns, "conns", 64, "keep-alive connections")
 	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "load before the counted window")
 	flag.DurationVar(&o.Measure, "duration", 10*time.Second, "counted window of each run")
 	flag.StringVar(&o.Mix, "mix", "valid=0.8,wrong=0.1,replay=0.1", "request mix")
+	flag.Float64Var(&o.AtPeak, "at-peak", 0.7, "after each closed-loop run, drive the same instances open-loop at this fraction of the requests/s it reached, and report the latency there; 0 skips it")
+	flag.Float64Var(&o.Rate, "rate", 0, "drive the open-loop phase at this many requests/s instead of -at-peak × peak")
 	flag.BoolVar(&o.OneIP, "one-ip", false, "send everything from 127.0.0.1 instead of one loopback address per connection")
 	flag.StringVar(&o.Out, "out", "bench/out", "directory for results.json and latency.svg")
 	flag.Parse()
@@ -187,7 +199,7 @@ func buildVerifier(ctx context.Context, out string) error {
 }
 
 // oneRun measures the ceiling, then the verifier on one backend.
-func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (load.Run, error) {
+func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (r load.Run, err error) {
 	backend, instances := "sqlite", 1
 	switch name {
 	case "sqlite":
@@ -202,9 +214,9 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	if withRedis {
 		backend += "+redis"
 	}
-	r := load.Run{Name: name, Backend: backend, Instances: instances, Conns: o.Conns, Seconds: o.Measure.Seconds(), Mix: o.Mix, Redis: withRedis, OneIP: o.OneIP}
+	r = load.Run{Name: name, Backend: backend, Instances: instances, Conns: o.Conns, Seconds: o.Measure.Seconds(), Mix: o.Mix, Redis: withRedis, OneIP: o.OneIP}
 	if backend == "postgres" {
-		r.Note = "PostgreSQL alone: the verifier has no --redis yet; pass -redis redis://127.0.0.1:6379/0 once it does"
+		r.Note = `PostgreSQL alone (-redis ""): the attempt budgets are rows in PostgreSQL`
 	}
 
 	// The ceiling, right before the verifier, so both see the same machine.
@@ -218,9 +230,13 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	r.CeilingLat = c.lat
 	r.CeilingP99MS = load.Quantile(c.lat, 0.99)
 
+	openLoop := o.AtPeak > 0 || o.Rate > 0
 	users := o.Users
 	if users <= 0 {
 		users = int(c.perS * (o.Warmup + o.Measure).Seconds())
+		if openLoop {
+			users *= 2 // the open-loop drive gets users of its own
+		}
 		users = max(1000, min(users, o.MaxUsers))
 	}
 	r.Users = users
@@ -233,6 +249,31 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	env := append(os.Environ(), "TWOFOLD_MASTER_KEY="+masterB64)
 	storeArgs := []string{"--data", dir}
 	var dsn string
+	var rdb *redis.Client
+	if withRedis {
+		if !supportsFlag(ctx, o.Bin, "serve", "redis-prefix") {
+			return r, fmt.Errorf(`this verifier has no --redis; pass -redis "" to run PostgreSQL alone`)
+		}
+		if rdb, err = redisClient(ctx, o.Redis); err != nil {
+			return r, err
+		}
+		defer rdb.Close()
+		// A prefix of its own per run: nothing carries over from an earlier run or mixes
+		// with another deployment on the same Redis, and the keys can be found to delete.
+		b := make([]byte, 6)
+		rand.Read(b)
+		r.RedisPrefix = "twofoldbench:" + hex.EncodeToString(b) + ":"
+		// Registered before the instances start, so it runs after they have stopped.
+		defer func() {
+			n, derr := deletePrefix(rdb, r.RedisPrefix)
+			r.RedisKeysDeleted = n
+			if derr != nil {
+				logf(o, "%s: delete Redis keys %s*: %v", name, r.RedisPrefix, derr)
+			} else {
+				logf(o, "%s: deleted %d Redis keys %s*", name, n, r.RedisPrefix)
+			}
+		}()
+	}
 	if strings.HasPrefix(backend, "postgres") {
 		var drop func()
 		dsn, drop, err = freshDatabase(ctx, o.PG)
@@ -267,7 +308,7 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 		logf(o, "%s: this verifier has no --ip-budget; wrong codes and replays may be rate limited", name)
 	}
 	if withRedis {
-		serveArgs = append(serveArgs, "--redis", o.Redis)
+		serveArgs = append(serveArgs, "--redis", o.Redis, "--redis-prefix", r.RedisPrefix)
 	}
 	var procs []*proc
 	defer func() {
@@ -291,10 +332,14 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	for i, u := range seeded {
 		lu[i] = &load.User{ID: u.ID, Secret: u.Secret, Ticket: u.Ticket}
 	}
+	closedUsers, openUsers := lu, []*load.User(nil)
+	if openLoop {
+		closedUsers, openUsers = lu[:len(lu)/2], lu[len(lu)/2:]
+	}
 	logf(o, "%s: driving %d instance(s) for %s + %s warm-up", name, instances, o.Measure, o.Warmup)
 	cpu := newCPUWindow(procs)
 	res, err := load.Drive(ctx, load.Config{
-		Targets: targets, Origin: origin, Users: lu, Conns: o.Conns,
+		Targets: targets, Origin: origin, Users: closedUsers, Conns: o.Conns,
 		Warmup: o.Warmup, Measure: o.Measure, Mix: mix,
 		MaxWrongPerUser: 2, MaxReplaysPerUser: 2,
 		SpreadSources: !o.OneIP,
@@ -323,7 +368,7 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	}
 	r.ServerErrors, r.RateLimited, r.Starved = res.ServerErrors, res.RateLimited, res.Starved
 	r.Unexpected = res.ValidRefused + res.BadAccepted + res.RateLimited + res.ServerErrors + res.OtherStatus + res.TransportErrors
-	r.ValidCapacity = int64(users) * stepsTouched(o.Warmup+o.Measure)
+	r.ValidCapacity = int64(len(closedUsers)) * stepsTouched(o.Warmup+o.Measure)
 	logf(o, "%s: %.0f ok/s, %.0f rejects/s, p99 %.2f ms; sent valid/wrong/replay %d/%d/%d; unexpected %d",
 		name, r.VerifyOKPerS, r.RejectPerS, r.P99MS, res.Sent[load.Valid], res.Sent[load.Wrong], res.Sent[load.Replay], r.Unexpected)
 	if r.Unexpected > 0 {
@@ -331,6 +376,11 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (loa
 	}
 	if r.ServerErrors > 0 {
 		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("%d answers were 5xx (first: %s)", r.ServerErrors, res.FirstError), "; ")
+	}
+	if openLoop {
+		if err := openLoopDrive(ctx, o, &r, res, mix, targets, openUsers, procs); err != nil {
+			return r, err
+		}
 	}
 	if res.Starved > 0 {
 		msg := fmt.Sprintf("ran out of fresh codes (%d users, one code each per 30 s step): the valid rate was bounded by the users; rerun with more -users", users)
@@ -609,4 +659,105 @@ func machine() string {
 		mem = fmt.Sprintf(", %.0f GB RAM", float64(kb)/1024/1024)
 	}
 	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s; load generator on the same cores", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// openLoopDrive drives the instances again, open-loop, at -rate requests/s or at -at-peak
+// times the requests/s the closed loop reached, and records the latency there: what a
+// verifier that is busy but not saturated answers in.
+func openLoopDrive(ctx context.Context, o options, r *load.Run, closed load.Result, mix load.Mix, targets []string, users []*load.User, procs []*proc) error {
+	var sent int64
+	for _, n := range closed.Sent {
+		sent += n
+	}
+	rate := o.Rate
+	if rate <= 0 {
+		r.AtPeak = o.AtPeak
+		rate = o.AtPeak * closed.PerSecond(sent)
+	}
+	if rate <= 0 {
+		return nil
+	}
+	r.RatePerS = rate
+	logf(o, "%s: open loop at %.0f requests/s for %s + %s warm-up", r.Name, rate, o.Measure, o.Warmup)
+	res, err := load.Drive(ctx, load.Config{
+		Targets: targets, Origin: origin, Users: users, Conns: o.Conns,
+		Warmup: o.Warmup, Measure: o.Measure, Mix: mix, Rate: rate,
+		MaxWrongPerUser: 2, MaxReplaysPerUser: 2,
+		SpreadSources: !o.OneIP,
+	})
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, k := range res.Sent {
+		n += k
+	}
+	r.RateSentPerS = res.PerSecond(n)
+	r.RateVerifyOKPerS = res.PerSecond(res.OK)
+	r.RateLat = load.Sort(res.Lat)
+	r.RateP50MS, r.RateP99MS, r.RateP999MS = load.Quantile(r.RateLat, 0.5), load.Quantile(r.RateLat, 0.99), load.Quantile(r.RateLat, 0.999)
+	r.RateMaxLagMS = float64(res.MaxLag.Microseconds()) / 1000
+	r.RateUnexpected = res.ValidRefused + res.BadAccepted + res.RateLimited + res.ServerErrors + res.OtherStatus + res.TransportErrors
+	for _, p := range procs {
+		if rss, peak, err := load.Memory(p.cmd.Process.Pid); err == nil {
+			r.RSSMB, r.PeakRSSMB = max(r.RSSMB, rss), max(r.PeakRSSMB, peak)
+		}
+	}
+	logf(o, "%s: open loop: %.0f requests/s sent (%.0f ok/s), p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; unexpected %d, skipped %d",
+		r.Name, r.RateSentPerS, r.RateVerifyOKPerS, r.RateP50MS, r.RateP99MS, r.RateP999MS, r.RateUnexpected, res.Skipped)
+	if r.RateUnexpected > 0 {
+		logf(o, "%s: open loop: first unexpected answer: %s", r.Name, res.FirstError)
+	}
+	if res.ServerErrors > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("open loop: %d answers were 5xx (first: %s)", res.ServerErrors, res.FirstError), "; ")
+	}
+	if res.Starved+res.Skipped > 0 {
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("open loop: %d scheduled requests found no user to send for; rerun with more -users", res.Starved+res.Skipped), "; ")
+	}
+	return nil
+}
+
+// redisClient connects to the Redis of rawURL and checks that it answers.
+func redisClient(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis: %w", err)
+	}
+	c := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf(`Redis at %s does not answer (%v): start one, point -redis (or TWOFOLD_TEST_REDIS) at one, or pass -redis "" to run PostgreSQL alone`, opts.Addr, err)
+	}
+	return c, nil
+}
+
+// deletePrefix deletes every key that starts with prefix and returns how many it deleted.
+func deletePrefix(c *redis.Client, prefix string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var n int64
+	var cursor uint64
+	for {
+		keys, next, err := c.Scan(ctx, cursor, globEscape(prefix)+"*", 1000).Result()
+		if err != nil {
+			return n, err
+		}
+		if len(keys) > 0 {
+			d, err := c.Unlink(ctx, keys...).Result()
+			if err != nil {
+				return n, err
+			}
+			n += d
+		}
+		if cursor = next; cursor == 0 {
+			return n, nil
+		}
+	}
+}
+
+// globEscape quotes the characters SCAN MATCH treats as a pattern.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`).Replace(s)
 }
