@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.IntVar(&cfg.IPBudget, "ip-budget", 0, "failed attempts one client address may make per 10 minutes (default 200)")
 		fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; read again on SIGHUP")
 		fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+		fs.StringVar(&cfg.NTP, "ntp", "", "HOST[:PORT] of an NTP server to check this verifier's clock against (none by default)")
 		proxies := fs.String("trusted-proxies", "", "CIDR,... of proxies whose Forwarded / X-Forwarded-For headers name the client")
 		if err := parse(); err != nil {
 			return err

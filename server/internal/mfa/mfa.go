@@ -74,7 +74,13 @@ type Deps struct {
 	Signer  Signer
 	Limiter *limit.Limiter
 	Audit   audit.Recorder
+	// Clock, when set, hears the step offset of every accepted code (clockcheck).
+	Clock StepObserver
 }
+
+// StepObserver takes the step offset of an accepted code: +1 means the phone is a step
+// ahead of this verifier.
+type StepObserver interface{ ObserveStep(offset int) }
 
 // Service carries out the second-factor ceremonies.
 type Service struct {
@@ -83,6 +89,7 @@ type Service struct {
 	signer Signer
 	limits *limit.Limiter
 	rec    audit.Recorder
+	clock  StepObserver
 	cfg    Config
 
 	pepperMu sync.Mutex
@@ -97,7 +104,7 @@ func New(d Deps, cfg Config) *Service {
 	if d.Audit == nil {
 		d.Audit = discard{}
 	}
-	return &Service{st: d.Store, sealer: d.Sealer, signer: d.Signer, limits: d.Limiter, rec: d.Audit, cfg: cfg.withDefaults()}
+	return &Service{st: d.Store, sealer: d.Sealer, signer: d.Signer, limits: d.Limiter, rec: d.Audit, clock: d.Clock, cfg: cfg.withDefaults()}
 }
 
 type discard struct{}

@@ -183,6 +183,9 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 		if err := s.limits.Passed(ctx, key, p.IP); err != nil {
 			return wire.Token{}, fault("verify totp", err)
 		}
+		if s.clock != nil {
+			s.clock.ObserveStep(offset)
+		}
 		s.record(ctx, p, audit.Verified, c.ID, true, "")
 		return s.pass(ctx, p, []string{"otp"}, now)
 	}

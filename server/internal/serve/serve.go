@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/certs"
 	"github.com/twofold-dev/twofold/server/internal/clientip"
+	"github.com/twofold-dev/twofold/server/internal/clockcheck"
 	"github.com/twofold-dev/twofold/server/internal/limit"
 	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
@@ -60,6 +62,10 @@ type Config struct {
 	// TrustedProxies are CIDRs of the proxies whose Forwarded / X-Forwarded-For headers
 	// name the client address.
 	TrustedProxies []string
+	// NTP names an NTP server (host or host:port) to check this verifier's clock against
+	// every NTPInterval (10 minutes); empty checks none. There is no default server.
+	NTP         string
+	NTPInterval time.Duration
 }
 
 // Validate reports every problem at once, naming the option.
@@ -116,6 +122,9 @@ func (c *Config) defaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.NTPInterval <= 0 {
+		c.NTPInterval = 10 * time.Minute
+	}
 }
 
 // Env is an opened twofold: store, keys and services.
@@ -129,6 +138,8 @@ type Env struct {
 	Metrics *audit.Metrics
 	// Budgets holds the attempt budgets when Config.Redis is set; nil means the store does.
 	Budgets *redisbudget.Budgets
+	// Clock estimates this verifier's clock offset from the codes it accepts.
+	Clock *clockcheck.Estimator
 }
 
 // Close releases the store (and Redis).
@@ -174,8 +185,9 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	}
 	metrics := audit.NewMetrics()
 	alog := audit.NewLog(st, metrics, cfg.Now)
-	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: alog}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
-	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb}, nil
+	clk := clockcheck.New(clockcheck.Config{Now: cfg.Now})
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: alog, Clock: clk}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb, Clock: clk}, nil
 }
 
 // MasterKeyFile is where the generated master keyring lives inside --data.
@@ -243,14 +255,19 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		cancel()
 	}
 	app := api.New(api.Deps{
-		MFA:     env.MFA,
-		Keys:    env.Tokens,
-		Ready:   checks,
-		Logger:  cfg.Logger,
-		Metrics: env.Metrics,
-		Tokens:  env.Tokens,
-		Proxies: proxies,
+		MFA:      env.MFA,
+		Keys:     env.Tokens,
+		Ready:    checks,
+		Logger:   cfg.Logger,
+		Metrics:  env.Metrics,
+		Tokens:   env.Tokens,
+		Proxies:  proxies,
+		Warnings: []api.Warning{{Name: "clock", Check: env.Clock.Warning}},
+		Gauges:   []func(io.Writer) error{env.Clock.WritePrometheus},
 	})
+	if cfg.NTP != "" {
+		go env.Clock.RunNTP(ctx, cfg.NTP, cfg.NTPInterval, cfg.Logger)
+	}
 	go sweep(ctx, env.Store, cfg.Logger)
 	go (&audit.Deliverer{Store: env.Store, Sealer: env.Ring, Metrics: env.Metrics, Logger: cfg.Logger, Now: cfg.Now}).Run(ctx)
 	var serveLn net.Listener = ln
