@@ -184,8 +184,8 @@ func TestPasskey_PasskeyOnlyPolicy_TOTPRefusedAndDestroyed(t *testing.T) {
 		t.Fatalf("set policy: %d %s", r.Status, r.Raw)
 	}
 	r := v.ticket("dora").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(60*time.Second))})
-	if r.Status == 200 {
-		t.Fatalf("a valid TOTP code still signs in under passkey_only: %s", r.Raw)
+	if r.Status != 403 || r.errCode() != wire.CodePasskeyRequired {
+		t.Fatalf("a valid TOTP code under passkey_only: %d %s, want 403 passkey_required", r.Status, r.Raw)
 	}
 	if ids := v.factors(b); len(ids) != 1 {
 		t.Fatalf("factors under passkey_only: %v; the TOTP secret should be gone", ids)

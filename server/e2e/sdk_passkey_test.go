@@ -189,16 +189,15 @@ func TestSDK_Passkey(t *testing.T) {
 			t.Errorf("session after the passkey: %s", s.Raw)
 		}
 
-		// passkey_only: a valid code from the app no longer signs in, through the SDK either.
-		// (The verifier destroys the TOTP secret as the policy is set, and answers not_found
-		// for the app; passkey_required is the answer while a secret is still stored.)
+		// passkey_only: a valid code from the app no longer signs in, through the SDK either
+		// (the verifier destroyed the TOTP secret as the policy was set).
 		if r := v.call("PUT", "/v1/users/pia/policy", "Bearer "+key, "", wire.PolicyRequest{Policy: "passkey_only"}); r.Status != 204 {
 			t.Fatalf("set policy: %d %s", r.Status, r.Raw)
 		}
 		valid := code(t, secret, v.Clock.Now().Add(60*time.Second))
 		run(t, ctx, "open the SDK page", chromedp.Navigate(sdkPage(port, v.URL, v.ticketFor(key, "pia"))))
 		got := withSDK(t, ctx, "TOTP under passkey_only", v.URL, v.ticketFor(key, "pia"), `return await tf.totp.verify(`+jsString(valid)+`);`)
-		if got.OK || !got.Typed || (got.Code != wire.CodePasskeyRequired && got.Code != wire.CodeNotFound) {
+		if got.OK || !got.Typed || got.Code != wire.CodePasskeyRequired {
 			t.Fatalf("a valid TOTP code under passkey_only: %+v", got)
 		}
 		// And the component offers only the passkey now.

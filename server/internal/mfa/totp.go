@@ -145,11 +145,12 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 	if err != nil {
 		return wire.Token{}, fault("verify totp", err)
 	}
-	if len(creds) == 0 {
-		return wire.Token{}, errNoAuthenticator
-	}
+	// First: under passkey_only the TOTP secrets are gone, and the answer must say why.
 	if only, err := s.passkeyOnly(ctx, p); err != nil || only {
 		return wire.Token{}, cmp.Or(err, error(errPasskeyRequired))
+	}
+	if len(creds) == 0 {
+		return wire.Token{}, errNoAuthenticator
 	}
 	now := s.now()
 	key := factorKey("totp", p)
