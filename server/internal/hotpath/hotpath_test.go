@@ -21,6 +21,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/limit"
+	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/seal"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -131,9 +132,27 @@ func BenchmarkAuthenticate(b *testing.B) {
 }
 
 // BenchmarkReserve is the rate-limit reservation made before a code is weighed (client
-// address and factor), followed by the give-back of a success.
+// address and factor), followed by the give-back of a success: on each SQL store, and on
+// Redis as the verifier keeps the budgets with --redis.
 func BenchmarkReserve(b *testing.B) {
+	type budget struct {
+		name string
+		open func(testing.TB) store.AttemptStore
+	}
+	var budgets []budget
 	for _, be := range backends {
+		budgets = append(budgets, budget{be.name, func(tb testing.TB) store.AttemptStore { return be.open(tb) }})
+	}
+	budgets = append(budgets, budget{"redis", func(tb testing.TB) store.AttemptStore {
+		url, prefix := pgtest.RedisAddr(tb)
+		r, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { r.Close() })
+		return r
+	}})
+	for _, be := range budgets {
 		b.Run(be.name, func(b *testing.B) {
 			st := be.open(b)
 			ctx := context.Background()
