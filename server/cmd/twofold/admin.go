@@ -12,6 +12,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/checkpoint"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
@@ -88,12 +89,13 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 var errChainBroken = errors.New("audit verify: the audit trail's hash chain is broken")
 
 func auditVerify(ctx context.Context, c command) error {
+	maxAge := c.fs.Duration("max-checkpoint-age", 0, "fail when the newest signed checkpoint is older than this (the end of the trail may have been cut off); 0 checks no age")
 	env, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	rep, err := audit.Verify(ctx, env.Store)
+	rep, err := checkpoint.Verify(ctx, env.Store, env.Tokens, time.Now(), *maxAge)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/api"
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/certs"
+	"github.com/twofold-dev/twofold/server/internal/checkpoint"
 	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/clockcheck"
 	"github.com/twofold-dev/twofold/server/internal/limit"
@@ -66,6 +67,8 @@ type Config struct {
 	// every NTPInterval (10 minutes); empty checks none. There is no default server.
 	NTP         string
 	NTPInterval time.Duration
+	// CheckpointEvery is how often the audit trail's head is signed (1 minute).
+	CheckpointEvery time.Duration
 }
 
 // Validate reports every problem at once, naming the option.
@@ -269,6 +272,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		go env.Clock.RunNTP(ctx, cfg.NTP, cfg.NTPInterval, cfg.Logger)
 	}
 	go sweep(ctx, env.Store, cfg.Logger)
+	go (&checkpoint.Writer{Store: env.Store, Signer: env.Tokens, Logger: cfg.Logger, Now: cfg.Now, Interval: cfg.CheckpointEvery}).Run(ctx)
 	go (&audit.Deliverer{Store: env.Store, Sealer: env.Ring, Metrics: env.Metrics, Logger: cfg.Logger, Now: cfg.Now}).Run(ctx)
 	var serveLn net.Listener = ln
 	if tlsCerts != nil {
