@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
+	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 )
 
@@ -216,5 +220,46 @@ func TestPasskey_RegistrationBegunOnOneInstance_FinishesOnAnother(t *testing.T) 
 	}
 	if r := b.call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != 400 {
 		t.Fatalf("the same answer again on the first instance: %d %s", r.Status, r.Raw)
+	}
+}
+
+// With direct attestation, an app takes only the authenticator models on its allow-list.
+func TestPasskey_DirectAttestation_OnlyAllowedModelsRegister(t *testing.T) {
+	v := startVerifier(t)
+	allowed := [16]byte{0xee, 0x88, 0x28, 0x79}
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.APIKey, err = env.MFA.CreateApp(context.Background(), mfa.NewApp{
+		ID: "bank", Origins: []string{origin}, Attestation: "direct", AAGUIDs: []string{hex.EncodeToString(allowed[:])},
+	})
+	env.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := v.elevated("finn")
+	for _, tc := range []struct {
+		name   string
+		attest bool
+		aaguid [16]byte
+		status int
+	}{
+		{"NoAttestation", false, allowed, 401},
+		{"ModelNotOnTheList", true, [16]byte{1}, 401},
+		{"AllowedModel", true, allowed, 201},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := passkeytest.New(origin, "localhost")
+			a.SelfAttest, a.AAGUID = tc.attest, tc.aaguid
+			opts := b.call("POST", "/v1/webauthn/registrations", nil)
+			cred, err := a.Create(opts.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := b.call("POST", "/v1/webauthn/registrations/finish", cred); r.Status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.Status, r.Raw, tc.status)
+			}
+		})
 	}
 }

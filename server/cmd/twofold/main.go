@@ -108,6 +108,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&app.Name, "name", "", "name shown in authenticator apps (default: the id)")
 		fs.StringVar(&app.SigningAlg, "alg", "EdDSA", "token algorithm: EdDSA, ES256 or RS256")
 		fs.Var(&origins, "origin", "an origin the app's pages live on (repeatable)")
+		fs.StringVar(&app.RPID, "rp-id", "", "WebAuthn relying party id (default: the first origin's host)")
+		fs.StringVar(&app.PasskeyPolicy, "passkey-policy", "totp_fallback", "totp_fallback, or passkey_only: once a user has a passkey, TOTP stops and its secrets are destroyed")
+		fs.StringVar(&app.UserVerification, "user-verification", "required", "WebAuthn user verification: required or preferred")
+		fs.StringVar(&app.Attestation, "attestation", "none", "none, or direct: only authenticators on the --aaguid allow-list may register")
+		var aaguids multiFlag
+		fs.Var(&aaguids, "aaguid", "an allowed authenticator model with --attestation direct (repeatable)")
 		admin := fs.Bool("admin", false, "the app's key may call the admin API (with its admin's fresh second factor)")
 		if err := parse(); err != nil {
 			return err
@@ -115,7 +121,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := cfg.Validate(false); err != nil {
 			return usageError{err}
 		}
-		app.Origins = origins
+		app.Origins, app.AAGUIDs = origins, aaguids
 		env, err := serve.Open(ctx, cfg)
 		if err != nil {
 			return err

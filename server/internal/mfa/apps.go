@@ -24,6 +24,13 @@ type NewApp struct {
 	Name       string
 	Origins    []string
 	SigningAlg string
+	// Passkey settings; zero values mean the defaults (RP ID: the first origin's host;
+	// policy totp_fallback; user verification required; no attestation).
+	RPID             string
+	PasskeyPolicy    string
+	UserVerification string
+	Attestation      string
+	AAGUIDs          []string
 }
 
 // CreateApp registers an app and returns its API key, which exists only in this answer:
@@ -51,6 +58,7 @@ func (s *Service) CreateApp(ctx context.Context, a NewApp) (string, error) {
 	default:
 		problems = append(problems, "--alg must be EdDSA, ES256 or RS256")
 	}
+	problems = append(problems, passkeyProblems(&a)...)
 	if len(problems) > 0 {
 		return "", invalidRequest(strings.Join(problems, "; "))
 	}
@@ -60,7 +68,8 @@ func (s *Service) CreateApp(ctx context.Context, a NewApp) (string, error) {
 	key := a.ID + "." + randomToken(32)
 	err := s.st.CreateApp(ctx, store.App{
 		ID: a.ID, Name: a.Name, Origins: a.Origins, SigningAlg: a.SigningAlg,
-		APIKeyHash: hash(key), CreatedAt: s.now(),
+		APIKeyHash: hash(key), CreatedAt: s.now(), RPID: a.RPID, PasskeyPolicy: a.PasskeyPolicy,
+		UserVerification: a.UserVerification, Attestation: a.Attestation, AAGUIDs: a.AAGUIDs,
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return "", wire.NewError(wire.CodeConflict, "An app with id "+a.ID+" already exists.")
@@ -69,6 +78,46 @@ func (s *Service) CreateApp(ctx context.Context, a NewApp) (string, error) {
 		return "", fault("create app", err)
 	}
 	return key, nil
+}
+
+var aaguidPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// passkeyProblems checks an app's passkey settings, normalising AAGUIDs to lower-case hex
+// without dashes.
+func passkeyProblems(a *NewApp) []string {
+	var problems []string
+	switch a.PasskeyPolicy {
+	case "", store.PolicyTOTPFallback, store.PolicyPasskeyOnly:
+	default:
+		problems = append(problems, "--passkey-policy must be totp_fallback or passkey_only")
+	}
+	switch a.UserVerification {
+	case "", "required", "preferred":
+	default:
+		problems = append(problems, "--user-verification must be required or preferred")
+	}
+	for i, g := range a.AAGUIDs {
+		a.AAGUIDs[i] = strings.ToLower(strings.ReplaceAll(g, "-", ""))
+		if !aaguidPattern.MatchString(a.AAGUIDs[i]) {
+			problems = append(problems, "--aaguid "+g+" is not an AAGUID (32 hex digits)")
+		}
+	}
+	switch {
+	case a.Attestation == "" || a.Attestation == "none":
+		if len(a.AAGUIDs) > 0 {
+			problems = append(problems, "--aaguid needs --attestation direct")
+		}
+	case a.Attestation == "direct":
+		if len(a.AAGUIDs) == 0 {
+			problems = append(problems, "--attestation direct needs at least one --aaguid")
+		}
+	default:
+		problems = append(problems, "--attestation must be none or direct")
+	}
+	if a.RPID != "" && (strings.ContainsAny(a.RPID, ":/ ") || a.RPID != strings.ToLower(a.RPID)) {
+		problems = append(problems, "--rp-id must be a lower-case host name such as example.com")
+	}
+	return problems
 }
 
 // AuthenticateApp finds the app an API key belongs to. The key names its app before the

@@ -21,15 +21,18 @@ var (
 	errPasskeyRequired = wire.NewError(wire.CodePasskeyRequired, "This account signs in with a passkey only. Use your passkey.")
 )
 
-// rps caches one relying party per app; an app's origins do not change while it runs.
+// rps caches one relying party per app and settings.
 var rps sync.Map
 
 func relyingParty(app store.App) (*passkey.RP, error) {
-	key := app.ID + "\x00" + strings.Join(app.Origins, ",") + "\x00" + app.RPID
+	key := strings.Join([]string{app.ID, strings.Join(app.Origins, ","), app.RPID, app.UserVerification, app.Attestation, strings.Join(app.AAGUIDs, ",")}, "\x00")
 	if rp, ok := rps.Load(key); ok {
 		return rp.(*passkey.RP), nil
 	}
-	rp, err := passkey.New(passkey.Config{RPID: app.RPID, RPName: app.Name, Origins: app.Origins})
+	rp, err := passkey.New(passkey.Config{
+		RPID: app.RPID, RPName: app.Name, Origins: app.Origins,
+		UserVerification: app.UserVerification, Attestation: app.Attestation, AAGUIDs: app.AAGUIDs,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ package passkey
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,14 +26,21 @@ type Config struct {
 	Origins []string
 	// UserVerification is "required" (the default), "preferred" or "discouraged".
 	UserVerification string
+	// Attestation is "none" (the default) or "direct": then a registration must carry a
+	// verified attestation statement whose AAGUID (lower-case hex) is in AAGUIDs. Without a
+	// metadata trust store a self attestation only claims its model: the allow-list keeps
+	// honest users to the right authenticators; it does not stop a forged one.
+	Attestation string
+	AAGUIDs     []string
 	// Timeout is how long a ceremony may take; 5 minutes by default.
 	Timeout time.Duration
 }
 
 // RP is a relying party.
 type RP struct {
-	w  *webauthn.WebAuthn
-	uv protocol.UserVerificationRequirement
+	w       *webauthn.WebAuthn
+	uv      protocol.UserVerificationRequirement
+	aaguids []string // with direct attestation: the allowed models
 	// Timeout is how long a ceremony may take.
 	Timeout time.Duration
 }
@@ -59,11 +67,22 @@ func New(cfg Config) (*RP, error) {
 		cfg.Timeout = 5 * time.Minute
 	}
 	uv := protocol.UserVerificationRequirement(cfg.UserVerification)
+	conveyance := protocol.PreferNoAttestation
+	switch cfg.Attestation {
+	case "", "none":
+	case "direct":
+		if len(cfg.AAGUIDs) == 0 {
+			return nil, errors.New("passkey: direct attestation needs an AAGUID allow-list")
+		}
+		conveyance = protocol.PreferDirectAttestation
+	default:
+		return nil, fmt.Errorf("passkey: attestation %q: want none or direct", cfg.Attestation)
+	}
 	w, err := webauthn.New(&webauthn.Config{
 		RPID:                  cfg.RPID,
 		RPDisplayName:         cfg.RPName,
 		RPOrigins:             cfg.Origins,
-		AttestationPreference: protocol.PreferNoAttestation,
+		AttestationPreference: conveyance,
 		AuthenticatorSelection: protocol.AuthenticatorSelection{
 			ResidentKey:      protocol.ResidentKeyRequirementPreferred,
 			UserVerification: uv,
@@ -76,7 +95,11 @@ func New(cfg Config) (*RP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passkey: %w", err)
 	}
-	return &RP{w: w, uv: uv, Timeout: cfg.Timeout}, nil
+	rp := &RP{w: w, uv: uv, Timeout: cfg.Timeout}
+	if conveyance == protocol.PreferDirectAttestation {
+		rp.aaguids = cfg.AAGUIDs
+	}
+	return rp, nil
 }
 
 // User is what a ceremony needs to know of a person.
@@ -188,6 +211,14 @@ func (rp *RP) FinishRegistration(u User, session, body []byte) (Credential, erro
 	c, err := rp.w.CreateCredential(w, sd, parsed)
 	if err != nil {
 		return Credential{}, refusal(err)
+	}
+	if rp.aaguids != nil {
+		if c.AttestationFormat == "" || c.AttestationFormat == "none" {
+			return Credential{}, Refused{Reason: "this app requires an attested authenticator"}
+		}
+		if !slices.Contains(rp.aaguids, hex.EncodeToString(c.Authenticator.AAGUID)) {
+			return Credential{}, Refused{Reason: "authenticator model " + hex.EncodeToString(c.Authenticator.AAGUID) + " is not on the app's allow-list"}
+		}
 	}
 	return export(c)
 }

@@ -29,6 +29,12 @@ type App struct {
 	RPID string
 	// PasskeyPolicy is PolicyTOTPFallback (the default) or PolicyPasskeyOnly.
 	PasskeyPolicy string
+	// UserVerification is the WebAuthn requirement: "required" (the default), "preferred".
+	UserVerification string
+	// Attestation is "none" (the default) or "direct"; with "direct", only authenticators
+	// whose attested AAGUID is in AAGUIDs (lower-case hex, no dashes) may register.
+	Attestation string
+	AAGUIDs     []string
 }
 
 // Ticket lets one browser act for one user of one app for a short time. Only its hash is

@@ -25,6 +25,10 @@ type Authenticator struct {
 	// Flags: user verified, backup eligible/state.
 	UV, BE, BS bool
 	Count      uint32
+	// SelfAttest makes Create answer with a "packed" self attestation claiming AAGUID,
+	// instead of "none".
+	SelfAttest bool
+	AAGUID     [16]byte
 
 	key    *ecdsa.PrivateKey
 	id     []byte
@@ -94,10 +98,20 @@ func (a *Authenticator) Create(optionsJSON []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	att := make([]byte, 16) // AAGUID: none
+	att := append([]byte{}, a.AAGUID[:]...)
 	att = binary.BigEndian.AppendUint16(att, uint16(len(a.id)))
 	att = append(append(att, a.id...), cose...)
-	obj, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(true, att)})
+	ad := a.authData(true, att)
+	cd := a.clientData("webauthn.create", o.PublicKey.Challenge)
+	format, stmt := "none", map[string]any{}
+	if a.SelfAttest {
+		sig, err := a.sign(ad, cd)
+		if err != nil {
+			return nil, err
+		}
+		format, stmt = "packed", map[string]any{"alg": -7, "sig": sig}
+	}
+	obj, err := webauthncbor.Marshal(map[string]any{"fmt": format, "attStmt": stmt, "authData": ad})
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +119,7 @@ func (a *Authenticator) Create(optionsJSON []byte) ([]byte, error) {
 		"id": b64.EncodeToString(a.id), "rawId": b64.EncodeToString(a.id), "type": "public-key",
 		"authenticatorAttachment": "cross-platform", "clientExtensionResults": map[string]any{},
 		"response": map[string]any{
-			"clientDataJSON":    b64.EncodeToString(a.clientData("webauthn.create", o.PublicKey.Challenge)),
+			"clientDataJSON":    b64.EncodeToString(cd),
 			"attestationObject": b64.EncodeToString(obj),
 			"transports":        []string{"usb"},
 		},
@@ -124,9 +138,7 @@ func (a *Authenticator) Get(optionsJSON []byte) ([]byte, error) {
 	a.Count++
 	ad := a.authData(false, nil)
 	cd := a.clientData("webauthn.get", o.PublicKey.Challenge)
-	h := sha256.Sum256(cd)
-	digest := sha256.Sum256(append(append([]byte{}, ad...), h[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, a.key, digest[:])
+	sig, err := a.sign(ad, cd)
 	if err != nil {
 		return nil, err
 	}
@@ -140,4 +152,12 @@ func (a *Authenticator) Get(optionsJSON []byte) ([]byte, error) {
 			"userHandle":        b64.EncodeToString(a.handle),
 		},
 	})
+}
+
+// sign is what an authenticator signs: authenticatorData followed by the hash of
+// clientDataJSON.
+func (a *Authenticator) sign(authData, clientData []byte) ([]byte, error) {
+	h := sha256.Sum256(clientData)
+	digest := sha256.Sum256(append(append([]byte{}, authData...), h[:]...))
+	return ecdsa.SignASN1(rand.Reader, a.key, digest[:])
 }

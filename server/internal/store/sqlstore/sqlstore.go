@@ -4,6 +4,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -155,8 +156,11 @@ func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 	if a.PasskeyPolicy == "" {
 		a.PasskeyPolicy = store.PolicyTOTPFallback
 	}
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt), a.RPID, a.PasskeyPolicy)
+	a.UserVerification = cmp.Or(a.UserVerification, "required")
+	a.Attestation = cmp.Or(a.Attestation, "none")
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy, user_verification, attestation, aaguids)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt), a.RPID, a.PasskeyPolicy, a.UserVerification, a.Attestation, strings.Join(a.AAGUIDs, ","))
 	if err != nil {
 		return fmt.Errorf("create app: %w", err)
 	}
@@ -174,10 +178,14 @@ func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 func (s *DB) App(ctx context.Context, id string) (store.App, error) {
 	a := store.App{ID: id}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy FROM apps WHERE id = ?`), id).
-		Scan(&a.Name, &a.APIKeyHash, &a.SigningAlg, &created, &a.RPID, &a.PasskeyPolicy)
+	var aaguids string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy, user_verification, attestation, aaguids FROM apps WHERE id = ?`), id).
+		Scan(&a.Name, &a.APIKeyHash, &a.SigningAlg, &created, &a.RPID, &a.PasskeyPolicy, &a.UserVerification, &a.Attestation, &aaguids)
 	if err != nil {
 		return store.App{}, notFound(err)
+	}
+	if aaguids != "" {
+		a.AAGUIDs = strings.Split(aaguids, ",")
 	}
 	a.CreatedAt = fromMS(created)
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT origin FROM app_origins WHERE app_id = ? ORDER BY origin`), id)
