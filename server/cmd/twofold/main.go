@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.Store, "store", "", "postgres://... to use PostgreSQL instead of SQLite")
 	// Every subcommand takes them: `users reset` must clear budgets where serve keeps them.
 	fs.StringVar(&cfg.Redis, "redis", "", "redis://... to keep attempt budgets in Redis, shared by every instance")
+	fs.StringVar(&cfg.MasterKeyCommand, "master-key-command", "", "command (no shell) that prints the master key(s), e.g. \"vault kv get -field=key secret/twofold\"")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "twofold:", "prefix of every Redis key, for several deployments on one Redis")
 	parse := func() error {
 		if err := fs.Parse(rest); err != nil {

@@ -11,12 +11,13 @@ import (
 )
 
 // RotateMaster makes a new primary master key (in the key file; with TWOFOLD_MASTER_KEY the
-// operator has already put the new key there and the old one in TWOFOLD_MASTER_KEY_PREVIOUS)
+// operator has already put the new key there and the old one in TWOFOLD_MASTER_KEY_PREVIOUS,
+// or --master-key-command the operator has already made the new key the first one given)
 // and re-seals every stored secret under it. Running verifiers keep serving: they open
 // values under either key and pick up the new file when they meet a value sealed with it.
 // Each value is swapped by compare-and-set, so a concurrent change is never overwritten.
 func RotateMaster(ctx context.Context, cfg Config, settle time.Duration) (resealed int, err error) {
-	if cfg.MasterKey == "" {
+	if cfg.MasterKey == "" && cfg.MasterKeyCommand == "" {
 		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
 			return 0, fmt.Errorf("rotate master key file: %w", err)
 		}

@@ -46,9 +46,12 @@ type Config struct {
 	// is empty the key file in DataDir is used, generated on first start.
 	MasterKey         string
 	MasterKeyPrevious string
-	BehindProxy       bool
-	ShutdownTimeout   time.Duration
-	Logger            *slog.Logger
+	// MasterKeyCommand, a command line run without a shell, prints the master keys (the
+	// key file's format) instead; it wins over both.
+	MasterKeyCommand string
+	BehindProxy      bool
+	ShutdownTimeout  time.Duration
+	Logger           *slog.Logger
 	// Now is the clock; tests inject one to step through time without sleeping.
 	Now func() time.Time
 	// IPBudget overrides how many failed attempts one client address may make per window
@@ -90,6 +93,12 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
 		errs = append(errs, fmt.Errorf("--redis must be a redis:// or rediss:// URL"))
+	}
+	if c.MasterKeyCommand != "" && c.MasterKey != "" {
+		errs = append(errs, errors.New("--master-key-command and TWOFOLD_MASTER_KEY both name the master key; keep one"))
+	}
+	if _, err := seal.SplitCommand(c.MasterKeyCommand); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -197,28 +206,32 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 const MasterKeyFile = "master.key"
 
 func keyring(cfg Config) (*seal.Keyring, error) {
-	if cfg.MasterKey != "" {
-		ring, err := seal.FromEnv(cfg.MasterKey, cfg.MasterKeyPrevious)
-		if err != nil {
-			return nil, fmt.Errorf("TWOFOLD_MASTER_KEY: %w", err)
-		}
-		return ring, nil
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("set TWOFOLD_MASTER_KEY or --data for the master key")
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
-	}
-	path := filepath.Join(cfg.DataDir, MasterKeyFile)
-	if err := seal.EnsureFile(path); err != nil {
-		return nil, fmt.Errorf("master key file: %w", err)
-	}
-	ring, err := seal.LoadFile(path)
+	src, err := cfg.KeySource()
 	if err != nil {
-		return nil, fmt.Errorf("master key file: %w", err)
+		return nil, err
 	}
-	return ring, nil
+	return src.Keyring(context.Background())
+}
+
+// KeySource is where the master keyring comes from: --master-key-command, else
+// TWOFOLD_MASTER_KEY, else the key file in --data (generated on first start).
+func (c *Config) KeySource() (seal.KeySource, error) {
+	switch {
+	case c.MasterKeyCommand != "":
+		argv, err := seal.SplitCommand(c.MasterKeyCommand)
+		if err != nil {
+			return nil, err
+		}
+		return seal.CommandSource{Argv: argv}, nil
+	case c.MasterKey != "":
+		return seal.EnvSource{Primary: c.MasterKey, Previous: c.MasterKeyPrevious}, nil
+	case c.DataDir == "":
+		return nil, errors.New("set TWOFOLD_MASTER_KEY, --master-key-command or --data for the master key")
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", c.DataDir, err)
+	}
+	return seal.FileSource{Path: filepath.Join(c.DataDir, MasterKeyFile)}, nil
 }
 
 // Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
