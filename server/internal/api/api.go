@@ -79,6 +79,7 @@ func New(d Deps) *fiber.App {
 	app.Get("/readyz", h.readyz)
 	app.Get("/.well-known/jwks.json", h.jwks)
 	app.Get("/.well-known/openid-configuration", h.discovery)
+	app.Get("/openapi.json", h.openapi)
 
 	v1 := app.Group("/v1")
 	v1.Post("/tickets", h.appAuth, h.createTicket)
