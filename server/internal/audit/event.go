@@ -24,6 +24,10 @@ const (
 	FactorRemoved     Kind = "factor_removed"
 	AdminReset        Kind = "admin_reset"
 	OriginRefused     Kind = "origin_refused"
+	// CredentialStuffing: one address failed for many users; FailureBurst: many failures
+	// for one user (package anomaly raises both).
+	CredentialStuffing Kind = "credential_stuffing"
+	FailureBurst       Kind = "failure_burst"
 )
 
 // Event is one security event. Detail is a short reason for people reading the trail; it

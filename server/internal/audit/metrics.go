@@ -41,7 +41,7 @@ func NewMetrics() *Metrics {
 }
 
 var kinds = []Kind{EnrollmentStarted, FactorAdded, Verified, Failed, ReplayBlocked, RateLimited,
-	Locked, RecoveryUsed, CodesRegenerated, FactorRemoved, AdminReset, OriginRefused}
+	Locked, RecoveryUsed, CodesRegenerated, FactorRemoved, AdminReset, OriginRefused, CredentialStuffing, FailureBurst}
 
 // Event counts one security event.
 func (m *Metrics) Event(k Kind, outcome string) {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twofold-dev/twofold/server/internal/anomaly"
 	"github.com/twofold-dev/twofold/server/internal/api"
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/certs"
@@ -198,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	metrics := audit.NewMetrics()
 	alog := audit.NewLog(st, metrics, cfg.Now)
 	clk := clockcheck.New(clockcheck.Config{Now: cfg.Now})
-	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: alog, Clock: clk}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
+	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: anomaly.New(alog, anomaly.Config{Now: cfg.Now}), Clock: clk}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
 	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb, Clock: clk}, nil
 }
 
