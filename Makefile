@@ -8,16 +8,20 @@ ADDR    ?= 127.0.0.1:8080
 build:
 	$(GO) build -trimpath -o $(BIN) ./server/cmd/twofold
 
-# Starts the verifier on the embedded store, with an app "demo" for http://localhost:3000
-# registered on first run (its API key is written once to $(DATA)/demo-app.json).
-run: build
-	@mkdir -p $(DATA)
-	@[ -f $(DATA)/demo-app.json ] || $(BIN) apps create --data $(DATA) --id demo --name "twofold demo" \
-		--origin http://localhost:3000 --origin http://127.0.0.1:3000 > $(DATA)/demo-app.json
-	@chmod 600 $(DATA)/demo-app.json
-	@echo "verifier: http://$(ADDR)   (demo app key in $(DATA)/demo-app.json)"
-	@echo "demo app: not yet part of this build (issue 7); the verifier alone is running"
-	$(BIN) serve --addr $(ADDR) --data $(DATA)
+# Starts the verifier on the embedded store and the demo app next to it. On the first run the
+# launcher registers an app "demo" for http://localhost:3000 (its API key is written once to
+# $(DATA)/demo-app.json) and the browser SDK is built if sdk-js/dist lacks it. Ctrl-C stops both.
+DEMO_ADDR ?= 127.0.0.1:3000
+run: build demo
+	@[ -f sdk-js/dist/index.js ] && [ -f sdk-js/dist/twofold.wasm ] || $(MAKE) wasm
+	@bin/demo-run -twofold $(BIN) -demo bin/demo -data $(DATA) -sdk sdk-js/dist \
+		-verifier-addr $(ADDR) -demo-addr $(DEMO_ADDR)
+
+# The demo app (demo/) and the launcher `make run` uses (demo/cmd/run).
+.PHONY: demo
+demo:
+	$(GO) build -trimpath -o bin/demo ./demo
+	$(GO) build -trimpath -o bin/demo-run ./demo/cmd/run
 
 sdk-js/node_modules: sdk-js/package.json sdk-js/package-lock.json
 	cd sdk-js && npm ci --no-audit --no-fund
