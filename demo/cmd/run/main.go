@@ -76,7 +76,12 @@ func register(c config, origins []string) (string, error) {
 	raw, err := os.ReadFile(file)
 	if err == nil {
 		var a appFile
-		if json.Unmarshal(raw, &a) == nil && len(a.Origins) > 0 && !slices.Equal(a.Origins, origins) {
+		switch {
+		case json.Unmarshal(raw, &a) != nil:
+			return "", fmt.Errorf("%s is not the JSON `twofold apps create` prints; delete it (or the whole %s) to register again", file, c.Data)
+		case len(a.Origins) == 0:
+			fmt.Fprintf(os.Stderr, "run: note: %s was written by an earlier make run, which also registered http://127.0.0.1:3000; if passkeys fail, delete %s to register again.\n", file, c.Data)
+		case !slices.Equal(a.Origins, origins):
 			fmt.Fprintf(os.Stderr, "run: warning: the demo app was registered for %v, not %v; browsers will be refused. Delete %s (or the whole %s) to register again.\n", a.Origins, origins, file, c.Data)
 		}
 		return file, nil
