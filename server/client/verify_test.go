@@ -442,3 +442,38 @@ func TestMiddleware_Fiber(t *testing.T) {
 		}
 	}
 }
+
+// After the verifier rotates its signing key, the first token with the new kid fetches the
+// set once; tokens of the old key keep verifying from the cache.
+func TestJWKS_Rotation_NewKidFetchedOnce(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	v, cc := newVerifier(t, client.Config{Now: clock.Now})
+	old := signIn(t, verifierURL, "shop", "rot-old", "")
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	env, err := serve.Open(ctx, serve.Config{DataDir: dataDir, Issuer: verifierURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := env.Tokens.Rotate(ctx, "EdDSA")
+	env.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := issueDirect(t, tokens.Claims{Subject: "rot-new", Audience: "shop", AMR: []string{"otp"}})
+	if head, _ := segments(t, fresh); head["kid"] != kid {
+		t.Fatalf("the new token's kid is %v, not the rotated key's %s", head["kid"], kid)
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := v.Verify(ctx, fresh); err != nil {
+		t.Fatalf("a token of the rotated key: %v", err)
+	}
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("a token of the old key after the rotation: %v", err)
+	}
+	if n := cc.n.Load(); n != 2 {
+		t.Fatalf("%d fetches; want one for the first key and one for the new kid", n)
+	}
+}
