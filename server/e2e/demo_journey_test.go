@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -61,6 +62,7 @@ func startDemoStack(t *testing.T, sdk string) demoStack {
 	}
 	exited := make(chan error, 1)
 	urls := make(chan demoStack, 1)
+	var stackURLs demoStack // for the cleanup
 	go func() {
 		var s demoStack
 		sc := bufio.NewScanner(stdout)
@@ -85,9 +87,16 @@ func startDemoStack(t *testing.T, sdk string) demoStack {
 			cmd.Process.Kill()
 			t.Errorf("the launcher did not stop within 20 s of Ctrl-C\n%s", logs.String())
 		}
+		for _, u := range []string{stackURLs.Verifier + "/healthz", stackURLs.Origin + "/healthz"} {
+			if res, err := http.Get(u); err == nil {
+				res.Body.Close()
+				t.Errorf("%s still answers after the launcher stopped", u)
+			}
+		}
 	})
 	select {
 	case s := <-urls:
+		stackURLs = s
 		if !strings.HasPrefix(s.Origin, "http://localhost:") {
 			t.Fatalf("the demo's URL %q is not on localhost", s.Origin)
 		}
