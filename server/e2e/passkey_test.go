@@ -9,8 +9,8 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
-	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
+	"github.com/twofold-dev/twofold/server/internal/serve"
 )
 
 // elevated is a signed-in browser of a user with TOTP, past its second factor.

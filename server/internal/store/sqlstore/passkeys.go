@@ -13,13 +13,13 @@ func (s *DB) UserHandle(ctx context.Context, appID, user string, candidate []byt
 		return nil, fmt.Errorf("user handle: %w", err)
 	}
 	var h []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT handle FROM webauthn_users WHERE app_id = ? AND user_id = ?`), appID, user).Scan(&h)
+	err := s.queryRow(ctx, `SELECT handle FROM webauthn_users WHERE app_id = ? AND user_id = ?`, appID, user).Scan(&h)
 	return h, notFound(err)
 }
 
 func (s *DB) UserOfHandle(ctx context.Context, appID string, handle []byte) (string, error) {
 	var u string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT user_id FROM webauthn_users WHERE app_id = ? AND handle = ?`), appID, handle).Scan(&u)
+	err := s.queryRow(ctx, `SELECT user_id FROM webauthn_users WHERE app_id = ? AND handle = ?`, appID, handle).Scan(&u)
 	return u, notFound(err)
 }
 
@@ -55,12 +55,12 @@ func (s *DB) AddPasskey(ctx context.Context, p store.Passkey) error {
 }
 
 func (s *DB) Passkey(ctx context.Context, appID, id string) (store.Passkey, error) {
-	p, err := scanPasskey(s.db.QueryRowContext(ctx, s.q(`SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND id = ?`), appID, id))
+	p, err := scanPasskey(s.queryRow(ctx, `SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND id = ?`, appID, id))
 	return p, notFound(err)
 }
 
 func (s *DB) PasskeysOfUser(ctx context.Context, appID, user string) ([]store.Passkey, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND user_id = ? ORDER BY created_at, id`), appID, user)
+	rows, err := s.query(ctx, `SELECT `+passkeyColumns+` FROM passkeys WHERE app_id = ? AND user_id = ? ORDER BY created_at, id`, appID, user)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {
 func (s *DB) TakeCeremony(ctx context.Context, challenge string, now time.Time) (store.Ceremony, error) {
 	c := store.Ceremony{Challenge: challenge}
 	var expires int64
-	err := s.db.QueryRowContext(ctx, s.q(`DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`), challenge).
+	err := s.queryRow(ctx, `DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`, challenge).
 		Scan(&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires)
 	if err != nil {
 		return store.Ceremony{}, notFound(err)
@@ -121,7 +121,7 @@ func (s *DB) TakeCeremony(ctx context.Context, challenge string, now time.Time) 
 
 func (s *DB) UserPolicy(ctx context.Context, appID, user string) (string, error) {
 	var p string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT policy FROM user_policies WHERE app_id = ? AND user_id = ?`), appID, user).Scan(&p)
+	err := s.queryRow(ctx, `SELECT policy FROM user_policies WHERE app_id = ? AND user_id = ?`, appID, user).Scan(&p)
 	if err != nil && notFound(err) == store.ErrNotFound {
 		return "", nil
 	}
