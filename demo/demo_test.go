@@ -158,3 +158,15 @@ func TestOtherHostName_SentToTheOrigin(t *testing.T) {
 		t.Fatalf("%d %s", res.Code, res.Header().Get("Location"))
 	}
 }
+
+func TestSignIn_TenWrongPasswords_ThenRefusedEvenTheRightOne(t *testing.T) {
+	f := newFixture(t)
+	for i := range 10 {
+		if res := f.signIn("bob", "wrong", f.csrf, ""); res.Code != 401 {
+			t.Fatalf("wrong password %d: %d", i, res.Code)
+		}
+	}
+	if res := f.signIn("bob", seedPassword, f.csrf, ""); res.Code != 429 || !strings.Contains(res.Body.String(), "Too many") {
+		t.Fatalf("the right password after 10 wrong ones: %d", res.Code)
+	}
+}

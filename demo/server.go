@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,6 +33,7 @@ type server struct {
 	pages    map[string]*template.Template
 	csp      string
 	now      func() time.Time
+	throttle *throttle
 
 	mu     sync.Mutex
 	events map[string][]event // user → newest first
@@ -45,7 +47,7 @@ type event struct {
 }
 
 func newServer(c config, appID, apiKey string, log *slog.Logger) (http.Handler, error) {
-	s := &server{cfg: c, appID: appID, log: log, now: time.Now, events: map[string][]event{}}
+	s := &server{cfg: c, appID: appID, log: log, now: time.Now, events: map[string][]event{}, throttle: newThrottle(10, 15*time.Minute)}
 	var err error
 	if s.users, err = openUsers(c.Data + "/demo-users.json"); err != nil {
 		return nil, err
@@ -222,7 +224,14 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("username")))
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	keys := []string{"user:" + name, "ip:" + ip}
+	if s.throttle.blocked(s.now(), keys...) {
+		s.render(w, r, sess, "signin", page{Title: "Sign in", Error: "Too many wrong passwords. Wait 15 minutes, then try again.", Name: name, Seeded: seedUsers, Password: seedPassword}, http.StatusTooManyRequests)
+		return
+	}
 	if !s.users.check(name, r.PostFormValue("password")) {
+		s.throttle.fail(s.now(), keys...)
 		if s.users.exists(name) {
 			s.addEvent(name, "Wrong password", "sign-in refused")
 		}
