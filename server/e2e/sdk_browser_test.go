@@ -226,6 +226,12 @@ func run[T any](t testing.TB, ctx context.Context, what string, a chromedp.Actio
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(c, a)
+	// Chromium swaps a page's JavaScript context when it commits a navigation; an
+	// evaluation that lands in between finds the old one gone. That is the browser's
+	// timing, not an answer: ask again in the new context.
+	for i := 0; err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && i < 3; i++ {
+		v, err = chromedp.Run(c, a)
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}

@@ -26,8 +26,10 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	// Several instances share one server's max_connections (100 by default); 16 each keeps
+	// a handful of instances, the CLI and psql within it. Requests beyond 16 queue in Go.
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
 	sub, _ := fs.Sub(migrations, "migrations")
 	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
 		Name:         "postgres",
