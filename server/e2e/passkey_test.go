@@ -263,3 +263,36 @@ func TestPasskey_DirectAttestation_OnlyAllowedModelsRegister(t *testing.T) {
 		})
 	}
 }
+
+// An app whose first origin is an IP address takes its RP ID from the next origin with a
+// host name; one with none is told why passkeys are unavailable, not a 500.
+func TestPasskey_IPOrigins_RPIDFromAHostNameOrAClearRefusal(t *testing.T) {
+	v := startVerifier(t)
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed, err := env.MFA.CreateApp(context.Background(), mfa.NewApp{ID: "mixed", Origins: []string{"http://127.0.0.1:3000", origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipOnly, err := env.MFA.CreateApp(context.Background(), mfa.NewApp{ID: "iponly", Origins: []string{"http://127.0.0.1:3000"}})
+	env.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.APIKey = mixed
+	b, _ := v.elevated("hal")
+	v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+
+	v.APIKey = ipOnly
+	ib := v.ticket("ivo")
+	ib.origin = "http://127.0.0.1:3000"
+	en := ib.call("POST", "/v1/totp/enrollments", nil)
+	if r := ib.call("POST", "/v1/totp/enrollments/"+en.str("id")+"/confirm", wire.CodeRequest{Code: code(t, en.str("secret"), v.Clock.Now())}); r.Status != 200 {
+		t.Fatalf("enroll and step up: %d %s", r.Status, r.Raw)
+	}
+	if r := ib.call("POST", "/v1/webauthn/registrations", nil); r.Status != 409 || r.errCode() != wire.CodeConflict {
+		t.Fatalf("passkeys for an IP-only app: %d %s", r.Status, r.Raw)
+	}
+}

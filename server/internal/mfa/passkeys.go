@@ -44,6 +44,9 @@ func relyingParty(app store.App) (*passkey.RP, error) {
 // passkeys.
 func (s *Service) party(ctx context.Context, p Principal) (*passkey.RP, passkey.User, []store.Passkey, error) {
 	rp, err := relyingParty(p.App)
+	if errors.Is(err, passkey.ErrNoRPID) {
+		return nil, passkey.User{}, nil, wire.NewError(wire.CodeConflict, "Passkeys need the app to be registered with an origin that has a host name (such as http://localhost:3000), not an IP address.")
+	}
 	if err != nil {
 		return nil, passkey.User{}, nil, fault("relying party", err)
 	}

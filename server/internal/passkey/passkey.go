@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -18,6 +19,9 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 )
+
+// ErrNoRPID: none of the app's origins has a host name to serve as RP ID.
+var ErrNoRPID = errors.New("passkey: the app has no origin with a host name (browsers refuse IP addresses as relying party IDs)")
 
 // Config describes a relying party: one app.
 type Config struct {
@@ -51,11 +55,16 @@ func New(cfg Config) (*RP, error) {
 		return nil, errors.New("passkey: an app needs an origin")
 	}
 	if cfg.RPID == "" {
-		u, err := url.Parse(cfg.Origins[0])
-		if err != nil {
-			return nil, fmt.Errorf("passkey: origin %q: %w", cfg.Origins[0], err)
+		// The first origin with a host name: browsers refuse IP addresses as RP IDs.
+		for _, o := range cfg.Origins {
+			if u, err := url.Parse(o); err == nil && net.ParseIP(u.Hostname()) == nil && u.Hostname() != "" {
+				cfg.RPID = u.Hostname()
+				break
+			}
 		}
-		cfg.RPID = u.Hostname()
+		if cfg.RPID == "" {
+			return nil, ErrNoRPID
+		}
 	}
 	if cfg.RPName == "" {
 		cfg.RPName = cfg.RPID
