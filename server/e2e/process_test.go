@@ -44,7 +44,14 @@ type process struct {
 // startProcess runs `twofold serve` on dataDir and waits until it listens.
 func startProcess(t *testing.T, dataDir string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", dataDir)
+	return serveArgs(t, nil, "--addr", "127.0.0.1:0", "--data", dataDir)
+}
+
+// serveArgs runs `twofold serve args...` with env added to the environment.
+func serveArgs(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

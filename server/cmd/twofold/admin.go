@@ -37,7 +37,7 @@ var adminCommands = map[string]func(ctx context.Context, c command) error{
 // subcommand reports whether cmd has a second word (`audit verify`, `users reset`).
 func subcommand(cmd string, rest []string) bool {
 	switch cmd {
-	case "apps", "keys", "users":
+	case "apps", "keys", "users", "config":
 		return len(rest) > 0
 	case "audit":
 		return len(rest) > 0 && rest[0] == "verify"

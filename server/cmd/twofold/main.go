@@ -9,6 +9,9 @@
 //	twofold users reset --data ./data --app demo --user alice --reason "lost phone, ticket #123"
 //	twofold audit --data ./data [--user alice] [--app demo] [--since 24h]
 //	twofold audit verify --data ./data
+//	twofold serve --config /etc/twofold/twofold.json   (flags > TWOFOLD_* variables > file)
+//	twofold config check --config /etc/twofold/twofold.json [serve's flags]
+//	twofold version
 //
 // Output a script reads is JSON on stdout; logs go to stderr. A bad flag is one line on
 // stderr and exit status 2.
@@ -43,6 +46,13 @@ func main() {
 	if err == nil {
 		return
 	}
+	var cf checkFailed
+	if errors.As(err, &cf) {
+		for _, p := range cf {
+			fmt.Fprintln(os.Stderr, "twofold: "+p.Error())
+		}
+		os.Exit(2)
+	}
 	fmt.Fprintln(os.Stderr, "twofold: "+strings.ReplaceAll(err.Error(), "\n", "; "))
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -51,7 +61,7 @@ func main() {
 	os.Exit(1)
 }
 
-const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|users reset|audit|audit verify [flags]"
+const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|users reset|audit|audit verify|config check|version [flags]"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -73,6 +83,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.Redis, "redis", "", "redis://... to keep attempt budgets in Redis, shared by every instance")
 	fs.StringVar(&cfg.MasterKeyCommand, "master-key-command", "", "command (no shell) that prints the master key(s), e.g. \"vault kv get -field=key secret/twofold\"")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "twofold:", "prefix of every Redis key, for several deployments on one Redis")
+	configFile := fs.String("config", "", "JSON file of serve's settings, keys named like the flags; TWOFOLD_* variables and flags win over it")
+	var layerErrs []error // config check reports them together with Validate's
 	parse := func() error {
 		if err := fs.Parse(rest); err != nil {
 			return usageError{fmt.Errorf("%s: %w", cmd, err)}
@@ -80,10 +92,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if fs.NArg() > 0 {
 			return usageError{fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))}
 		}
+		layerErrs = layer(fs, *configFile, os.Getenv)
+		if len(layerErrs) > 0 && cmd != "config check" {
+			return usageError{errors.Join(layerErrs...)}
+		}
 		return nil
 	}
 	switch cmd {
-	case "serve":
+	case "version":
+		if err := parse(); err != nil {
+			return err
+		}
+		return printVersion(stdout)
+	case "serve", "config check":
 		fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on")
 		fs.StringVar(&cfg.Issuer, "issuer", "", "public base URL of this verifier (token iss); default http://ADDR")
 		fs.BoolVar(&cfg.BehindProxy, "behind-proxy", false, "TLS ends in a proxy in front of this verifier")
@@ -97,6 +118,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if *proxies != "" {
 			cfg.TrustedProxies = strings.Split(*proxies, ",")
+		}
+		if cmd == "config check" {
+			return configCheck(&cfg, fs, layerErrs, stdout)
 		}
 		if err := cfg.Validate(true); err != nil {
 			return usageError{err}
