@@ -6,7 +6,7 @@ ADDR    ?= 127.0.0.1:8080
 .PHONY: build run test test-go test-js test-wasm wasm bench lint fuzz
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./server/cmd/twofold
+	$(GO) build -trimpath -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null) -X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./server/cmd/twofold
 
 # Starts the verifier on the embedded store and the demo app next to it. On the first run the
 # launcher registers an app "demo" for http://localhost:3000 (its API key is written once to
