@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +103,6 @@ func newServer(c config, appID, apiKey string, log *slog.Logger) (http.Handler, 
 	mux.HandleFunc("POST /2fa/token", s.token)
 	mux.HandleFunc("GET /2fa/new", s.newAuthenticator)
 	mux.HandleFunc("GET /account", s.account)
-	mux.HandleFunc("POST /account/events", s.reportEvent)
 	return s.headers(mux), nil
 }
 
@@ -425,34 +425,48 @@ func (s *server) account(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.render(w, r, sess, "account", page{Title: "Account security", Ticket: sess.Ticket, Elevated: sess.Elevated, Events: s.recent(sess.User)}, 200)
+	s.render(w, r, sess, "account", page{Title: "Account security", Ticket: sess.Ticket, Elevated: sess.Elevated, Events: s.history(r.Context(), sess.User)}, 200)
 }
 
-// reportedEvents are what the security page tells this site it did at the verifier.
-var reportedEvents = map[string]string{
-	"passkey_added":     "Passkey added",
-	"factor_removed":    "Second factor removed",
-	"codes_regenerated": "New recovery codes issued",
+// verifierEvents says in words what the verifier's event kinds mean to the person.
+var verifierEvents = map[string]string{
+	"enrollment_started":  "Authenticator setup started",
+	"factor_added":        "Second factor added",
+	"factor_removed":      "Second factor removed",
+	"verified":            "Second step passed",
+	"failed":              "Wrong code",
+	"replay_blocked":      "A used code was refused",
+	"rate_limited":        "Too many attempts: paused",
+	"locked":              "Locked after too many wrong codes",
+	"recovery_used":       "Recovery code used",
+	"codes_regenerated":   "New recovery codes issued",
+	"admin_reset":         "Second factors reset by support",
+	"origin_refused":      "Refused a page on a wrong address",
+	"credential_stuffing": "Many failures from one address",
+	"failure_burst":       "A burst of failures",
 }
 
-func (s *server) reportEvent(w http.ResponseWriter, r *http.Request) {
-	sess := s.sessions.read(r, s.now())
-	if sess.Stage != stageSignedIn || !s.posted(r, sess) {
-		http.Error(w, "forbidden", http.StatusForbidden)
-		return
+// history is what the security page shows: this site's own events (passwords, sign-ins)
+// and the verifier's record of the second factors (GET /v1/users/{user}/events through the
+// backend kit), newest first. If the verifier cannot be asked, the site's own still show.
+func (s *server) history(ctx context.Context, user string) []event {
+	list := s.recent(user)
+	evs, err := s.tickets.Events(ctx, user, 10)
+	if err != nil {
+		s.log.Warn("verifier events", "err", err)
 	}
-	var body struct{ Kind, Detail string }
-	json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&body)
-	what, ok := reportedEvents[body.Kind]
-	if !ok {
-		http.Error(w, "unknown event", http.StatusBadRequest)
-		return
+	for _, e := range evs {
+		what, ok := verifierEvents[e.Kind]
+		if !ok {
+			what = e.Kind
+		}
+		if e.Outcome == "refused" && e.Kind != "failed" && e.Kind != "rate_limited" {
+			what += " (refused)"
+		}
+		list = append(list, event{At: e.At, What: what, Detail: e.Detail})
 	}
-	if len(body.Detail) > 80 {
-		body.Detail = body.Detail[:80]
-	}
-	s.addEvent(sess.User, what, body.Detail)
-	w.WriteHeader(http.StatusNoContent)
+	slices.SortStableFunc(list, func(a, b event) int { return b.At.Compare(a.At) })
+	return list[:min(len(list), 15)]
 }
 
 func (s *server) addEvent(user, what, detail string) {

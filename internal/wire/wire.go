@@ -106,3 +106,20 @@ type PasskeyRegistered struct {
 type PolicyRequest struct {
 	Policy string `json:"policy"`
 }
+
+// Event is one security event of a user, as GET /v1/users/{user}/events lists it for the
+// user's app (newest first).
+type Event struct {
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"`
+	Outcome   string    `json:"outcome"`
+	Factor    string    `json:"factor,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// EventList answers GET /v1/users/{user}/events.
+type EventList struct {
+	Events []Event `json:"events"`
+}

@@ -151,6 +151,25 @@ export interface PolicyRequest {
   policy: string;
 }
 
+/**
+ * Event is one security event of a user, as GET /v1/users/{user}/events lists it for the
+ * user's app (newest first).
+ */
+export interface Event {
+  at: string /* RFC 3339 */;
+  kind: string;
+  outcome: string;
+  factor?: string;
+  ip?: string;
+  user_agent?: string;
+  detail?: string;
+}
+
+/** EventList answers GET /v1/users/{user}/events. */
+export interface EventList {
+  events: Event[];
+}
+
 /** Every error code of the API (the "error" field of an error answer). */
 export type ErrorCode =
   | typeof CodeInvalidRequest

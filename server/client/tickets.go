@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,6 +65,31 @@ func (c *TicketClient) Ticket(ctx context.Context, user string, opts TicketOptio
 		return Ticket{}, errors.New("client: the verifier answered without a ticket")
 	}
 	return t, nil
+}
+
+// Event is one security event of a user as the verifier recorded it: a sign-in, a factor
+// added or removed, a lock, a recovery code used, an admin reset...
+type Event struct {
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"`
+	Outcome   string    `json:"outcome"` // "ok" or "refused"
+	Factor    string    `json:"factor,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// Events lists the newest security events of user (at most limit, 1 to 100), newest first:
+// for an account page that shows the person what happened to their second factors.
+func (c *TicketClient) Events(ctx context.Context, user string, limit int) ([]Event, error) {
+	var out struct {
+		Events []Event `json:"events"`
+	}
+	path := "/v1/users/" + url.PathEscape(user) + "/events?limit=" + strconv.Itoa(limit)
+	if err := c.do(ctx, http.MethodGet, path, nil, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	return out.Events, nil
 }
 
 // do sends one app call and decodes the answer into out, or the error body into *APIError.

@@ -317,7 +317,7 @@ func TestDemo_Journey(t *testing.T) {
 		t.Errorf("adding a passkey on the security page failed: %s\n%s", outcome, demoErrors(stack.Logs.String()))
 	} else {
 		text = demoAccount(t, ctx, 2)
-		demoMustSay(t, text, "Passkey", "Passkey added")
+		demoMustSay(t, text, "Passkey", "Second factor added · passkey: Passkey")
 		if n := len(demoCredentials(t, ctx, auth)); n != 1 {
 			t.Errorf("the authenticator holds %d credentials", n)
 		}

@@ -373,3 +373,35 @@ func TestBrowserCalls_FetchMetadataOfNonScriptRequests_Refused(t *testing.T) {
 		}
 	}
 }
+
+// An app reads its users' security events for an account page: newest first, scoped to
+// the app, no codes in them.
+func TestUserEvents_NewestFirst_OnlyTheAppsOwn(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("ulla")
+	c := code(t, e.Secret, v.Clock.Now().Add(30*time.Second))
+	if r := v.ticket("ulla").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}); r.Status != 200 {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
+	}
+	r := v.call("GET", "/v1/users/ulla/events?limit=2", "Bearer "+v.APIKey, "", nil)
+	if r.Status != 200 || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("events: %d %s", r.Status, r.Raw)
+	}
+	var list wire.EventList
+	if err := json.Unmarshal(r.Raw, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Events) != 2 || list.Events[0].Kind != "verified" || list.Events[1].Kind != "factor_added" {
+		t.Fatalf("events = %+v, want verified then factor_added", list.Events)
+	}
+	if strings.Contains(string(r.Raw), c) || strings.Contains(string(r.Raw), e.Secret) {
+		t.Fatal("an event carries a code or a secret")
+	}
+	other := v.createApp("other", "EdDSA")
+	if r := v.call("GET", "/v1/users/ulla/events", "Bearer "+other, "", nil); r.Status != 200 || strings.Contains(string(r.Raw), "verified") {
+		t.Fatalf("another app sees ulla's events: %d %s", r.Status, r.Raw)
+	}
+	if r := v.call("GET", "/v1/users/ulla/events", "Ticket "+e.ticket, origin, nil); r.Status != 401 {
+		t.Fatalf("a browser ticket reads events: %d %s", r.Status, r.Raw)
+	}
+}

@@ -124,9 +124,6 @@ async function loadFactors() {
         remove.disabled = true;
         try {
           await verifier("DELETE", "/v1/factors/" + encodeURIComponent(f.id));
-          const name = kinds[f.type] || f.type;
-          const detail = f.label && f.label !== name ? `${name}: ${f.label}` : name;
-          await post("/account/events", { kind: "factor_removed", detail }).catch(() => {});
           showError("");
           location.reload();
         } catch (e) {
@@ -164,7 +161,6 @@ function account() {
     .catch(() => {});
   const pk = component("twofold-passkey", { mode: "register", label: "Passkey" });
   pk.addEventListener("twofold:passkey", async () => {
-    await post("/account/events", { kind: "passkey_added", detail: "" }).catch(() => {});
     location.reload();
   });
   $("passkey-slot").replaceChildren(pk);
@@ -181,7 +177,6 @@ function account() {
       $("code-list").replaceChildren(...codes.map((c) => el("li", {}, c)));
       $("codes").hidden = false;
       $("regen").hidden = true;
-      post("/account/events", { kind: "codes_regenerated", detail: `${codes.length} codes` }).catch(() => {});
     } catch (e) {
       showError(e.message);
       $("regen").disabled = false;

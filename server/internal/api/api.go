@@ -84,6 +84,7 @@ func New(d Deps) *fiber.App {
 	v1 := app.Group("/v1")
 	v1.Post("/tickets", h.appAuth, h.createTicket)
 	v1.Put("/users/:user/policy", h.appAuth, h.setUserPolicy)
+	v1.Get("/users/:user/events", h.appAuth, h.userEvents)
 
 	// Browser calls: preflights for any /v1 path, then each route behind ticket and origin.
 	v1.Options("/*", h.preflight)

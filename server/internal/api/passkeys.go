@@ -60,3 +60,13 @@ func (h *handlers) setUserPolicy(c *fiber.Ctx) error {
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
+
+// userEvents lists a user's recent security events for the app's account page.
+func (h *handlers) userEvents(c *fiber.Ctx) error {
+	ev, err := h.MFA.Events(c.UserContext(), principal(c).App, c.Params("user"), c.QueryInt("limit", 20))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(ev)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -177,4 +178,26 @@ func (s *Service) OriginKnown(ctx context.Context, origin string) (bool, error) 
 // an origin the app does not list: the trace a phishing proxy leaves.
 func (s *Service) OriginRefused(ctx context.Context, p Principal, detail string) {
 	s.record(ctx, p, audit.OriginRefused, "", false, detail)
+}
+
+// Events lists the newest security events of one user of app, at most limit, newest first:
+// what the app shows the person on an account page.
+func (s *Service) Events(ctx context.Context, app store.App, user string, limit int) (wire.EventList, error) {
+	if msg := wire.CheckText("user", user, true); msg != "" {
+		return wire.EventList{}, invalidRequest(msg)
+	}
+	limit = max(1, min(limit, 100))
+	var ring []wire.Event
+	err := s.st.AuditRecords(ctx, store.AuditFilter{AppID: app.ID, User: user}, func(r store.AuditRecord) error {
+		ring = append(ring, wire.Event{At: r.At, Kind: r.Kind, Outcome: r.Outcome, Factor: r.Factor, IP: r.IP, UserAgent: r.UserAgent, Detail: r.Detail})
+		if len(ring) > limit {
+			ring = ring[1:]
+		}
+		return nil
+	})
+	if err != nil {
+		return wire.EventList{}, fault("events", err)
+	}
+	slices.Reverse(ring)
+	return wire.EventList{Events: append([]wire.Event{}, ring...)}, nil
 }

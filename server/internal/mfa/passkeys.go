@@ -174,7 +174,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	if err != nil {
 		return wire.PasskeyRegistered{}, fault("add passkey", err)
 	}
-	s.record(ctx, p, audit.FactorAdded, cred.ID, true, "passkey "+label)
+	s.record(ctx, p, audit.FactorAdded, cred.ID, true, "passkey: "+label)
 	if err := s.enforcePasskeyOnly(ctx, p); err != nil {
 		return wire.PasskeyRegistered{}, err
 	}
