@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"net/url"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -27,9 +28,34 @@ func (h *handlers) registerAdmin(app *fiber.App, v1 fiber.Router) {
 // countRequests counts every answer by route pattern and status; it runs outside common,
 // so it sees the status of error answers too.
 func (h *handlers) countRequests(c *fiber.Ctx) error {
+	start := time.Now()
 	err := c.Next()
 	h.Metrics.Request(c.Route().Path, c.Response().StatusCode())
+	h.Metrics.RequestDuration(c.Route().Path, metricMethod(c.Method()), time.Since(start))
 	return err
+}
+
+// metricMethod names a request's method in metrics: a fixed string (Fiber's own may be
+// a view of a reused buffer), and "other" for anything unusual, so a client cannot grow
+// the series without bound.
+func metricMethod(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return "GET"
+	case fiber.MethodHead:
+		return "HEAD"
+	case fiber.MethodPost:
+		return "POST"
+	case fiber.MethodPut:
+		return "PUT"
+	case fiber.MethodDelete:
+		return "DELETE"
+	case fiber.MethodOptions:
+		return "OPTIONS"
+	case fiber.MethodPatch:
+		return "PATCH"
+	}
+	return "other"
 }
 
 func (h *handlers) metrics(c *fiber.Ctx) error {

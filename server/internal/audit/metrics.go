@@ -18,6 +18,7 @@ type Metrics struct {
 	requests     map[requestKey]uint64
 	deliveries   map[string]uint64 // result
 	appendErrors uint64
+	latency      map[latencyKey]*histogram // latency.go
 }
 
 type requestKey struct {
@@ -113,10 +114,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		dl = append(dl, line{labels("result", k), v})
 	}
 	appendErrors := m.appendErrors
-	m.mu.Unlock()
 
 	family("twofold_events_total", "Security events, by kind and outcome.", ev)
 	family("twofold_http_requests_total", "HTTP answers, by route pattern and status.", rq)
+	m.writeLatency(bw)
+	m.mu.Unlock()
 	family("twofold_webhook_deliveries_total", "Webhook delivery attempts, by result.", dl)
 	family("twofold_audit_append_errors_total", "Security events that could not be stored in the audit trail.", []line{{"", appendErrors}})
 	return bw.Flush()
