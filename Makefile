@@ -3,7 +3,7 @@ BIN     := bin/twofold
 DATA    ?= ./data
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: build run test test-go test-js test-wasm wasm bench lint fuzz
+.PHONY: build run test test-go test-js test-wasm wasm bench lint fuzz screenshots
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null) -X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./server/cmd/twofold
@@ -40,6 +40,10 @@ test-go: sdk-js/node_modules
 FUZZ_TARGETS := FuzzDecodeTicket FuzzDecodeEnrollment FuzzDecodeCode FuzzDecodeReset FuzzDecodeAssertionStart FuzzDecodePolicy FuzzDecodeRefusal
 fuzz:
 	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20000x ./server/internal/api/ || exit 1; done
+
+# Retakes the README's demo screenshots (docs/demo-*.png) from the journey test.
+screenshots: sdk-js/node_modules
+	TWOFOLD_SCREENSHOTS=1 $(GO) test -count=1 -run TestDemo_Journey ./server/e2e/
 
 test: lint test-go fuzz test-wasm test-js
 

@@ -109,13 +109,33 @@ func startDemoStack(t *testing.T, sdk string) demoStack {
 	return demoStack{}
 }
 
-// demoShot writes a PNG of the whole page to docs/demo-NN-name.png.
+// demoShot photographs the whole page. With TWOFOLD_SCREENSHOTS=1 (`make screenshots`) it
+// writes docs/demo-NN-name.png for the README; otherwise into the test's temporary
+// directory, so an ordinary test run leaves the tree as it was.
 func demoShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png := run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
-	if err := os.WriteFile(filepath.Join(repoRoot(), "docs", "demo-"+name+".png"), png, 0o644); err != nil {
+	if len(png) < 1000 {
+		t.Fatalf("screenshot %s is %d bytes", name, len(png))
+	}
+	dir := filepath.Join(repoRoot(), "docs")
+	if os.Getenv("TWOFOLD_SCREENSHOTS") != "1" {
+		dir = shotDir(t)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "demo-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+var shots struct {
+	sync.Once
+	dir string
+}
+
+// shotDir is one temporary directory for the screenshots of a run.
+func shotDir(t *testing.T) string {
+	shots.Do(func() { shots.dir = t.TempDir() })
+	return shots.dir
 }
 
 // demoEval runs a script in the page and returns its value.
