@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,11 +36,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// process is `twofold serve` running as its own process.
+// process is `twofold serve` running as its own process, its log lines collected.
 type process struct {
 	cmd  *exec.Cmd
 	URL  string
 	done chan error
+	mu   sync.Mutex
+	logs []string
 }
 
 // startProcess runs `twofold serve` on dataDir and waits until it listens.
@@ -47,17 +51,28 @@ func startProcess(t *testing.T, dataDir string) *process {
 	return serveArgs(t, nil, "--addr", "127.0.0.1:0", "--data", dataDir)
 }
 
-// serveArgs runs `twofold serve args...` with env added to the environment.
+// serveArgs runs `twofold serve args...` with env added to the environment, over http.
 func serveArgs(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
+	p, err := launch(t, env, "http", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launch runs `twofold serve args...`, waits until it logs that it listens, and kills it
+// when the test ends, showing its last log lines if the test failed. It returns an error
+// rather than failing, so several can be started from goroutines.
+func launch(t *testing.T, env []string, scheme string, args ...string) (*process, error) {
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &process{cmd: cmd, done: make(chan error, 1)}
 	addr := make(chan string, 1)
@@ -68,20 +83,63 @@ func serveArgs(t *testing.T, env []string, args ...string) *process {
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "twofold serving" {
 				addr <- line.Addr
 			}
+			if line.Msg != "request" {
+				p.mu.Lock()
+				p.logs = append(p.logs, sc.Text())
+				p.mu.Unlock()
+			}
 		}
 		p.done <- cmd.Wait()
 	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("twofold serve %s, last log lines:\n%s", p.URL, p.tail(20))
+		}
+	})
 	select {
 	case a := <-addr:
-		p.URL = "http://" + a
+		p.URL = scheme + "://" + a
+		return p, nil
 	case err := <-p.done:
-		t.Fatalf("twofold serve exited: %v", err)
+		p.done <- err
+		return nil, fmt.Errorf("twofold serve exited: %v\n%s", err, p.tail(20))
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("twofold serve did not start listening within 30s")
+		return nil, fmt.Errorf("twofold serve did not start listening within 30s")
 	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	return p
+}
+
+// tail is the process's last n log lines.
+func (p *process) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.logs[max(0, len(p.logs)-n):], "\n")
+}
+
+// logged reports whether the process logged msg.
+func (p *process) logged(msg string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		var line struct{ Msg string }
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// waitLogged waits until the process logs msg.
+func (p *process) waitLogged(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.logged(msg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the verifier did not log %q within 10s; logs:\n%s", msg, p.tail(50))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func runCLI(t *testing.T, args ...string) []byte {

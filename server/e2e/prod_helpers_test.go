@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -85,75 +84,14 @@ func trustForTest(t *testing.T, ca *testCA) {
 	t.Cleanup(func() { tr.CloseIdleConnections(); tr.TLSClientConfig = old })
 }
 
-// serveProcess is `twofold serve` run as a process with args, its log lines collected.
-type serveProcess struct {
-	*process
-	mu   sync.Mutex
-	logs []string
-}
-
-func (p *serveProcess) logged(msg string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.logs {
-		var line struct{ Msg string }
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == msg {
-			return true
-		}
-	}
-	return false
-}
-
-// waitLogged waits until the process logs msg.
-func (p *serveProcess) waitLogged(t *testing.T, msg string) {
+// startServeArgs runs `twofold serve --addr 127.0.0.1:0 --data dataDir args...` with env
+// added, and waits until it listens; scheme is http or https.
+func startServeArgs(t *testing.T, dataDir, scheme string, env []string, args ...string) *process {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.logged(msg) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the verifier did not log %q within 10s; logs:\n%s", msg, strings.Join(p.logs, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// startServeArgs runs `twofold serve --addr 127.0.0.1:0 --data dataDir args...` with env added,
-// and waits until it listens; scheme is http or https.
-func startServeArgs(t *testing.T, dataDir, scheme string, env []string, args ...string) *serveProcess {
-	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
+	p, err := launch(t, env, scheme, append([]string{"--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serveProcess{process: &process{cmd: cmd, done: make(chan error, 1)}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs = append(p.logs, sc.Text())
-			p.mu.Unlock()
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "twofold serving" {
-				addr <- line.Addr
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		p.URL = scheme + "://" + a
-	case err := <-p.done:
-		t.Fatalf("twofold serve exited: %v\n%s", err, strings.Join(p.logs, "\n"))
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("twofold serve did not start listening within 30s")
-	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
 	return p
 }
 

@@ -65,7 +65,7 @@ func startCluster(t *testing.T, n int, redisURL, prefix string, extra ...string)
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			p, err := startServe(t, args...)
+			p, err := launch(t, nil, "http", append([]string{"--addr", "127.0.0.1:0"}, args...)...)
 			c.procs[i] = p
 			errs <- err
 		}()
@@ -79,59 +79,6 @@ func startCluster(t *testing.T, n int, redisURL, prefix string, extra ...string)
 		c.vs = append(c.vs, &verifier{t: t, URL: p.URL, APIKey: app.APIKey, Clock: &clock{}})
 	}
 	return c
-}
-
-// startServe runs `twofold serve --addr 127.0.0.1:0` with more flags, waits until it
-// listens, and kills it when the test ends. Its last log lines are shown if the test fails.
-func startServe(t *testing.T, args ...string) (*process, error) {
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	var mu sync.Mutex
-	var tail []string
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "twofold serving" {
-				addr <- line.Addr
-			}
-			if line.Msg != "request" {
-				mu.Lock()
-				tail = append(tail[max(0, len(tail)-19):], sc.Text())
-				mu.Unlock()
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("twofold serve %s, last log lines:\n%s", p.URL, strings.Join(tail, "\n"))
-			mu.Unlock()
-		}
-	})
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-		return p, nil
-	case err := <-p.done:
-		p.done <- err
-		mu.Lock()
-		defer mu.Unlock()
-		return nil, fmt.Errorf("twofold serve exited: %v\n%s", err, strings.Join(tail, "\n"))
-	case <-time.After(30 * time.Second):
-		return nil, fmt.Errorf("twofold serve did not start listening within 30s")
-	}
 }
 
 // outcome is one answer, or the transport error in its place.
