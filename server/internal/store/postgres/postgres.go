@@ -5,17 +5,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"fmt"
-	"io/fs"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the driver
 
 	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // migrationLock is an arbitrary constant naming twofold's advisory lock.
 const migrationLock = 0x7466_6f6c64
@@ -30,11 +25,10 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 	// a handful of instances, the CLI and psql within it. Requests beyond 16 queue in Go.
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(8)
-	sub, _ := fs.Sub(migrations, "migrations")
 	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
 		Name:         "postgres",
 		Placeholders: sqlstore.DollarPlaceholders,
-		Migrations:   sub,
+		Schema:       sqlstore.PostgresSchema,
 		LockMigrations: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
 			return err

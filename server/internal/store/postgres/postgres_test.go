@@ -30,7 +30,7 @@ func TestStore(t *testing.T) {
 // Verifier instances starting together on an empty database all come up: the advisory lock
 // lets one migrate while the others wait, then find nothing left to do.
 func TestOpen_ConcurrentlyOnFreshDatabase_AllSucceed(t *testing.T) {
-	migrations, err := filepath.Glob("migrations/*.sql")
+	migrations, err := filepath.Glob("../sqlstore/migrations/*.sql")
 	if err != nil || len(migrations) == 0 {
 		t.Fatalf("no migrations found: %v", err)
 	}

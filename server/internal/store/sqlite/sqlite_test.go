@@ -98,7 +98,7 @@ func TestOpen_Reopen_KeepsDataAndMigratesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	migrations, err := filepath.Glob("migrations/*.sql")
+	migrations, err := filepath.Glob("../sqlstore/migrations/*.sql")
 	if err != nil || len(migrations) == 0 {
 		t.Fatalf("no migrations found: %v", err)
 	}

@@ -1,3 +1,0 @@
-ALTER TABLE apps ADD COLUMN user_verification TEXT NOT NULL DEFAULT 'required';
-ALTER TABLE apps ADD COLUMN attestation TEXT NOT NULL DEFAULT 'none';
-ALTER TABLE apps ADD COLUMN aaguids TEXT NOT NULL DEFAULT '';
