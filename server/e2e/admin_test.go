@@ -410,3 +410,17 @@ func readFileIfExists(path string) ([]byte, error) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+// One admin action per sign-in: the token of a reset cannot reset anyone else.
+func TestAdminReset_SameAdminTokenTwice_SecondRefused(t *testing.T) {
+	f := newAdminFixture(t)
+	auth := "Bearer " + f.opsKey
+	body := map[string]string{"reason": "lost phone"}
+	if r := f.reset("alice", "?app=shop", auth, f.root.Token, body); r.Status != 200 {
+		t.Fatalf("first reset: %d %s", r.Status, r.Raw)
+	}
+	f.v.enroll("bob")
+	if r := f.reset("bob", "?app=shop", auth, f.root.Token, body); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Fatalf("the same admin token again: %d %s", r.Status, r.Raw)
+	}
+}

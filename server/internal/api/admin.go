@@ -21,7 +21,7 @@ func (h *handlers) registerAdmin(app *fiber.App, v1 fiber.Router) {
 		app.Get("/metrics", h.metrics)
 	}
 	if h.Tokens != nil {
-		v1.Post("/admin/users/:user/reset", h.adminAuth, h.resetUser)
+		v1.Post("/admin/users/:user/reset", h.resetUser)
 	}
 }
 
@@ -73,21 +73,13 @@ func (h *handlers) metrics(c *fiber.Ctx) error {
 	return c.Send(b.Bytes())
 }
 
-const actorKey = "twofold.admin"
-
-// adminAuth needs both an admin app's API key and that admin's fresh second factor.
-func (h *handlers) adminAuth(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
+// adminActor needs both an admin app's API key and that admin's fresh second factor.
+func (h *handlers) adminActor(c *fiber.Ctx) (string, error) {
 	key, ok := credential(c, "Bearer")
 	if !ok {
-		return wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
+		return "", wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
 	}
-	actor, err := h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens)
-	if err != nil {
-		return err
-	}
-	c.Locals(actorKey, actor)
-	return c.Next()
+	return h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens)
 }
 
 // ResetRequest is the body of POST /v1/admin/users/{user}/reset. App may be given as the
@@ -114,7 +106,10 @@ func decodeReset(body []byte, queryApp string) (ResetRequest, error) {
 	)
 }
 
+// resetUser checks the request before the admin's credentials: authorising spends the
+// admin's token (one action per sign-in), and a mistyped request should not.
 func (h *handlers) resetUser(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	req, err := decodeReset(c.Body(), c.Query("app"))
 	if err != nil {
 		return err
@@ -123,7 +118,10 @@ func (h *handlers) resetUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	actor, _ := c.Locals(actorKey).(string)
+	actor, err := h.adminActor(c)
+	if err != nil {
+		return err
+	}
 	if err := h.MFA.ResetUser(c.UserContext(), req.App, user, req.Reason, actor); err != nil {
 		return err
 	}

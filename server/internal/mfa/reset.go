@@ -79,6 +79,7 @@ type TokenVerifier interface {
 
 var (
 	errNotAdminApp = wire.NewError(wire.CodeInvalidAPIKey, "This API key belongs to an app that may not call the admin API. Use the key of an app created with `twofold apps create --admin`.")
+	errAdminReused = wire.NewError(wire.CodeStepUpRequired, "That sign-in was already used for an admin action. Sign in to the admin app again for this one.")
 	errAdminToken  = wire.NewError(wire.CodeStepUpRequired, "Sign in to the admin app with your own authenticator and send the token it gives you as Twofold-Admin-Token.")
 	errAdminStale  = wire.NewError(wire.CodeStepUpRequired, "Your admin sign-in is more than 5 minutes old. Sign in to the admin app with your authenticator again and retry.")
 )
@@ -116,6 +117,20 @@ func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifie
 	}
 	if age := s.now().Sub(authTime); age > AdminTokenMaxAge || age < -time.Minute {
 		return "", errAdminStale
+	}
+	// One admin action per sign-in: a token seen in a log or a proxy must not reset a
+	// second user.
+	jti, _ := claims["jti"].(string)
+	exp, ok := unixClaim(claims["exp"])
+	if jti == "" || !ok {
+		return "", errAdminToken
+	}
+	first, err := s.st.ClaimOnce(ctx, "admin-token:"+app.ID+":"+jti, exp.Add(time.Minute))
+	if err != nil {
+		return "", fault("authorize admin", err)
+	}
+	if !first {
+		return "", errAdminReused
 	}
 	return app.ID + "/" + sub, nil
 }

@@ -3,6 +3,7 @@ package mfa_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -42,8 +43,11 @@ func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *
 	if err := st.SetAdminApp(ctx, "ops"); err != nil {
 		t.Fatal(err)
 	}
+	n := 0
 	claims := func(authTime time.Time, amr ...any) map[string]any {
-		return map[string]any{"sub": "root", "aud": "ops", "auth_time": float64(authTime.Unix()), "amr": amr}
+		n++
+		return map[string]any{"sub": "root", "aud": "ops", "auth_time": float64(authTime.Unix()), "amr": amr,
+			"jti": fmt.Sprint("jti-", n), "exp": float64(now.Add(5 * time.Minute).Unix())}
 	}
 	for _, tc := range []struct {
 		name   string

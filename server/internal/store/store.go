@@ -172,6 +172,10 @@ type Store interface {
 	// Sweep deletes tickets and pending enrollments that expired before now.
 	Sweep(ctx context.Context, now time.Time) error
 
+	// ClaimOnce records key as used until until; false if it already was: a token that
+	// authorises one action cannot authorise a second.
+	ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error)
+
 	AttemptStore
 	PasskeyStore
 	AuditStore

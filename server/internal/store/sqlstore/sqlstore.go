@@ -557,5 +557,17 @@ func (s *DB) Sweep(ctx context.Context, now time.Time) error {
 	if _, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at < ?`, ms(now)); err != nil {
 		return fmt.Errorf("sweep ceremonies: %w", err)
 	}
+	if _, err := s.exec(ctx, `DELETE FROM used_once WHERE until < ?`, ms(now)); err != nil {
+		return fmt.Errorf("sweep used tokens: %w", err)
+	}
 	return nil
+}
+
+func (s *DB) ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error) {
+	res, err := s.exec(ctx, `INSERT INTO used_once (key, until) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, ms(until))
+	if err != nil {
+		return false, fmt.Errorf("claim once: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

@@ -19,6 +19,7 @@ func init() {
 		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},
 		{"TakeCeremony_Once_AndNeverExpired", testTakeCeremony},
 		{"UserPolicy_SetAndReplace", testUserPolicy},
+		{"ClaimOnce_ConcurrentClaims_OneWins_SweptAfterwards", testClaimOnce},
 	}...)
 }
 
@@ -151,5 +152,33 @@ func testUserPolicy(t *testing.T, s store.Store) {
 	must(t, s.SetUserPolicy(ctx, "app", "u", store.PolicyTOTPFallback))
 	if p, err := s.UserPolicy(ctx, "app", "u"); err != nil || p != store.PolicyTOTPFallback {
 		t.Fatalf("policy: %q %v", p, err)
+	}
+}
+
+func testClaimOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 10 {
+		wg.Go(func() {
+			ok, err := s.ClaimOnce(ctx, "jti-1", at(5*time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				wins++
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of 10 claims of one key won, want 1", wins)
+	}
+	must(t, s.Sweep(ctx, at(6*time.Minute)))
+	if ok, err := s.ClaimOnce(ctx, "jti-1", at(time.Hour)); err != nil || !ok {
+		t.Fatalf("after its time was swept: %v %v", ok, err)
 	}
 }
