@@ -64,8 +64,11 @@ func New(d Deps) *fiber.App {
 	}
 	h := &handlers{Deps: d}
 	app := fiber.New(fiber.Config{
-		AppName:               "twofold",
-		BodyLimit:             BodyLimit,
+		AppName:   "twofold",
+		BodyLimit: BodyLimit,
+		// Fiber's strings otherwise alias fasthttp's reused buffers: one kept past the
+		// request (a cache key, a log field) would change under our feet.
+		Immutable:             true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           60 * time.Second,

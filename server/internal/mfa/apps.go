@@ -128,7 +128,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, key string) (store.App, e
 	if i <= 0 {
 		return store.App{}, errInvalidAPIKey
 	}
-	app, err := s.st.App(ctx, key[:i])
+	app, err := s.app(ctx, key[:i])
 	if isNotFound(err) {
 		return store.App{}, errInvalidAPIKey
 	}

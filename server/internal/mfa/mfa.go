@@ -94,6 +94,7 @@ type Service struct {
 
 	pepperMu sync.Mutex
 	pepper   []byte
+	apps     sync.Map // app id → cachedApp
 }
 
 // New returns a Service on d.

@@ -56,11 +56,35 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if !s.now().Before(t.ExpiresAt) {
 		return Principal{}, errInvalidTicket
 	}
-	app, err := s.st.App(ctx, t.AppID)
+	app, err := s.app(ctx, t.AppID)
 	if err != nil {
 		return Principal{}, fault("authenticate ticket", err)
 	}
 	return Principal{App: app, Ticket: t}, nil
+}
+
+// appTTL bounds how long an app row is served from memory. Apps are only ever created,
+// never changed in place, so this saves a read per request at no risk of staleness beyond
+// it.
+const appTTL = 30 * time.Second
+
+type cachedApp struct {
+	app store.App
+	at  time.Time
+}
+
+// app reads an app, from memory when it was read within appTTL.
+func (s *Service) app(ctx context.Context, id string) (store.App, error) {
+	now := s.now()
+	if c, ok := s.apps.Load(id); ok && now.Sub(c.(cachedApp).at) < appTTL {
+		return c.(cachedApp).app, nil
+	}
+	a, err := s.st.App(ctx, id)
+	if err != nil {
+		return store.App{}, err
+	}
+	s.apps.Store(strings.Clone(id), cachedApp{app: a, at: now})
+	return a, nil
 }
 
 // Session describes the user behind a ticket.

@@ -249,8 +249,10 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 
 // pass records that a second factor passed with this ticket and issues the token.
 func (s *Service) pass(ctx context.Context, p Principal, amr []string, now time.Time) (wire.Token, error) {
-	if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now, amr[0]); err != nil {
-		return wire.Token{}, fault("elevate ticket", err)
+	if !p.Elevated() { // the first factor passed with it stays its mark
+		if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now, amr[0]); err != nil {
+			return wire.Token{}, fault("elevate ticket", err)
+		}
 	}
 	// acr lets a backend demand phishing-resistant authentication: only a passkey is.
 	acr := "mfa"
