@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -29,27 +28,16 @@ func RunBudgets(t *testing.T, open func(t *testing.T) store.AttemptStore) {
 
 func testBackoffParallel(t *testing.T, s store.AttemptStore) {
 	now := at(0)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	allowed := 0
-	for range 100 {
-		wg.Go(func() {
-			d, err := s.ReserveBackoff(t.Context(), "k", now, policy)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if !d.Allowed && d.RetryAfter <= 0 {
-				t.Errorf("refused without a wait: %+v", d)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if d.Allowed {
-				allowed++
-			}
-		})
-	}
-	wg.Wait()
+	allowed := winners(100, func(int) bool {
+		d, err := s.ReserveBackoff(t.Context(), "k", now, policy)
+		if err != nil {
+			t.Error(err)
+		}
+		if err == nil && !d.Allowed && d.RetryAfter <= 0 {
+			t.Errorf("refused without a wait: %+v", d)
+		}
+		return err == nil && d.Allowed
+	})
 	if allowed != policy.Free {
 		t.Fatalf("%d of 100 parallel reservations allowed, want %d", allowed, policy.Free)
 	}
@@ -99,26 +87,16 @@ func testBackoffLadder(t *testing.T, s store.AttemptStore) {
 func testWindowParallel(t *testing.T, s store.AttemptStore) {
 	w := store.Window{Limit: 7, Period: time.Minute}
 	now := at(0)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	allowed := 0
-	for range 100 {
-		wg.Go(func() {
-			d, err := s.ReserveWindow(t.Context(), "ip", now, w)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if d.Allowed {
-				allowed++
-			} else if d.RetryAfter != time.Minute {
-				t.Errorf("retry after %v, want the rest of the window", d.RetryAfter)
-			}
-		})
-	}
-	wg.Wait()
+	allowed := winners(100, func(int) bool {
+		d, err := s.ReserveWindow(t.Context(), "ip", now, w)
+		if err != nil {
+			t.Error(err)
+		}
+		if err == nil && !d.Allowed && d.RetryAfter != time.Minute {
+			t.Errorf("retry after %v, want the rest of the window", d.RetryAfter)
+		}
+		return err == nil && d.Allowed
+	})
 	if allowed != w.Limit {
 		t.Fatalf("%d of 100 allowed, want %d", allowed, w.Limit)
 	}

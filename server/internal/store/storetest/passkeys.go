@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,18 +24,14 @@ func init() {
 
 func testUserHandle(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	var wg sync.WaitGroup
 	handles := make([][]byte, 10)
-	for i := range handles {
-		wg.Go(func() {
-			h, err := s.UserHandle(ctx, "app", "alice", []byte{byte(i), 1, 2, 3})
-			if err != nil {
-				t.Error(err)
-			}
-			handles[i] = h
-		})
-	}
-	wg.Wait()
+	goroutines(len(handles), func(i int) {
+		h, err := s.UserHandle(ctx, "app", "alice", []byte{byte(i), 1, 2, 3})
+		if err != nil {
+			t.Error(err)
+		}
+		handles[i] = h
+	})
 	for _, h := range handles[1:] {
 		if string(h) != string(handles[0]) {
 			t.Fatalf("handles differ: %x vs %x", h, handles[0])
@@ -83,23 +78,13 @@ func testPasskeyRoundTrip(t *testing.T, s store.Store) {
 func testUsePasskeyConcurrently(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.AddPasskey(ctx, store.Passkey{ID: "c", AppID: "app", User: "u", Data: []byte("{}"), SignCount: 3, AAGUID: []byte{}, CreatedAt: at(0)}))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for range 20 {
-		wg.Go(func() {
-			ok, err := s.UsePasskey(ctx, "c", 3, 4, []byte(`{"n":4}`), at(time.Minute))
-			if err != nil {
-				t.Error(err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if ok {
-				wins++
-			}
-		})
-	}
-	wg.Wait()
+	wins := winners(20, func(int) bool {
+		ok, err := s.UsePasskey(ctx, "c", 3, 4, []byte(`{"n":4}`), at(time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		return ok
+	})
 	if wins != 1 {
 		t.Fatalf("%d of 20 logins took sign count 4, want 1", wins)
 	}
@@ -113,26 +98,16 @@ func testTakeCeremony(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	c := store.Ceremony{Challenge: "ch", Kind: "assertion", AppID: "app", User: "u", TicketHash: []byte{1}, Session: []byte("{}"), ExpiresAt: at(5 * time.Minute)}
 	must(t, s.PutCeremony(ctx, c))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	taken := 0
-	for range 10 {
-		wg.Go(func() {
-			got, err := s.TakeCeremony(ctx, "ch", at(time.Minute))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				taken++
-				if got.Kind != "assertion" || got.User != "u" || string(got.Session) != "{}" {
-					t.Errorf("taken: %+v", got)
-				}
-			case !errors.Is(err, store.ErrNotFound):
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	taken := winners(10, func(int) bool {
+		got, err := s.TakeCeremony(ctx, "ch", at(time.Minute))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Error(err)
+		}
+		if err == nil && (got.Kind != "assertion" || got.User != "u" || string(got.Session) != "{}") {
+			t.Errorf("taken: %+v", got)
+		}
+		return err == nil
+	})
 	if taken != 1 {
 		t.Fatalf("ceremony taken %d times, want 1", taken)
 	}
@@ -157,23 +132,13 @@ func testUserPolicy(t *testing.T, s store.Store) {
 
 func testClaimOnce(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for range 10 {
-		wg.Go(func() {
-			ok, err := s.ClaimOnce(ctx, "jti-1", at(5*time.Minute))
-			if err != nil {
-				t.Error(err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if ok {
-				wins++
-			}
-		})
-	}
-	wg.Wait()
+	wins := winners(10, func(int) bool {
+		ok, err := s.ClaimOnce(ctx, "jti-1", at(5*time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		return ok
+	})
 	if wins != 1 {
 		t.Fatalf("%d of 10 claims of one key won, want 1", wins)
 	}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +97,17 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 // goroutines runs f(i) for i in [0, n) at once, each released by the same signal so the
 // calls really overlap.
+// winners runs f in n goroutines released together and counts how many returned true.
+func winners(n int, f func(i int) bool) int {
+	var won atomic.Int64
+	goroutines(n, func(i int) {
+		if f(i) {
+			won.Add(1)
+		}
+	})
+	return int(won.Load())
+}
+
 func goroutines(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
