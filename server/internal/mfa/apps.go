@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -186,18 +185,14 @@ func (s *Service) Events(ctx context.Context, app store.App, user string, limit 
 	if msg := wire.CheckText("user", user, true); msg != "" {
 		return wire.EventList{}, invalidRequest(msg)
 	}
-	limit = max(1, min(limit, 100))
-	var ring []wire.Event
-	err := s.st.AuditRecords(ctx, store.AuditFilter{AppID: app.ID, User: user}, func(r store.AuditRecord) error {
-		ring = append(ring, wire.Event{At: r.At, Kind: r.Kind, Outcome: r.Outcome, Factor: r.Factor, IP: r.IP, UserAgent: r.UserAgent, Detail: r.Detail})
-		if len(ring) > limit {
-			ring = ring[1:]
-		}
+	out := wire.EventList{Events: []wire.Event{}}
+	f := store.AuditFilter{AppID: app.ID, User: user, Newest: max(1, min(limit, 100))}
+	err := s.st.AuditRecords(ctx, f, func(r store.AuditRecord) error {
+		out.Events = append(out.Events, wire.Event{At: r.At, Kind: r.Kind, Outcome: r.Outcome, Factor: r.Factor, IP: r.IP, UserAgent: r.UserAgent, Detail: r.Detail})
 		return nil
 	})
 	if err != nil {
 		return wire.EventList{}, fault("events", err)
 	}
-	slices.Reverse(ring)
-	return wire.EventList{Events: append([]wire.Event{}, ring...)}, nil
+	return out, nil
 }

@@ -51,6 +51,8 @@ type AuditFilter struct {
 	User    string
 	Since   time.Time // records at or after
 	AfterID int64     // records with a higher ID
+	// Newest, when above 0, selects only the newest that many records, newest first.
+	Newest int
 }
 
 // Webhook is where an app hears about the events a person should know of. The signing

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,7 +92,11 @@ func (s *DB) AuditRecords(ctx context.Context, f store.AuditFilter, fn func(stor
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(q+` ORDER BY id`), args...)
+	order := ` ORDER BY id`
+	if f.Newest > 0 {
+		order = ` ORDER BY id DESC LIMIT ` + strconv.Itoa(f.Newest)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(q+order), args...)
 	if err != nil {
 		return fmt.Errorf("audit records: %w", err)
 	}

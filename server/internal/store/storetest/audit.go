@@ -22,7 +22,7 @@ var auditTests = []struct {
 }{
 	{"AppendAudit_EachRecordChainedToThePrevious", testAuditChain},
 	{"AppendAudit_Concurrently_OneLinearChain", testAuditConcurrently},
-	{"AuditRecords_FiltersByAppUserSinceAndAfterID", testAuditFilter},
+	{"AuditRecords_FiltersByAppUserSinceAfterIDAndNewest", testAuditFilter},
 	{"AppendAudit_Notify_QueuesOnlyForAppsWithAWebhook", testAuditNotify},
 	{"ClaimDeliveries_Concurrently_EachDeliveryClaimedOnce", testClaimConcurrently},
 	{"ClaimDeliveries_LeaseNextAndDone_DecideWhenDueAgain", testClaimLifecycle},
@@ -153,6 +153,8 @@ func testAuditFilter(t *testing.T, s store.Store) {
 		{"app and user", store.AuditFilter{AppID: "shop", User: "alice"}, []int64{1, 4}},
 		{"since is inclusive", store.AuditFilter{Since: at(time.Minute)}, []int64{2, 3, 4}},
 		{"after id", store.AuditFilter{AfterID: 2}, []int64{3, 4}},
+		{"newest two, newest first", store.AuditFilter{Newest: 2}, []int64{4, 3}},
+		{"newest of a user", store.AuditFilter{User: "alice", Newest: 2}, []int64{4, 3}},
 		{"no match", store.AuditFilter{User: "carol"}, nil},
 	} {
 		var got []int64
