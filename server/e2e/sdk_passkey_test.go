@@ -254,4 +254,26 @@ func TestSDK_Passkey(t *testing.T) {
 			t.Fatalf("the dismissed offer came back (%s)", again)
 		}
 	})
+
+	t.Run("UpgradeOfferIgnored_ShownOnce", func(t *testing.T) {
+		secret := v.enrollTOTP(key, pageOrigin, "sven")
+		ctx := tab(t, browserCtx, "")
+		offers := func(at time.Duration) string {
+			t.Helper()
+			run(t, ctx, "open the verify page", chromedp.Navigate(pageURL("localhost", port, "twofold-verify", v.URL, v.ticketFor(key, "sven"))))
+			waitStep(t, ctx, "twofold-verify", "code")
+			typeCode(t, ctx, "twofold-verify", code(t, secret, v.Clock.Now().Add(at)))
+			if got := waitAnswer(t, ctx, "twofold-verify", "code"); got != "done" {
+				t.Fatalf("TOTP verify: %s", alertText(t, ctx, "twofold-verify"))
+			}
+			return run(t, ctx, "offer", shadow[string]("twofold-verify", `(host.dataset.offer || "") + root.querySelectorAll("[part=upgrade]").length`))
+		}
+		if first := offers(30 * time.Second); first != "shown1" {
+			t.Fatalf("first sign-in with a code: offer %q, want it shown", first)
+		}
+		v.Clock.Advance(30 * time.Second)
+		if again := offers(30 * time.Second); again != "0" {
+			t.Fatalf("the offer, neither taken nor dismissed, came back (%s)", again)
+		}
+	})
 }

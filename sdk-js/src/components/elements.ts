@@ -266,9 +266,9 @@ export class TwofoldEnroll extends TwofoldElement {
   }
 }
 
-// The passkey upgrade is offered once per user and browser: "Not now" and an added passkey
-// are remembered here, in localStorage (which may be missing or throw: then it is offered
-// again next time).
+// The passkey upgrade is offered once per user and browser: that it was shown, then "Not now"
+// or an added passkey, is remembered here, in localStorage (which may be missing or throw:
+// then it is offered again next time).
 const offerPrefix = "twofold:passkey-offer:";
 
 function remembered(key: string): string | null {
@@ -279,7 +279,7 @@ function remembered(key: string): string | null {
   }
 }
 
-function remember(key: string, value: "dismissed" | "added"): void {
+function remember(key: string, value: "shown" | "dismissed" | "added"): void {
   try {
     globalThis.localStorage?.setItem(key, value);
   } catch {
@@ -374,6 +374,7 @@ export class TwofoldVerify extends TwofoldElement {
   private upgrade(tf: Twofold): HTMLElement | string {
     const key = offerPrefix + (this.getAttribute("verifier") ?? "") + "|" + tf.user;
     if (tf.factors.passkeys > 0 || !passkeysSupported() || remembered(key)) return "";
+    remember(key, "shown");
     this.dataset.offer = "shown";
     const add = this.passkeyButton(strings.upgradeAdd, "done", async () => {
       const r = await tf.passkeys.register();
