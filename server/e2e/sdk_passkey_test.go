@@ -208,6 +208,28 @@ func TestSDK_Passkey(t *testing.T) {
 		}
 	})
 
+	t.Run("Usernameless_DiscoverablePasskey_SignsInTheTicketsUser", func(t *testing.T) {
+		secret := v.enrollTOTP(key, pageOrigin, "uli")
+		ctx := tab(t, browserCtx, "")
+		virtualAuthenticator(t, ctx)
+		ticket := v.ticketFor(key, "uli")
+		run(t, ctx, "open the SDK page", chromedp.Navigate(sdkPage(port, v.URL, ticket)))
+		reg := withSDK(t, ctx, "step up and register", v.URL, ticket, `
+    await tf.totp.verify(`+jsString(code(t, secret, v.Clock.Now().Add(30*time.Second)))+`);
+    return await tf.passkeys.register({ label: "Phone" });`)
+		if !reg.OK || reg.ID == "" {
+			t.Fatalf("register: %+v", reg)
+		}
+		// No allow-list: the browser offers whatever resident passkey it holds for localhost.
+		got := withSDK(t, ctx, "usernameless sign-in", v.URL, v.ticketFor(key, "uli"), `return await tf.passkeys.authenticate({ discoverable: true });`)
+		if !got.OK || got.Token == "" {
+			t.Fatalf("usernameless sign-in: %+v", got)
+		}
+		if claims := joseVerify(t, v, "sdkpage", got.Token); claims["sub"] != "uli" || claims["acr"] != "phr" {
+			t.Errorf("claims %v", claims)
+		}
+	})
+
 	t.Run("BogusSignature_SDKRejectsWithInvalidPasskey", func(t *testing.T) {
 		secret := v.enrollTOTP(key, pageOrigin, "quin")
 		ctx := tab(t, browserCtx, "")
