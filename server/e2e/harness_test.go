@@ -59,8 +59,6 @@ type verifier struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-type verifierConfig = serve.Config
-
 // startVerifier serves twofold from a fresh data directory until the test ends.
 func startVerifier(t *testing.T) *verifier {
 	t.Helper()
@@ -68,7 +66,7 @@ func startVerifier(t *testing.T) *verifier {
 }
 
 // startVerifierWith lets a test adjust the configuration first.
-func startVerifierWith(t *testing.T, adjust func(*verifierConfig)) *verifier {
+func startVerifierWith(t *testing.T, adjust func(*serve.Config)) *verifier {
 	t.Helper()
 	v := &verifier{t: t, Data: t.TempDir(), Clock: &clock{}}
 	v.cfg = serve.Config{Addr: "127.0.0.1:0", DataDir: v.Data, Logger: quietLogger(), Now: v.Clock.Now, ShutdownTimeout: 2 * time.Second}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/checkpoint"
+	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
 )
@@ -42,7 +43,7 @@ func firstCheckpoint(t *testing.T, v *verifier) store.AuditRecord {
 // hash after it, or cut the end of the trail off; the hash chain alone cannot tell. The
 // checkpoints, signed with the token signing key, can, and `audit verify` names where.
 func TestAuditVerify_RewrittenOrCutOffTrail_FailsOnSignedCheckpoint(t *testing.T) {
-	v := startVerifierWith(t, func(c *verifierConfig) { c.CheckpointEvery = 20 * time.Millisecond })
+	v := startVerifierWith(t, func(c *serve.Config) { c.CheckpointEvery = 20 * time.Millisecond })
 	e := v.enroll("alice")
 	e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: "000000"})
 	cp := firstCheckpoint(t, v)

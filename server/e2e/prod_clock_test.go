@@ -1,49 +1,15 @@
 package e2e
 
 import (
-	bin "encoding/binary"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/clockcheck/sntptest"
+	"github.com/twofold-dev/twofold/server/internal/serve"
 )
-
-// ntpResponder answers SNTP on loopback UDP with a clock ahead of the real one by skew.
-func ntpResponder(t *testing.T, skew time.Duration) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	epoch := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
-	ts := func() uint64 {
-		d := time.Now().Add(skew).Sub(epoch)
-		return uint64(d/time.Second)<<32 | uint64(d%time.Second)<<32/uint64(time.Second)
-	}
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 48 {
-				continue
-			}
-			res := make([]byte, 48)
-			res[0], res[1] = 4<<3|4, 2
-			copy(res[24:32], buf[40:48])
-			bin.BigEndian.PutUint64(res[32:], ts())
-			bin.BigEndian.PutUint64(res[40:], ts())
-			pc.WriteTo(res, addr)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
 
 // A verifier whose clock is a step behind learns it from the codes people type: most of
 // them belong to the step after its own. /readyz stays 200 but warns, and /metrics says
@@ -62,9 +28,9 @@ func TestClock_VerifierBehind_InferredFromAcceptedCodes_ReadyzWarnsAndMetric(t *
 		{"on time by codes, NTP disagrees", 0, 20 * time.Second, []string{"NTP server"}, false, "twofold_clock_ntp_offset_seconds -"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *verifierConfig) {
+			v := startVerifierWith(t, func(c *serve.Config) {
 				if tc.ntpSkew != 0 {
-					c.NTP = ntpResponder(t, tc.ntpSkew)
+					c.NTP = sntptest.Server(t, tc.ntpSkew, 2)
 				}
 			})
 			v.Clock.Advance(-tc.behind)

@@ -56,7 +56,7 @@ func TestProxies_SpoofedXFFFromUntrustedPeer_ChangesNothing(t *testing.T) {
 		{"another network trusted", []string{"10.0.0.0/8"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 3; c.TrustedProxies = tc.trusted })
+			v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 3; c.TrustedProxies = tc.trusted })
 			e := v.enroll("mallory")
 			for i := range 3 {
 				h := map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i+1), "Forwarded": fmt.Sprintf("for=203.0.113.%d", i+1)}
@@ -80,7 +80,7 @@ func TestProxies_SpoofedXFFFromUntrustedPeer_ChangesNothing(t *testing.T) {
 // Behind a trusted proxy, the address the proxy forwards is the one limits count and the
 // audit trail records.
 func TestProxies_XFFFromTrustedProxy_SetsAddressForLimitsAndAudit(t *testing.T) {
-	v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+	v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
 
 	// Each client behind the proxy has its own budget.
 	e := v.enroll("carol")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/serve"
 )
 
 // wrongCode is a code that is not the current one (nor near it) for secret.
@@ -126,7 +127,7 @@ func TestBruteForce_100Failures_LockUntilRecoveryCode(t *testing.T) {
 }
 
 func TestBruteForce_PerAddressBudget_StopsSprayingManyAccounts(t *testing.T) {
-	v := startVerifierWith(t, func(c *verifierConfig) { c.IPBudget = 8 })
+	v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 8 })
 	var users []enrolled
 	for i := range 10 {
 		users = append(users, v.enroll(fmt.Sprintf("spray-%d", i)))

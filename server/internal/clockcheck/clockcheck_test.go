@@ -3,11 +3,12 @@ package clockcheck
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/clockcheck/sntptest"
 )
 
 type fakeClock struct{ t time.Time }
@@ -100,37 +101,6 @@ func TestWritePrometheus_GaugesOfTheEstimate(t *testing.T) {
 	}
 }
 
-// sntpServer answers SNTP requests on loopback UDP with its clock skewed by skew.
-func sntpServer(t *testing.T, skew time.Duration, stratum byte) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 48 {
-				continue
-			}
-			rx := time.Now().Add(skew)
-			res := make([]byte, 48)
-			res[0] = 0<<6 | 4<<3 | 4 // server
-			res[1] = stratum
-			copy(res[24:32], buf[40:48]) // origin = client's transmit
-			binary.BigEndian.PutUint64(res[32:], toNTP(rx))
-			binary.BigEndian.PutUint64(res[40:], toNTP(time.Now().Add(skew)))
-			pc.WriteTo(res, addr)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
 func TestQueryNTP_MeasuresTheLocalClocksOffset(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -145,7 +115,7 @@ func TestQueryNTP_MeasuresTheLocalClocksOffset(t *testing.T) {
 		{"we are 12 s ahead", 0, 12 * time.Second, 12 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := sntpServer(t, tc.skew, 2)
+			addr := sntptest.Server(t, tc.skew, 2)
 			local := func() time.Time { return time.Now().Add(tc.localOff) }
 			r := QueryNTP(context.Background(), addr, local)
 			if r.Err != nil {
@@ -164,7 +134,7 @@ func TestQueryNTP_MeasuresTheLocalClocksOffset(t *testing.T) {
 }
 
 func TestQueryNTP_UnsynchronisedOrSilentServer_Error(t *testing.T) {
-	if r := QueryNTP(context.Background(), sntpServer(t, 0, 0), time.Now); r.Err == nil {
+	if r := QueryNTP(context.Background(), sntptest.Server(t, 0, 0), time.Now); r.Err == nil {
 		t.Error("stratum 0 (kiss-o'-death) accepted")
 	}
 	pc, _ := net.ListenPacket("udp", "127.0.0.1:0") // never answers

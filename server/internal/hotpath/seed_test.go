@@ -19,23 +19,7 @@ import (
 // benchmarks would measure errors; this fails first.
 func TestSeed_VerifierOpensWhatSeedWrote(t *testing.T) {
 	ctx := context.Background()
-	key, b64 := seed.NewMasterKey()
-	env, err := serve.Open(ctx, serve.Config{DataDir: t.TempDir(), MasterKey: b64, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
-		t.Fatal(err)
-	}
-	db, ok := env.Store.(interface{ SQL() *sql.DB })
-	if !ok {
-		t.Fatalf("the store %T has no SQL() handle to seed through", env.Store)
-	}
-	users, err := seed.Seed(ctx, db.SQL(), seed.SQLite, seed.Options{AppID: "bench", MasterKey: key, Users: 3, Prefix: "t-"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, users := seeded(t, serve.Config{DataDir: t.TempDir()}, seed.SQLite, 3, "t-")
 	for _, u := range users {
 		p, err := env.MFA.Authenticate(ctx, u.Ticket)
 		if err != nil {
@@ -52,4 +36,30 @@ func TestSeed_VerifierOpensWhatSeedWrote(t *testing.T) {
 			t.Fatalf("%s: a replayed code was accepted", u.ID)
 		}
 	}
+}
+
+// seeded opens the verifier cfg names, registers the app "bench" and bulk-seeds n users into
+// its store as the load generator does.
+func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix string) (*serve.Env, []seed.User) {
+	tb.Helper()
+	ctx := context.Background()
+	key, b64 := seed.NewMasterKey()
+	cfg.MasterKey, cfg.Logger = b64, quiet()
+	env, err := serve.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { env.Close() })
+	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
+		tb.Fatal(err)
+	}
+	db, ok := env.Store.(interface{ SQL() *sql.DB })
+	if !ok {
+		tb.Fatalf("the store %T has no SQL() handle to seed through", env.Store)
+	}
+	users, err := seed.Seed(ctx, db.SQL(), dialect, seed.Options{AppID: "bench", MasterKey: key, Users: n, Prefix: prefix})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return env, users
 }

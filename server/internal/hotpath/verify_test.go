@@ -2,13 +2,11 @@ package hotpath
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/bench/load"
 	"github.com/twofold-dev/twofold/bench/seed"
-	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 	"github.com/twofold-dev/twofold/server/internal/totp"
@@ -40,25 +38,7 @@ func BenchmarkVerifyTOTP(b *testing.B) {
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			ctx := context.Background()
-			key, b64 := seed.NewMasterKey()
-			cfg := v.config(b)
-			cfg.MasterKey, cfg.Logger = b64, quiet()
-			env, err := serve.Open(ctx, cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer env.Close()
-			if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
-				b.Fatal(err)
-			}
-			db, ok := env.Store.(interface{ SQL() *sql.DB })
-			if !ok {
-				b.Fatalf("the store %T has no SQL() handle to seed through", env.Store)
-			}
-			users, err := seed.Seed(ctx, db.SQL(), v.dialect, seed.Options{AppID: "bench", MasterKey: key, Users: b.N, Prefix: "b-"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			env, users := seeded(b, v.config(b), v.dialect, b.N, "b-")
 			// Codes of the current step; one that turns stale mid-run is still inside the
 			// verifier's ±1 step window.
 			step := totp.Step(time.Now(), 30)

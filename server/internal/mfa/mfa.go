@@ -95,6 +95,7 @@ type Service struct {
 	pepperMu sync.Mutex
 	pepper   []byte
 	apps     sync.Map // app id → cachedApp
+	rps      sync.Map // app settings → *passkey.RP
 }
 
 // New returns a Service on d.

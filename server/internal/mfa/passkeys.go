@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"strings"
-	"sync"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
@@ -21,12 +20,10 @@ var (
 	errPasskeyRequired = wire.NewError(wire.CodePasskeyRequired, "This account signs in with a passkey only. Use your passkey.")
 )
 
-// rps caches one relying party per app and settings.
-var rps sync.Map
-
-func relyingParty(app store.App) (*passkey.RP, error) {
+// relyingParty is the app's WebAuthn relying party, built once per app and settings.
+func (s *Service) relyingParty(app store.App) (*passkey.RP, error) {
 	key := strings.Join([]string{app.ID, strings.Join(app.Origins, ","), app.RPID, app.UserVerification, app.Attestation, strings.Join(app.AAGUIDs, ",")}, "\x00")
-	if rp, ok := rps.Load(key); ok {
+	if rp, ok := s.rps.Load(key); ok {
 		return rp.(*passkey.RP), nil
 	}
 	rp, err := passkey.New(passkey.Config{
@@ -36,14 +33,14 @@ func relyingParty(app store.App) (*passkey.RP, error) {
 	if err != nil {
 		return nil, err
 	}
-	rps.Store(key, rp)
+	s.rps.Store(key, rp)
 	return rp, nil
 }
 
 // party is the app's relying party and the user as WebAuthn sees them, with their stored
 // passkeys.
 func (s *Service) party(ctx context.Context, p Principal) (*passkey.RP, passkey.User, []store.Passkey, error) {
-	rp, err := relyingParty(p.App)
+	rp, err := s.relyingParty(p.App)
 	if errors.Is(err, passkey.ErrNoRPID) {
 		return nil, passkey.User{}, nil, wire.NewError(wire.CodeConflict, "Passkeys need the app to be registered with an origin that has a host name (such as http://localhost:3000), not an IP address.")
 	}
