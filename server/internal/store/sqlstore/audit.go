@@ -17,43 +17,41 @@ import (
 const auditLock = 0x7466_6175_6474
 
 func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
-	// SQLite's immediate transaction holds the database's write lock from BEGIN, which
-	// serialises appends across processes; PostgreSQL needs the advisory lock for the same,
-	// since two transactions could otherwise both read the same last record.
-	tx, err := s.db.BeginTx(ctx, nil)
+	// SQLite runs one writer at a time (and, within this process, writes one after another
+	// in the group commit), which serialises appends; PostgreSQL needs the advisory lock
+	// for the same, since two transactions could otherwise both read the same last record.
+	err := s.inTx(ctx, func(w *writeTx) error {
+		if s.d.Name == "postgres" {
+			if _, err := w.exec(`SELECT pg_advisory_xact_lock(?)`, auditLock); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
+		var lastID int64
+		var lastHash []byte
+		err := w.queryRow(`SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		r.ID, r.PrevHash = lastID+1, lastHash
+		if r.PrevHash == nil {
+			r.PrevHash = []byte{}
+		}
+		r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
+		r.Hash = r.Digest()
+		if _, err := w.exec(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
+			return err
+		}
+		if notify && r.AppID != "" {
+			if _, err := w.exec(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`,
+				r.ID, ms(r.At), r.AppID); err != nil {
+				return fmt.Errorf("queue webhook: %w", err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
-	}
-	defer tx.Rollback()
-	if s.d.Name == "postgres" {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLock); err != nil {
-			return store.AuditRecord{}, fmt.Errorf("append audit: lock: %w", err)
-		}
-	}
-	var lastID int64
-	var lastHash []byte
-	err = tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
-	}
-	r.ID, r.PrevHash = lastID+1, lastHash
-	if r.PrevHash == nil {
-		r.PrevHash = []byte{}
-	}
-	r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
-	r.Hash = r.Digest()
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
-		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
-	}
-	if notify && r.AppID != "" {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`),
-			r.ID, ms(r.At), r.AppID); err != nil {
-			return store.AuditRecord{}, fmt.Errorf("append audit: queue webhook: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
 	}
 	return r, nil
@@ -161,24 +159,27 @@ func (s *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dura
 	// The outer condition is checked again on each row as it is updated (PostgreSQL
 	// re-reads a row another transaction changed first; SQLite runs writers one at a time),
 	// so a delivery claimed meanwhile is skipped rather than claimed twice.
-	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1
+	var out []store.Delivery
+	err := s.inTx(ctx, func(w *writeTx) error {
+		out = out[:0]
+		rows, err := w.query(`UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM webhook_deliveries WHERE done_at = 0 AND next_at <= ? AND claimed_until <= ? ORDER BY id LIMIT ?)
 			AND done_at = 0 AND claimed_until <= ?
-		RETURNING id, attempts, app_id, audit_id`), ms(now.Add(lease)), ms(now), ms(now), max, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	var out []store.Delivery
-	for rows.Next() {
-		var d store.Delivery
-		if err := rows.Scan(&d.ID, &d.Attempts, &d.Webhook.AppID, &d.Record.ID); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("claim deliveries: %w", err)
+		RETURNING id, attempts, app_id, audit_id`, ms(now.Add(lease)), ms(now), ms(now), max, ms(now))
+		if err != nil {
+			return err
 		}
-		out = append(out, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var d store.Delivery
+			if err := rows.Scan(&d.ID, &d.Attempts, &d.Webhook.AppID, &d.Record.ID); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	for i := range out {
@@ -224,38 +225,32 @@ func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastE
 
 func (s *DB) ResetUserFactors(ctx context.Context, appID, user string) (store.FactorsRemoved, error) {
 	var out store.FactorsRemoved
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	defer tx.Rollback()
 	// Credentials before codes: the order ConfirmTOTP locks them in, so the two cannot
-	// deadlock on PostgreSQL.
-	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1`), appID, user)
+	// deadlock on PostgreSQL. The first statement of each pair counts what was in use.
+	steps := []struct {
+		query string
+		count *int
+	}{
+		{`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1`, &out.TOTP},
+		{`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ?`, nil},
+		{`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ? AND used_at = 0`, &out.RecoveryCodes},
+		{`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`, nil},
+		{`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`, &out.Passkeys},
+	}
+	err := s.inTx(ctx, func(w *writeTx) error {
+		for _, st := range steps {
+			res, err := w.exec(st.query, appID, user)
+			if err != nil {
+				return err
+			}
+			if st.count != nil {
+				n, _ := res.RowsAffected()
+				*st.count = int(n)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	out.TOTP = int(n)
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	res, err = tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ? AND used_at = 0`), appID, user)
-	if err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	n, _ = res.RowsAffected()
-	out.RecoveryCodes = int(n)
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	res, err = tx.ExecContext(ctx, s.q(`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`), appID, user)
-	if err != nil {
-		return out, fmt.Errorf("reset user factors: %w", err)
-	}
-	n, _ = res.RowsAffected()
-	out.Passkeys = int(n)
-	if err := tx.Commit(); err != nil {
 		return store.FactorsRemoved{}, fmt.Errorf("reset user factors: %w", err)
 	}
 	return out, nil

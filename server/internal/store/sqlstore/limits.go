@@ -37,11 +37,11 @@ func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b st
 	}
 	var count int
 	var blocked int64
-	err := s.queryRow(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
+	err := s.writeRow(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
 			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN CAST(? AS BIGINT) + (`+ladder+`) ELSE 0 END
 		WHERE attempts.blocked_until <= ? AND attempts.count < `+strconv.Itoa(b.LockAfter)+`
-		RETURNING count, blocked_until`, key, firstBlock, ms(now), ms(now)).Scan(&count, &blocked)
+		RETURNING count, blocked_until`, []any{key, firstBlock, ms(now), ms(now)}, &count, &blocked)
 	if err == nil {
 		return store.Decision{Allowed: true, Count: count}, nil
 	}
@@ -61,12 +61,12 @@ func (s *DB) ReserveWindow(ctx context.Context, key string, now time.Time, w sto
 	period, at := w.Period.Milliseconds(), ms(now)
 	var count int
 	var start int64
-	err := s.queryRow(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
+	err := s.writeRow(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN attempts.window_start + ? <= ? THEN 1 ELSE attempts.count + 1 END,
 			window_start = CASE WHEN attempts.window_start + ? <= ? THEN ? ELSE attempts.window_start END
 		WHERE attempts.window_start + ? <= ? OR attempts.count < ?
-		RETURNING count, window_start`, key, at, period, at, period, at, at, period, at, w.Limit).Scan(&count, &start)
+		RETURNING count, window_start`, []any{key, at, period, at, period, at, at, period, at, w.Limit}, &count, &start)
 	if err == nil {
 		return store.Decision{Allowed: true, Count: count}, nil
 	}

@@ -107,8 +107,8 @@ func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {
 func (s *DB) TakeCeremony(ctx context.Context, challenge string, now time.Time) (store.Ceremony, error) {
 	c := store.Ceremony{Challenge: challenge}
 	var expires int64
-	err := s.queryRow(ctx, `DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`, challenge).
-		Scan(&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires)
+	err := s.writeRow(ctx, `DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`, []any{challenge},
+		&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires)
 	if err != nil {
 		return store.Ceremony{}, notFound(err)
 	}

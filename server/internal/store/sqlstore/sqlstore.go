@@ -32,6 +32,10 @@ type Dialect struct {
 	// LockMigrations serialises migrations between processes starting together; it runs
 	// inside the migration transaction.
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// Writer, when set, is a handle of one connection that takes every write, in group
+	// commits (SQLite, which admits one writer at a time); the pool then serves reads only.
+	// Nil: writes run on the pool, each transaction on its own (PostgreSQL).
+	Writer *sql.DB
 }
 
 // migrations are the schema's versioned steps, NNNN_name.sql, each applied once, in order.
@@ -70,7 +74,8 @@ func DollarPlaceholders(q string) string {
 type DB struct {
 	db    *sql.DB
 	d     Dialect
-	stmts sync.Map // query → *sql.Stmt
+	stmts sync.Map     // query → *sql.Stmt, prepared on db
+	gc    *groupCommit // nil without a Dialect.Writer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -80,6 +85,13 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 	s := &DB{db: db, d: d}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
+	}
+	if d.Writer != nil {
+		gc, err := newGroupCommit(ctx, d.Writer, s.q)
+		if err != nil {
+			return nil, err
+		}
+		s.gc = gc
 	}
 	return s, nil
 }
@@ -109,14 +121,6 @@ func (s *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
-}
-
-func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := s.prepared(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
 }
 
 func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -149,7 +153,7 @@ func (s *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := cmp.Or(s.d.Writer, s.db).BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", s.d.Name, err)
 	}
@@ -216,36 +220,37 @@ func notFound(err error) error {
 
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *DB) Close() error {
+	var errs []error
+	if s.gc != nil {
+		errs = append(errs, s.gc.close(), s.d.Writer.Close())
+	}
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
-	return s.db.Close()
+	return errors.Join(append(errs, s.db.Close())...)
 }
 
 func (s *DB) CreateApp(ctx context.Context, a store.App) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
 	if a.PasskeyPolicy == "" {
 		a.PasskeyPolicy = store.PolicyTOTPFallback
 	}
 	a.UserVerification = cmp.Or(a.UserVerification, "required")
 	a.Attestation = cmp.Or(a.Attestation, "none")
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy, user_verification, attestation, aaguids)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt), a.RPID, a.PasskeyPolicy, a.UserVerification, a.Attestation, strings.Join(a.AAGUIDs, ","))
-	if err != nil {
-		return fmt.Errorf("create app: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrConflict
-	}
-	for _, o := range a.Origins {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO app_origins (app_id, origin) VALUES (?, ?) ON CONFLICT DO NOTHING`), a.ID, o); err != nil {
+	return s.inTx(ctx, func(w *writeTx) error {
+		res, err := w.exec(`INSERT INTO apps (id, name, api_key_hash, signing_alg, created_at, rp_id, passkey_policy, user_verification, attestation, aaguids)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			a.ID, a.Name, a.APIKeyHash, a.SigningAlg, ms(a.CreatedAt), a.RPID, a.PasskeyPolicy, a.UserVerification, a.Attestation, strings.Join(a.AAGUIDs, ","))
+		if err != nil {
 			return fmt.Errorf("create app: %w", err)
 		}
-	}
-	return tx.Commit()
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrConflict
+		}
+		for _, o := range a.Origins {
+			if _, err := w.exec(`INSERT INTO app_origins (app_id, origin) VALUES (?, ?) ON CONFLICT DO NOTHING`, a.ID, o); err != nil {
+				return fmt.Errorf("create app: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *DB) App(ctx context.Context, id string) (store.App, error) {
@@ -356,43 +361,40 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 }
 
 func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	// Lock every credential row of the user first, so confirmations of two enrollments of one
-	// user run one after the other. Otherwise, on PostgreSQL, neither DELETE below sees the
-	// codes the other is inserting and the user keeps both sets.
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE totp_credentials SET label = label
-		WHERE (app_id, user_id) = (SELECT app_id, user_id FROM totp_credentials WHERE id = ?)`), id); err != nil {
-		return fmt.Errorf("confirm totp: %w", err)
-	}
-	var appID, user string
-	err = tx.QueryRowContext(ctx, s.q(`UPDATE totp_credentials SET confirmed = 1, last_step = ?, expires_at = 0, last_used_at = ?
-		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id, user_id`), step, ms(now), id, ms(now)).Scan(&appID, &user)
-	if err != nil {
-		return fmt.Errorf("confirm totp: %w", notFound(err))
-	}
-	if replaces != "" && replaces != id {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ?`), replaces, appID, user); err != nil {
+	return s.inTx(ctx, func(w *writeTx) error {
+		// Lock every credential row of the user first, so confirmations of two enrollments of
+		// one user run one after the other. Otherwise, on PostgreSQL, neither DELETE below
+		// sees the codes the other is inserting and the user keeps both sets.
+		if _, err := w.exec(`UPDATE totp_credentials SET label = label
+		WHERE (app_id, user_id) = (SELECT app_id, user_id FROM totp_credentials WHERE id = ?)`, id); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
-	}
-	if len(recoveryHashes) > 0 {
-		if err := s.replaceCodes(ctx, tx, appID, user, recoveryHashes, now); err != nil {
-			return fmt.Errorf("confirm totp: %w", err)
+		var appID, user string
+		err := w.queryRow(`UPDATE totp_credentials SET confirmed = 1, last_step = ?, expires_at = 0, last_used_at = ?
+		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id, user_id`, step, ms(now), id, ms(now)).Scan(&appID, &user)
+		if err != nil {
+			return fmt.Errorf("confirm totp: %w", notFound(err))
 		}
-	}
-	return tx.Commit()
+		if replaces != "" && replaces != id {
+			if _, err := w.exec(`DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ?`, replaces, appID, user); err != nil {
+				return fmt.Errorf("confirm totp: %w", err)
+			}
+		}
+		if len(recoveryHashes) > 0 {
+			if err := replaceCodes(w, appID, user, recoveryHashes, now); err != nil {
+				return fmt.Errorf("confirm totp: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
-func (s *DB) replaceCodes(ctx context.Context, tx *sql.Tx, appID, user string, hashes [][]byte, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`), appID, user); err != nil {
+func replaceCodes(w *writeTx, appID, user string, hashes [][]byte, now time.Time) error {
+	if _, err := w.exec(`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`, appID, user); err != nil {
 		return err
 	}
 	for _, h := range hashes {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO recovery_codes (app_id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`), appID, user, h, ms(now)); err != nil {
+		if _, err := w.exec(`INSERT INTO recovery_codes (app_id, user_id, hash, created_at) VALUES (?, ?, ?, ?)`, appID, user, h, ms(now)); err != nil {
 			return err
 		}
 	}
@@ -400,15 +402,12 @@ func (s *DB) replaceCodes(ctx context.Context, tx *sql.Tx, appID, user string, h
 }
 
 func (s *DB) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := s.replaceCodes(ctx, tx, appID, user, hashes, now); err != nil {
-		return fmt.Errorf("replace recovery codes: %w", err)
-	}
-	return tx.Commit()
+	return s.inTx(ctx, func(w *writeTx) error {
+		if err := replaceCodes(w, appID, user, hashes, now); err != nil {
+			return fmt.Errorf("replace recovery codes: %w", err)
+		}
+		return nil
+	})
 }
 
 func (s *DB) DeleteTOTP(ctx context.Context, appID, user, id string) error {
@@ -447,27 +446,24 @@ func (s *DB) RecoveryCodesLeft(ctx context.Context, appID, user string) (int, er
 }
 
 func (s *DB) AddSigningKey(ctx context.Context, k store.SigningKey, replace bool) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if replace {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE signing_keys SET retired_at = ? WHERE alg = ? AND retired_at = 0`), ms(k.CreatedAt), k.Alg); err != nil {
+	return s.inTx(ctx, func(w *writeTx) error {
+		if replace {
+			if _, err := w.exec(`UPDATE signing_keys SET retired_at = ? WHERE alg = ? AND retired_at = 0`, ms(k.CreatedAt), k.Alg); err != nil {
+				return fmt.Errorf("add signing key: %w", err)
+			}
+		}
+		// The partial unique index on active keys makes a second active key of one algorithm
+		// a conflict, so instances that generate a first key together keep exactly one.
+		res, err := w.exec(`INSERT INTO signing_keys (kid, alg, sealed, created_at, retired_at) VALUES (?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`,
+			k.KID, k.Alg, k.Sealed, ms(k.CreatedAt))
+		if err != nil {
 			return fmt.Errorf("add signing key: %w", err)
 		}
-	}
-	// The partial unique index on active keys makes a second active key of one algorithm a
-	// conflict, so instances that generate a first key together keep exactly one.
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO signing_keys (kid, alg, sealed, created_at, retired_at) VALUES (?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`),
-		k.KID, k.Alg, k.Sealed, ms(k.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("add signing key: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrConflict
-	}
-	return tx.Commit()
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrConflict
+		}
+		return nil
+	})
 }
 
 func (s *DB) SigningKeys(ctx context.Context, retiredAfter time.Time) ([]store.SigningKey, error) {
