@@ -76,9 +76,15 @@ func TestAuditVerify_RewrittenOrCutOffTrail_FailsOnSignedCheckpoint(t *testing.T
 		reason string
 	}{
 		{"one record edited, every later hash recomputed", func(db execer, recs []store.AuditRecord) {
-			recs[1].User = "mallory"
-			for i := 1; i < len(recs); i++ {
-				recs[i].PrevHash = recs[i-1].Hash
+			// The first record: every checkpoint vouches for it or a later one, whereas the
+			// first checkpoint may vouch for the record before it, if one was appended while
+			// the checkpoint was signed.
+			recs[0].User = "mallory"
+			for i := range recs {
+				if i > 0 {
+					recs[i].PrevHash = recs[i-1].Hash
+				}
+				recs[i].PrevHash = append([]byte{}, recs[i].PrevHash...) // never NULL
 				recs[i].Hash = recs[i].Digest()
 				db.Exec(`UPDATE audit_log SET user_id = ?, prev_hash = ?, hash = ? WHERE id = ?`, recs[i].User, recs[i].PrevHash, recs[i].Hash, recs[i].ID)
 			}
