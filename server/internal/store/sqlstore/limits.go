@@ -29,6 +29,27 @@ func backoffLadder(b store.Backoff, n string) string {
 	return s.String()
 }
 
+// reserve runs an attempt's upsert, which returns no row when it refuses, and then reads
+// the row to say why. A success can delete the row between the two statements
+// (ResetAttempts); the attempt is then made again, against a fresh row.
+func (s *DB) reserve(ctx context.Context, upsert string, args []any, read, key string, dest ...any) (allowed bool, err error) {
+	for {
+		err := s.writeRow(ctx, upsert, args, dest...)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		if err := s.queryRow(ctx, read, key).Scan(dest...); !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+	}
+}
+
 func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
 	ladder := backoffLadder(b, "attempts.count + 1")
 	var firstBlock int64
@@ -37,19 +58,17 @@ func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b st
 	}
 	var count int
 	var blocked int64
-	err := s.writeRow(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
+	allowed, err := s.reserve(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
 			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN CAST(? AS BIGINT) + (`+ladder+`) ELSE 0 END
 		WHERE attempts.blocked_until <= ? AND attempts.count < `+strconv.Itoa(b.LockAfter)+`
-		RETURNING count, blocked_until`, []any{key, firstBlock, ms(now), ms(now)}, &count, &blocked)
-	if err == nil {
+		RETURNING count, blocked_until`, []any{key, firstBlock, ms(now), ms(now)},
+		`SELECT count, blocked_until FROM attempts WHERE key = ?`, key, &count, &blocked)
+	if err != nil {
+		return store.Decision{}, fmt.Errorf("reserve attempt: %w", err)
+	}
+	if allowed {
 		return store.Decision{Allowed: true, Count: count}, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return store.Decision{}, fmt.Errorf("reserve attempt: %w", err)
-	}
-	if err := s.queryRow(ctx, `SELECT count, blocked_until FROM attempts WHERE key = ?`, key).Scan(&count, &blocked); err != nil {
-		return store.Decision{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	if count >= b.LockAfter {
 		return store.Decision{Count: count, Locked: true}, nil
@@ -61,20 +80,18 @@ func (s *DB) ReserveWindow(ctx context.Context, key string, now time.Time, w sto
 	period, at := w.Period.Milliseconds(), ms(now)
 	var count int
 	var start int64
-	err := s.writeRow(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
+	allowed, err := s.reserve(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN attempts.window_start + ? <= ? THEN 1 ELSE attempts.count + 1 END,
 			window_start = CASE WHEN attempts.window_start + ? <= ? THEN ? ELSE attempts.window_start END
 		WHERE attempts.window_start + ? <= ? OR attempts.count < ?
-		RETURNING count, window_start`, []any{key, at, period, at, period, at, at, period, at, w.Limit}, &count, &start)
-	if err == nil {
+		RETURNING count, window_start`, []any{key, at, period, at, period, at, at, period, at, w.Limit},
+		`SELECT count, window_start FROM attempts WHERE key = ?`, key, &count, &start)
+	if err != nil {
+		return store.Decision{}, fmt.Errorf("reserve window: %w", err)
+	}
+	if allowed {
 		return store.Decision{Allowed: true, Count: count}, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return store.Decision{}, fmt.Errorf("reserve window: %w", err)
-	}
-	if err := s.queryRow(ctx, `SELECT count, window_start FROM attempts WHERE key = ?`, key).Scan(&count, &start); err != nil {
-		return store.Decision{}, fmt.Errorf("reserve window: %w", err)
 	}
 	return store.Decision{Count: count, RetryAfter: time.Duration(start+period-at) * time.Millisecond}, nil
 }

@@ -21,6 +21,7 @@ func RunBudgets(t *testing.T, open func(t *testing.T) store.AttemptStore) {
 		{"ReserveBackoff_BlocksDoubleToTheCap_ThenLock_UntilReset", testBackoffLadder},
 		{"ReserveWindow_100Parallel_OnlyTheLimitAllowed_NextWindowFresh", testWindowParallel},
 		{"RefundAttempt_GivesOneBack", testRefund},
+		{"ReserveBackoff_RefusedWhileResets_NeverAnError", testBackoffWhileReset},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
 	}
@@ -40,6 +41,30 @@ func testBackoffParallel(t *testing.T, s store.AttemptStore) {
 	})
 	if allowed != policy.Free {
 		t.Fatalf("%d of 100 parallel reservations allowed, want %d", allowed, policy.Free)
+	}
+}
+
+// A success resets the budget (deletes its row) while other attempts are being refused:
+// a refusal that finds the row gone must reserve again, not fail.
+func testBackoffWhileReset(t *testing.T, s store.AttemptStore) {
+	ctx, now := t.Context(), at(0)
+	for range 3 {
+		for range policy.Free + 1 {
+			if _, err := s.ReserveBackoff(ctx, "k", now, policy); err != nil {
+				t.Fatal(err)
+			}
+		}
+		goroutines(60, func(i int) {
+			var err error
+			if i%3 == 0 {
+				err = s.ResetAttempts(ctx, "k")
+			} else {
+				_, err = s.ReserveBackoff(ctx, "k", now, policy)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
 
