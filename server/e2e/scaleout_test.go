@@ -291,7 +291,8 @@ func TestScaleOut_KillOneInstanceMidLoad_OthersGoOn_NothingAcknowledgedLost(t *t
 		u.out = append(u.out, o)
 	}
 	// The load: each remaining user sends their code to all three at once, a user every
-	// 3 ms; instance 2 is killed once half of them are under way, requests in flight.
+	// 3 ms; instance 2 is killed once half of them are under way, requests in flight, and
+	// the other half starts once it is gone (however long a loaded machine takes to reap it).
 	var wg sync.WaitGroup
 	var launched atomic.Int32
 	killed := make(chan struct{})
@@ -305,7 +306,10 @@ func TestScaleOut_KillOneInstanceMidLoad_OthersGoOn_NothingAcknowledgedLost(t *t
 		p.done <- err // for the cleanup's wait
 		close(killed)
 	}()
-	for _, u := range us[before:] {
+	for j, u := range us[before:] {
+		if j == (users-before)/2 {
+			<-killed
+		}
 		select {
 		case <-killed:
 			u.afterKill = true
