@@ -238,9 +238,14 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, sess, "signin", page{Title: "Sign in", Error: "That name and password do not match.", Name: name, Seeded: seedUsers, Password: seedPassword}, 401)
 		return
 	}
-	// A new session (and CSRF token) at every change of privilege.
-	sess = &session{User: name, Stage: stagePassword, CSRF: randomString(24), Exp: s.now().Add(sessionLifetime)}
-	s.addEvent(name, "Password accepted", "second step next")
+	s.passwordPassed(w, r, name, "Password accepted", "second step next")
+}
+
+// passwordPassed starts the second step for name in a new session (and CSRF token): a new
+// one at every change of privilege.
+func (s *server) passwordPassed(w http.ResponseWriter, r *http.Request, name, event, detail string) {
+	sess := &session{User: name, Stage: stagePassword, CSRF: randomString(24), Exp: s.now().Add(sessionLifetime)}
+	s.addEvent(name, event, detail)
 	s.redirect(w, r, sess, "/2fa")
 }
 
@@ -279,9 +284,7 @@ func (s *server) signUp(w http.ResponseWriter, r *http.Request) {
 		fail(500, "Something went wrong. Try again.", name)
 		return
 	}
-	sess = &session{User: name, Stage: stagePassword, CSRF: randomString(24), Exp: s.now().Add(sessionLifetime)}
-	s.addEvent(name, "Account created", "")
-	s.redirect(w, r, sess, "/2fa")
+	s.passwordPassed(w, r, name, "Account created", "")
 }
 
 func (s *server) signOut(w http.ResponseWriter, r *http.Request) {

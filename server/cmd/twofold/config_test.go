@@ -79,15 +79,7 @@ func TestConfig_FlagsBeatEnvironmentBeatsFileBeatsDefaults(t *testing.T) {
 			map[string]any{"store": "postgres://db/twofold", "redis": "redis://cache:6379", "issuer": "https://env.example"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cleanEnv(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			args := tc.flags
-			if tc.file != "" {
-				args = append([]string{"--config", writeConfig(t, tc.file)}, args...)
-			}
-			eff, problems := check(t, args...)
+			eff, problems := checkWith(t, tc.file, tc.env, tc.flags)
 			if problems != nil {
 				t.Fatalf("problems: %q", problems)
 			}
@@ -98,6 +90,20 @@ func TestConfig_FlagsBeatEnvironmentBeatsFileBeatsDefaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkWith runs config check with a config file holding file (none if empty), the
+// environment env and the flags.
+func checkWith(t *testing.T, file string, env map[string]string, flags []string) (map[string]any, []string) {
+	t.Helper()
+	cleanEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	if file != "" {
+		flags = append([]string{"--config", writeConfig(t, file)}, flags...)
+	}
+	return check(t, flags...)
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
@@ -123,15 +129,7 @@ func TestConfigCheck_ReportsEveryProblemAtOnce_OneLineEach(t *testing.T) {
 			[]string{"--config: open /nonexistent/twofold.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cleanEnv(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			args := tc.flags
-			if tc.file != "" {
-				args = append([]string{"--config", writeConfig(t, tc.file)}, args...)
-			}
-			_, problems := check(t, args...)
+			_, problems := checkWith(t, tc.file, tc.env, tc.flags)
 			if len(problems) != len(tc.want) {
 				t.Fatalf("got %d problems, want %d:\n%s", len(problems), len(tc.want), strings.Join(problems, "\n"))
 			}
