@@ -74,11 +74,11 @@ func New(next audit.Recorder, cfg Config) *Detector {
 
 // Record passes e on and, for a failure or a rate-limited attempt, records the anomaly it
 // completes, if any.
-func (d *Detector) Record(ctx context.Context, e audit.Event) error {
-	err := d.next.Record(ctx, e)
+func (d *Detector) Record(ctx context.Context, to audit.Appender, e audit.Event) error {
+	err := d.next.Record(ctx, to, e)
 	if e.Kind == audit.Failed || e.Kind == audit.RateLimited {
 		for _, a := range d.observe(e) {
-			if aerr := d.next.Record(ctx, a); err == nil {
+			if aerr := d.next.Record(ctx, to, a); err == nil {
 				err = aerr
 			}
 		}

@@ -15,7 +15,7 @@ type recorded struct {
 	events []audit.Event
 }
 
-func (r *recorded) Record(_ context.Context, e audit.Event) error {
+func (r *recorded) Record(_ context.Context, _ audit.Appender, e audit.Event) error {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
@@ -84,7 +84,7 @@ func TestDetector_StuffingAndBursts_RaiseOneEventPerWindow(t *testing.T) {
 				if f.limited {
 					kind = audit.RateLimited
 				}
-				d.Record(context.Background(), audit.Event{Kind: kind, AppID: "shop", User: f.user, IP: f.ip, Outcome: "refused"})
+				d.Record(context.Background(), nil, audit.Event{Kind: kind, AppID: "shop", User: f.user, IP: f.ip, Outcome: "refused"})
 			}
 			st, bu := rec.kinds(audit.CredentialStuffing), rec.kinds(audit.FailureBurst)
 			if len(st) != tc.stuffing || len(bu) != tc.bursts {

@@ -46,13 +46,13 @@ func records(t *testing.T, s store.AuditStore) []store.AuditRecord {
 func TestRecord_StoresEventWithDefaultsAndCountsIt(t *testing.T) {
 	s := openStore(t)
 	m := audit.NewMetrics()
-	log := audit.NewLog(s, m, func() time.Time { return t0 })
+	log := audit.NewLog(m, func() time.Time { return t0 })
 	ctx := t.Context()
 	for _, e := range []audit.Event{
 		{Kind: audit.Verified, AppID: "shop", User: "alice", Factor: "totp_1", IP: "192.0.2.7", UserAgent: "Firefox"},
 		{Kind: audit.Failed, AppID: "shop", User: "alice", Outcome: "refused", Detail: "wrong code", At: t0.Add(time.Minute)},
 	} {
-		if err := log.Record(ctx, e); err != nil {
+		if err := log.Record(ctx, s, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestRecord_CancelledRequestContext_StillStored(t *testing.T) {
 	s := openStore(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := audit.NewLog(s, nil, nil).Record(ctx, audit.Event{Kind: audit.Failed, AppID: "shop", User: "alice", Outcome: "refused"}); err != nil {
+	if err := audit.NewLog(nil, nil).Record(ctx, s, audit.Event{Kind: audit.Failed, AppID: "shop", User: "alice", Outcome: "refused"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(records(t, s)); n != 1 {
@@ -94,9 +94,9 @@ func TestRecord_CancelledRequestContext_StillStored(t *testing.T) {
 
 func TestRecord_HostileFields_StoredCleanAndBounded(t *testing.T) {
 	s := openStore(t)
-	log := audit.NewLog(s, nil, nil)
+	log := audit.NewLog(nil, nil)
 	long := strings.Repeat("é", 1000)
-	err := log.Record(t.Context(), audit.Event{Kind: audit.Failed, User: "a\x00b", UserAgent: "bad \xff\xfe utf8 " + long, Detail: long, Outcome: "refused"})
+	err := log.Record(t.Context(), s, audit.Event{Kind: audit.Failed, User: "a\x00b", UserAgent: "bad \xff\xfe utf8 " + long, Detail: long, Outcome: "refused"})
 	if err != nil {
 		t.Fatal(err)
 	}

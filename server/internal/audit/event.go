@@ -5,6 +5,8 @@ package audit
 import (
 	"context"
 	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
 // Kind names a security event.
@@ -45,7 +47,13 @@ type Event struct {
 }
 
 // Recorder takes events. Record must not block a request for long; an error means the
-// event was not stored.
+// event was not stored. It appends through to: the store, or the transaction that makes
+// what the event tells of durable, so the event is recorded if and only if that commits.
 type Recorder interface {
-	Record(ctx context.Context, e Event) error
+	Record(ctx context.Context, to Appender, e Event) error
+}
+
+// Appender appends to the audit trail: a store.AuditStore, or a store.Tx.
+type Appender interface {
+	AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error)
 }

@@ -25,19 +25,18 @@ func Notifies(k Kind) bool {
 // with its webhook delivery (if the app has a webhook and the event Notifies) queued in the
 // same transaction, and is counted in Metrics.
 type Log struct {
-	st      store.AuditStore
 	metrics *Metrics
 	now     func() time.Time
 }
 
 var _ Recorder = (*Log)(nil)
 
-// NewLog returns a Log on st. metrics may be nil; now nil means time.Now.
-func NewLog(st store.AuditStore, metrics *Metrics, now func() time.Time) *Log {
+// NewLog returns a Log. metrics may be nil; now nil means time.Now.
+func NewLog(metrics *Metrics, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{st: st, metrics: metrics, now: now}
+	return &Log{metrics: metrics, now: now}
 }
 
 // appendTimeout bounds how long a request waits for its event to be stored.
@@ -45,7 +44,7 @@ const appendTimeout = 5 * time.Second
 
 // Record stores e. It outlives a cancelled request (a client that hangs up after a failed
 // guess must not erase the failure) but not appendTimeout.
-func (l *Log) Record(ctx context.Context, e Event) error {
+func (l *Log) Record(ctx context.Context, to Appender, e Event) error {
 	if e.At.IsZero() {
 		e.At = l.now()
 	}
@@ -55,7 +54,7 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	l.metrics.Event(e.Kind, e.Outcome)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	defer cancel()
-	_, err := l.st.AppendAudit(ctx, recordOf(e), Notifies(e.Kind))
+	_, err := to.AppendAudit(ctx, recordOf(e), Notifies(e.Kind))
 	if err != nil {
 		l.metrics.AppendFailed()
 		return fmt.Errorf("audit: record %s: %w", e.Kind, err)

@@ -35,9 +35,9 @@ func TestVerify_Tampering_NamesTheFirstBrokenRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStore(t)
-			log := audit.NewLog(s, nil, nil)
+			log := audit.NewLog(nil, nil)
 			for i := range 5 {
-				if err := log.Record(t.Context(), audit.Event{At: t0.Add(time.Duration(i) * time.Second), Kind: audit.Failed, AppID: "shop", User: "alice", Outcome: "refused", Detail: "wrong code"}); err != nil {
+				if err := log.Record(t.Context(), s, audit.Event{At: t0.Add(time.Duration(i) * time.Second), Kind: audit.Failed, AppID: "shop", User: "alice", Outcome: "refused", Detail: "wrong code"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -80,9 +80,9 @@ func TestVerify_EmptyTrail_OK(t *testing.T) {
 // whose prev_hash still holds the old one.
 func TestVerify_EditedAndRehashed_NextRecordBreaks(t *testing.T) {
 	s := openStore(t)
-	log := audit.NewLog(s, nil, nil)
+	log := audit.NewLog(nil, nil)
 	for range 3 {
-		if err := log.Record(t.Context(), audit.Event{Kind: audit.AdminReset, AppID: "shop", User: "alice"}); err != nil {
+		if err := log.Record(t.Context(), s, audit.Event{Kind: audit.AdminReset, AppID: "shop", User: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -98,14 +98,14 @@ func newHookFixture(t *testing.T) *hookFixture {
 		t.Fatal(err)
 	}
 	f.rc.secret = secret
-	f.log = audit.NewLog(f.st, nil, f.clock.Now)
+	f.log = audit.NewLog(nil, f.clock.Now)
 	f.del = &audit.Deliverer{Store: f.st, Sealer: f.ring, Now: f.clock.Now, Metrics: audit.NewMetrics(), Logger: quiet()}
 	return f
 }
 
 func (f *hookFixture) record(t *testing.T, e audit.Event) {
 	t.Helper()
-	if err := f.log.Record(t.Context(), e); err != nil {
+	if err := f.log.Record(t.Context(), f.st, e); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -168,7 +168,7 @@ func BenchmarkReserve(b *testing.B) {
 					if _, err := l.Reserve(ctx, f, "127.0.0.1", now); err != nil {
 						b.Fatal(err)
 					}
-					if err := l.Passed(ctx, f, "127.0.0.1"); err != nil {
+					if err := l.Passed(ctx, f, "127.0.0.1", ""); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -5,10 +5,8 @@ package limit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -42,6 +40,13 @@ type Limiter struct {
 
 // New returns a Limiter keeping its budgets in b.
 func New(b store.AttemptStore, p Policy) *Limiter { return &Limiter{b: b, p: p} }
+
+// KeptIn reports whether the budgets live in b, so that a transaction of b can hold them.
+func (l *Limiter) KeptIn(b store.AttemptStore) bool { return l.b == b }
+
+// In is the same policy on b: the budgets within a transaction of the store that keeps
+// them.
+func (l *Limiter) In(b store.AttemptStore) *Limiter { return &Limiter{b: b, p: l.p} }
 
 // Policy is the policy in force.
 func (l *Limiter) Policy() Policy { return l.p }
@@ -78,18 +83,18 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	return d, tooMany(d.RetryAfter, "Too many wrong codes.")
 }
 
-// Passed records a success: the factor's failures are forgotten and the address's attempt
-// is given back.
-func (l *Limiter) Passed(ctx context.Context, factor, ip string) error {
-	// Two independent rows: written at once, they share one group commit on SQLite.
-	var ipErr error
-	var wg sync.WaitGroup
-	if ip != "" {
-		wg.Go(func() { ipErr = l.b.RefundAttempt(ctx, "ip:"+ip) })
-	}
+// Passed records a success: the factor's failures are forgotten, and those of unlocks when
+// it names another factor (a recovery code also lifts the authenticators' lock), and the
+// address's attempt is given back.
+func (l *Limiter) Passed(ctx context.Context, factor, ip, unlocks string) error {
 	err := l.b.ResetAttempts(ctx, "f:"+factor)
-	wg.Wait()
-	if err := errors.Join(err, ipErr); err != nil {
+	if err == nil && unlocks != "" {
+		err = l.b.ResetAttempts(ctx, "f:"+unlocks)
+	}
+	if err == nil && ip != "" {
+		err = l.b.RefundAttempt(ctx, "ip:"+ip)
+	}
+	if err != nil {
 		return unavailable(err)
 	}
 	return nil

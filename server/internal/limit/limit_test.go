@@ -32,7 +32,7 @@ func TestLimiter_BudgetStoreDown_UnavailableAndCauseKept(t *testing.T) {
 	for name, err := range map[string]error{
 		"reserve with address": func() error { _, err := l.Reserve(t.Context(), "f", "192.0.2.1", time.Now()); return err }(),
 		"reserve":              func() error { _, err := l.Reserve(t.Context(), "f", "", time.Now()); return err }(),
-		"passed":               l.Passed(t.Context(), "f", "192.0.2.1"),
+		"passed":               l.Passed(t.Context(), "f", "192.0.2.1", "g"),
 		"reset":                l.Reset(t.Context(), "f"),
 	} {
 		var we *wire.Error

@@ -111,21 +111,31 @@ func New(d Deps, cfg Config) *Service {
 
 type discard struct{}
 
-func (discard) Record(context.Context, audit.Event) error { return nil }
+func (discard) Record(context.Context, audit.Appender, audit.Event) error { return nil }
 
-// record stores a security event. A failure to record is logged, not returned: the person
-// in front of the screen should not pay for a broken audit sink.
+// record stores a security event. A failure to record is logged, not returned: outside a
+// transaction, the person in front of the screen should not pay for a broken audit sink.
 func (s *Service) record(ctx context.Context, p Principal, kind audit.Kind, factor string, ok bool, detail string) {
+	s.unrecorded(ctx, s.recordIn(ctx, s.st, p, kind, factor, ok, detail))
+}
+
+// recordIn records a security event within a transaction, which then commits the event
+// with what it tells of or neither: a failure to record undoes the transaction.
+func (s *Service) recordIn(ctx context.Context, to audit.Appender, p Principal, kind audit.Kind, factor string, ok bool, detail string) error {
 	outcome := "refused"
 	if ok {
 		outcome = "ok"
 	}
-	err := s.rec.Record(ctx, audit.Event{
+	return s.rec.Record(ctx, to, audit.Event{
 		At: s.now(), Kind: kind, AppID: p.App.ID, User: p.Ticket.User, Factor: factor,
 		IP: p.IP, UserAgent: p.UserAgent, Outcome: outcome, Detail: detail,
 	})
+}
+
+// unrecorded logs an event that could not be stored.
+func (s *Service) unrecorded(ctx context.Context, err error) {
 	if err != nil {
-		s.cfg.Logger.ErrorContext(ctx, "audit record failed", "kind", kind, "err", err)
+		s.cfg.Logger.ErrorContext(ctx, "audit record failed", "err", err)
 	}
 }
 

@@ -229,11 +229,12 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []by
 	key := factorKey("passkey", p)
 	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
 	if err != nil {
-		return wire.Token{}, s.refused(ctx, p, "passkey", err)
+		s.unrecorded(ctx, s.refused(ctx, s.st, p, "passkey", err))
+		return wire.Token{}, err
 	}
 	c, err := s.take(ctx, p, "assertion", body)
 	if err != nil {
-		s.failed(ctx, p, "passkey", budget.Count, err)
+		s.unrecorded(ctx, s.failed(ctx, s.st, p, "passkey", budget.Count, err))
 		return wire.Token{}, err
 	}
 	rp, u, stored, err := s.party(ctx, p)
@@ -242,7 +243,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []by
 	}
 	cred, err := rp.FinishLogin(u, c.Session, body)
 	if err != nil {
-		s.failed(ctx, p, "passkey", budget.Count, err)
+		s.unrecorded(ctx, s.failed(ctx, s.st, p, "passkey", budget.Count, err))
 		return wire.Token{}, s.passkeyRefused(ctx, p, err)
 	}
 	var used store.Passkey
@@ -263,7 +264,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []by
 		s.record(ctx, p, audit.ReplayBlocked, used.ID, false, "sign count already taken")
 		return wire.Token{}, errPasskeyRefused
 	}
-	if err := s.limits.Passed(ctx, key, p.IP); err != nil {
+	if err := s.limits.Passed(ctx, key, p.IP, ""); err != nil {
 		return wire.Token{}, fault("passkey login", err)
 	}
 	// RFC 8176: a synced passkey is a software-secured key, a device-bound one hardware.

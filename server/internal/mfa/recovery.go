@@ -1,6 +1,7 @@
 package mfa
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -115,27 +116,27 @@ func (s *Service) VerifyRecovery(ctx context.Context, p Principal, code string) 
 		return wire.Token{}, err
 	}
 	now := s.now()
-	key := factorKey("recovery", p)
-	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	hash := recoveryHash(pepper, p, code)
+	answer, err := s.try(ctx, p, now, attempt{
+		factor: "recovery", amr: AMRRecovery, passed: audit.RecoveryUsed, unlocks: factorKey("totp", p),
+		accept: func(tx store.Tx, count int) (string, error) {
+			ok, err := tx.ConsumeRecoveryCode(ctx, p.App.ID, p.Ticket.User, hash, now)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				return "", cmp.Or(s.failed(ctx, tx, p, "recovery", count, errBadRecovery), error(errBadRecovery))
+			}
+			return "recovery", nil
+		},
+	})
 	if err != nil {
-		return wire.Token{}, s.refused(ctx, p, "recovery", err)
-	}
-	ok, err := s.st.ConsumeRecoveryCode(ctx, p.App.ID, p.Ticket.User, recoveryHash(pepper, p, code), now)
-	if err != nil {
 		return wire.Token{}, fault("verify recovery code", err)
 	}
-	if !ok {
-		s.failed(ctx, p, "recovery", budget.Count, errBadRecovery)
-		return wire.Token{}, errBadRecovery
+	if answer != nil {
+		return wire.Token{}, answer
 	}
-	if err := s.limits.Passed(ctx, key, p.IP); err != nil {
-		return wire.Token{}, fault("verify recovery code", err)
-	}
-	if err := s.limits.Reset(ctx, factorKey("totp", p)); err != nil {
-		return wire.Token{}, fault("verify recovery code", err)
-	}
-	s.record(ctx, p, audit.RecoveryUsed, "recovery", true, "")
-	return s.pass(ctx, p, []string{AMRRecovery}, now)
+	return s.issue(ctx, p, []string{AMRRecovery}, now)
 }
 
 // RegenerateRecoveryCodes gives the user a new set of recovery codes; the old set stops

@@ -44,7 +44,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 	}
 	// Unlike the events of a sign-in, a reset that cannot be recorded is reported: an admin
 	// action must never go unaudited without someone knowing.
-	err = s.rec.Record(ctx, audit.Event{
+	err = s.rec.Record(ctx, s.st, audit.Event{
 		At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
 		Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
 	})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -140,7 +139,8 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 // VerifyTOTP checks a code against each of the user's authenticators and, for the one it
 // matches, advances the last accepted step by compare-and-set: of any number of concurrent
 // requests with one code, exactly one wins, on any number of verifier instances. The
-// attempt is reserved from the brute-force budgets before the code is weighed.
+// attempt is reserved from the brute-force budgets before the code's outcome counts, in
+// the same transaction.
 func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wire.Token, error) {
 	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
@@ -154,75 +154,81 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 		return wire.Token{}, errNoAuthenticator
 	}
 	now := s.now()
-	key := factorKey("totp", p)
-	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	// The code is weighed before the transaction, so the writer does no cryptography; what
+	// it matched counts only once the reservation is taken.
+	c, step, offset, mismatch := s.firstMatch(creds, code, now)
+	answer, err := s.try(ctx, p, now, attempt{
+		factor: "totp", amr: "otp", passed: audit.Verified,
+		accept: func(tx store.Tx, count int) (string, error) {
+			if mismatch != nil {
+				return "", cmp.Or(s.failed(ctx, tx, p, "totp", count, mismatch), mismatch)
+			}
+			won := false
+			if step > c.LastStep {
+				drift := store.Drift{Steps: c.Steps, LastOffset: offset}
+				if offset == c.LastOffset { // two codes in a row agree on the phone's clock
+					drift.Steps = max(-maxDrift, min(maxDrift, offset))
+				}
+				var err error
+				if won, err = tx.AdvanceTOTP(ctx, c.ID, step, now, drift); err != nil {
+					return "", err
+				}
+			}
+			if !won {
+				return "", cmp.Or(s.recordIn(ctx, tx, p, audit.ReplayBlocked, c.ID, false, ""), error(errCodeUsed))
+			}
+			return c.ID, nil
+		},
+	})
 	if err != nil {
-		return wire.Token{}, s.refused(ctx, p, "totp", err)
+		return wire.Token{}, fault("verify totp", err)
 	}
-	var firstErr error
+	if answer != nil {
+		return wire.Token{}, answer
+	}
+	if s.clock != nil {
+		s.clock.ObserveStep(offset)
+	}
+	return s.issue(ctx, p, []string{"otp"}, now)
+}
+
+// firstMatch is the first of creds that code matches, with the step and offset it matched
+// at; or, when it matches none, the error of the first (which may say the phone's clock is
+// off).
+func (s *Service) firstMatch(creds []store.TOTPCredential, code string, now time.Time) (c store.TOTPCredential, step int64, offset int, mismatch error) {
 	for _, c := range creds {
 		step, offset, err := s.matchCode(c, code, now)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
+		if err == nil {
+			return c, step, offset, nil
 		}
-		won := false
-		if step > c.LastStep {
-			drift := store.Drift{Steps: c.Steps, LastOffset: offset}
-			if offset == c.LastOffset { // two codes in a row agree on the phone's clock
-				drift.Steps = max(-maxDrift, min(maxDrift, offset))
-			}
-			if won, err = s.st.AdvanceTOTP(ctx, c.ID, step, now, drift); err != nil {
-				return wire.Token{}, fault("verify totp", err)
-			}
+		if mismatch == nil {
+			mismatch = err
 		}
-		if !won {
-			s.record(ctx, p, audit.ReplayBlocked, c.ID, false, "")
-			return wire.Token{}, errCodeUsed
-		}
-		if s.clock != nil {
-			s.clock.ObserveStep(offset)
-		}
-		// The give-back, the audit record and the ticket's elevation are independent
-		// writes: made at once, they share a group commit rather than wait for three in a
-		// row. All are done before the answer.
-		var passedErr error
-		var wg sync.WaitGroup
-		wg.Go(func() { passedErr = s.limits.Passed(ctx, key, p.IP) })
-		wg.Go(func() { s.record(ctx, p, audit.Verified, c.ID, true, "") })
-		tok, err := s.pass(ctx, p, []string{"otp"}, now)
-		wg.Wait()
-		if passedErr != nil {
-			return wire.Token{}, fault("verify totp", passedErr)
-		}
-		return tok, err
 	}
-	s.failed(ctx, p, "totp", budget.Count, firstErr)
-	return wire.Token{}, firstErr
+	return store.TOTPCredential{}, 0, 0, mismatch
 }
 
-// refused records a reservation the limits turned down and passes its error on.
-func (s *Service) refused(ctx context.Context, p Principal, factor string, err error) error {
+// refused records, in to, a reservation the limits turned down.
+func (s *Service) refused(ctx context.Context, to audit.Appender, p Principal, factor string, why error) error {
 	var we *wire.Error
-	if errors.As(err, &we) {
-		s.record(ctx, p, audit.RateLimited, factor, false, we.Code)
+	if !errors.As(why, &we) {
+		return nil
 	}
-	return err
+	return s.recordIn(ctx, to, p, audit.RateLimited, factor, false, we.Code)
 }
 
-// failed records a weighed code that was wrong, and the lock it may have caused.
-func (s *Service) failed(ctx context.Context, p Principal, factor string, count int, err error) {
+// failed records, in to, a weighed code that was wrong, and the lock it may have caused.
+func (s *Service) failed(ctx context.Context, to audit.Appender, p Principal, factor string, count int, why error) error {
 	detail := ""
 	var we *wire.Error
-	if errors.As(err, &we) && we.Clock != "" {
+	if errors.As(why, &we) && we.Clock != "" {
 		detail = "clock " + we.Clock
 	}
-	s.record(ctx, p, audit.Failed, factor, false, detail)
-	if count >= s.limits.Policy().Factor.LockAfter {
-		s.record(ctx, p, audit.Locked, factor, false, strconv.Itoa(count)+" consecutive failures")
+	err := s.recordIn(ctx, to, p, audit.Failed, factor, false, detail)
+	if err == nil && count >= s.limits.Policy().Factor.LockAfter {
+		err = s.recordIn(ctx, to, p, audit.Locked, factor, false, strconv.Itoa(count)+" consecutive failures")
 	}
+	return err
 }
 
 // matchCode returns the step a code belongs to and its offset from the verifier's step, or
@@ -258,11 +264,22 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 
 // pass records that a second factor passed with this ticket and issues the token.
 func (s *Service) pass(ctx context.Context, p Principal, amr []string, now time.Time) (wire.Token, error) {
-	if !p.Elevated() { // the first factor passed with it stays its mark
-		if err := s.st.ElevateTicket(ctx, p.Ticket.Hash, now, amr[0]); err != nil {
-			return wire.Token{}, fault("elevate ticket", err)
-		}
+	if err := s.elevate(ctx, s.st, p, amr[0], now); err != nil {
+		return wire.Token{}, fault("elevate ticket", err)
 	}
+	return s.issue(ctx, p, amr, now)
+}
+
+// elevate records in tx that a second factor (amr) passed with this ticket.
+func (s *Service) elevate(ctx context.Context, tx store.Tx, p Principal, amr string, now time.Time) error {
+	if p.Elevated() { // the first factor passed with it stays its mark
+		return nil
+	}
+	return tx.ElevateTicket(ctx, p.Ticket.Hash, now, amr)
+}
+
+// issue signs the token of a second factor (amr) that passed with this ticket.
+func (s *Service) issue(ctx context.Context, p Principal, amr []string, now time.Time) (wire.Token, error) {
 	// acr lets a backend demand phishing-resistant authentication: only a passkey is.
 	acr := "mfa"
 	if amr[0] == "hwk" || amr[0] == "swk" {

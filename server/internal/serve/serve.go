@@ -197,7 +197,7 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 		budgets = rb
 	}
 	metrics := audit.NewMetrics()
-	alog := audit.NewLog(st, metrics, cfg.Now)
+	alog := audit.NewLog(metrics, cfg.Now)
 	clk := clockcheck.New(clockcheck.Config{Now: cfg.Now})
 	svc := mfa.New(mfa.Deps{Store: st, Sealer: ring, Signer: iss, Limiter: limit.New(budgets, policy), Audit: anomaly.New(alog, anomaly.Config{Now: cfg.Now}), Clock: clk}, mfa.Config{Logger: cfg.Logger, Now: cfg.Now})
 	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb, Clock: clk}, nil

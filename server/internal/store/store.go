@@ -127,8 +127,6 @@ type Store interface {
 
 	CreateTicket(ctx context.Context, t Ticket) error
 	Ticket(ctx context.Context, hash []byte) (Ticket, error)
-	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.
-	ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error
 
 	CreateTOTP(ctx context.Context, c TOTPCredential) error
 	TOTP(ctx context.Context, id string) (TOTPCredential, error)
@@ -140,14 +138,9 @@ type Store interface {
 	// that one is removed. All of it happens atomically. ErrNotFound when there is no such
 	// pending enrollment (unknown, expired or already confirmed).
 	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error
-	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
-	// drift) only if the stored step is lower, durably, and reports whether it did.
-	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d Drift) (bool, error)
 	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
 	DeleteTOTP(ctx context.Context, appID, user, id string) error
 
-	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
-	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	RecoveryCodesLeft(ctx context.Context, appID, user string) (int, error)
 	// ReplaceRecoveryCodes gives the user a new set; the old one stops working at once.
 	ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error
@@ -176,7 +169,28 @@ type Store interface {
 	// authorises one action cannot authorise a second.
 	ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error)
 
-	AttemptStore
+	// Atomically runs fn as one transaction: what fn does through its Tx commits when fn
+	// returns nil and is undone when it returns an error. On SQLite fn runs on the one
+	// writer connection, among the group commit's other writes, so it must not wait on
+	// anything but its Tx.
+	Atomically(ctx context.Context, fn func(Tx) error) error
+	Tx
 	PasskeyStore
 	AuditStore
+}
+
+// Tx is what one transaction can do: the writes of one attempt at a second factor, so
+// that its reservation, its outcome and its audit record are durable together or not at
+// all. The Store itself is a Tx whose every call is a transaction of its own.
+type Tx interface {
+	AttemptStore
+	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
+	// drift) only if the stored step is lower, durably, and reports whether it did.
+	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d Drift) (bool, error)
+	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
+	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
+	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.
+	ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error
+	// AppendAudit is AuditStore's.
+	AppendAudit(ctx context.Context, r AuditRecord, notify bool) (AuditRecord, error)
 }

@@ -16,12 +16,12 @@ import (
 // audit appends across instances.
 const auditLock = 0x7466_6175_6474
 
-func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
+func (t txn) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
 	// SQLite runs one writer at a time (and, within this process, writes one after another
 	// in the group commit), which serialises appends; PostgreSQL needs the advisory lock
 	// for the same, since two transactions could otherwise both read the same last record.
-	err := s.inTx(ctx, func(w *writeTx) error {
-		if s.d.Name == "postgres" {
+	err := t.x.inTx(ctx, func(w *writeTx) error {
+		if t.s.d.Name == "postgres" {
 			if _, err := w.exec(`SELECT pg_advisory_xact_lock(?)`, auditLock); err != nil {
 				return fmt.Errorf("lock: %w", err)
 			}

@@ -32,16 +32,16 @@ func backoffLadder(b store.Backoff, n string) string {
 // reserve runs an attempt's upsert, which returns no row when it refuses, and then reads
 // the row to say why. A success can delete the row between the two statements
 // (ResetAttempts); the attempt is then made again, against a fresh row.
-func (s *DB) reserve(ctx context.Context, upsert string, args []any, read, key string, dest ...any) (allowed bool, err error) {
+func (t txn) reserve(ctx context.Context, upsert string, args []any, read, key string, dest ...any) (allowed bool, err error) {
 	for {
-		err := s.writeRow(ctx, upsert, args, dest...)
+		err := t.x.writeRow(ctx, upsert, args, dest...)
 		if err == nil {
 			return true, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return false, err
 		}
-		if err := s.queryRow(ctx, read, key).Scan(dest...); !errors.Is(err, sql.ErrNoRows) {
+		if err := t.x.queryRow(ctx, read, key).Scan(dest...); !errors.Is(err, sql.ErrNoRows) {
 			return false, err
 		}
 		if err := ctx.Err(); err != nil {
@@ -50,7 +50,7 @@ func (s *DB) reserve(ctx context.Context, upsert string, args []any, read, key s
 	}
 }
 
-func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
+func (t txn) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
 	ladder := backoffLadder(b, "attempts.count + 1")
 	var firstBlock int64
 	if d := b.Delay(1); d > 0 {
@@ -58,7 +58,7 @@ func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b st
 	}
 	var count int
 	var blocked int64
-	allowed, err := s.reserve(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
+	allowed, err := t.reserve(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
 			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN CAST(? AS BIGINT) + (`+ladder+`) ELSE 0 END
 		WHERE attempts.blocked_until <= ? AND attempts.count < `+strconv.Itoa(b.LockAfter)+`
@@ -76,11 +76,11 @@ func (s *DB) ReserveBackoff(ctx context.Context, key string, now time.Time, b st
 	return store.Decision{Count: count, RetryAfter: fromMS(blocked).Sub(now)}, nil
 }
 
-func (s *DB) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
+func (t txn) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
 	period, at := w.Period.Milliseconds(), ms(now)
 	var count int
 	var start int64
-	allowed, err := s.reserve(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
+	allowed, err := t.reserve(ctx, `INSERT INTO attempts (key, count, window_start) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN attempts.window_start + ? <= ? THEN 1 ELSE attempts.count + 1 END,
 			window_start = CASE WHEN attempts.window_start + ? <= ? THEN ? ELSE attempts.window_start END
@@ -96,15 +96,15 @@ func (s *DB) ReserveWindow(ctx context.Context, key string, now time.Time, w sto
 	return store.Decision{Count: count, RetryAfter: time.Duration(start+period-at) * time.Millisecond}, nil
 }
 
-func (s *DB) ResetAttempts(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `DELETE FROM attempts WHERE key = ?`, key); err != nil {
+func (t txn) ResetAttempts(ctx context.Context, key string) error {
+	if _, err := t.x.exec(ctx, `DELETE FROM attempts WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("reset attempts: %w", err)
 	}
 	return nil
 }
 
-func (s *DB) RefundAttempt(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `UPDATE attempts SET count = count - 1 WHERE key = ? AND count > 0`, key); err != nil {
+func (t txn) RefundAttempt(ctx context.Context, key string) error {
+	if _, err := t.x.exec(ctx, `UPDATE attempts SET count = count - 1 WHERE key = ? AND count > 0`, key); err != nil {
 		return fmt.Errorf("refund attempt: %w", err)
 	}
 	return nil

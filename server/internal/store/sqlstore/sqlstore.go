@@ -72,6 +72,7 @@ func DollarPlaceholders(q string) string {
 
 // DB is a store.Store on a SQL database.
 type DB struct {
+	txn   // the store.Tx methods, each a transaction of its own
 	db    *sql.DB
 	d     Dialect
 	stmts sync.Map     // query → *sql.Stmt, prepared on db
@@ -83,6 +84,7 @@ var _ store.Store = (*DB)(nil)
 // New runs pending migrations and returns the store.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 	s := &DB{db: db, d: d}
+	s.txn = txn{s: s, x: s}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -308,8 +310,8 @@ func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 	return t, nil
 }
 
-func (s *DB) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error {
-	_, err := s.exec(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
+func (t txn) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error {
+	_, err := t.x.exec(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
 	return err
 }
 
@@ -421,8 +423,8 @@ func (s *DB) DeleteTOTP(ctx context.Context, appID, user, id string) error {
 	return nil
 }
 
-func (s *DB) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d store.Drift) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ?, drift = ?, last_offset = ? WHERE id = ? AND confirmed = 1 AND last_step < ?`, step, ms(now), d.Steps, d.LastOffset, id, step)
+func (t txn) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d store.Drift) (bool, error) {
+	res, err := t.x.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ?, drift = ?, last_offset = ? WHERE id = ? AND confirmed = 1 AND last_step < ?`, step, ms(now), d.Steps, d.LastOffset, id, step)
 	if err != nil {
 		return false, fmt.Errorf("advance totp: %w", err)
 	}
@@ -430,8 +432,8 @@ func (s *DB) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Ti
 	return n == 1, err
 }
 
-func (s *DB) ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE app_id = ? AND user_id = ? AND hash = ? AND used_at = 0`, ms(now), appID, user, hash)
+func (t txn) ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error) {
+	res, err := t.x.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE app_id = ? AND user_id = ? AND hash = ? AND used_at = 0`, ms(now), appID, user, hash)
 	if err != nil {
 		return false, fmt.Errorf("consume recovery code: %w", err)
 	}

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
 // writeTx runs the statements of one write: inside a PostgreSQL transaction, as text
@@ -94,4 +96,44 @@ func (s *DB) writeRow(ctx context.Context, query string, args []any, dest ...any
 	return s.gc.do(ctx, true, func(w *writeTx) error {
 		return w.queryRow(query, args...).Scan(dest...)
 	})
+}
+
+// writer runs a store.Tx method's statements: on the DB itself (each method its own
+// transaction) or inside one transaction (Atomically).
+type writer interface {
+	exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+	writeRow(ctx context.Context, query string, args []any, dest ...any) error
+	// queryRow reads what the writer's own writes left.
+	queryRow(ctx context.Context, query string, args ...any) row
+	inTx(ctx context.Context, fn func(w *writeTx) error) error
+}
+
+// inside is a writer within the transaction w: its statements run under w's context.
+type inside struct{ w *writeTx }
+
+func (i inside) exec(_ context.Context, query string, args ...any) (sql.Result, error) {
+	return i.w.exec(query, args...)
+}
+
+func (i inside) writeRow(_ context.Context, query string, args []any, dest ...any) error {
+	return i.w.queryRow(query, args...).Scan(dest...)
+}
+
+func (i inside) queryRow(_ context.Context, query string, args ...any) row {
+	return i.w.queryRow(query, args...)
+}
+
+func (i inside) inTx(_ context.Context, fn func(w *writeTx) error) error { return fn(i.w) }
+
+// txn implements store.Tx once for both: the DB embeds one on itself, and Atomically hands
+// fn one inside its transaction.
+type txn struct {
+	s *DB
+	x writer
+}
+
+var _ store.Tx = txn{}
+
+func (s *DB) Atomically(ctx context.Context, fn func(store.Tx) error) error {
+	return s.inTx(ctx, func(w *writeTx) error { return fn(txn{s: s, x: inside{w}}) })
 }

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
+)
+
+// An attempt's reservation, the code's use, the give-back, the ticket's elevation and the
+// audit record are one transaction. When the audit record cannot be written (a trigger
+// refuses it), the verifier answers 500 and nothing of the attempt stays: no failure is
+// counted, the code is not used up, the ticket is not elevated. Once the trail takes
+// records again, the same code signs in.
+func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
+	for _, be := range []struct {
+		name     string
+		store    func(testing.TB) string
+		down, up []string
+	}{
+		{"sqlite", func(testing.TB) string { return "" },
+			[]string{`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit down'); END`},
+			[]string{`DROP TRIGGER audit_down`}},
+		{"postgres", pgtest.NewDatabase,
+			[]string{`CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$`,
+				`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_down()`},
+			[]string{`DROP TRIGGER audit_down ON audit_log`}},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			dsn := be.store(t)
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = dsn })
+			e := v.enroll("ann")
+			v.Clock.Advance(30 * time.Second)
+			good, wrong := code(t, e.Secret, v.Clock.Now()), wrongCode(t, e.Secret, v.Clock.Now())
+			fresh := v.ticket("ann") // not yet elevated
+			db, done := v.sqlHandle()
+			defer done()
+			run := func(stmts []string) {
+				for _, q := range stmts {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
+			}
+			before := attemptState(t, db)
+			run(be.down)
+			for _, c := range []string{good, wrong, good} {
+				r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
+				if r.Status != 500 || r.errCode() != wire.CodeInternal {
+					t.Errorf("verify with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+				}
+			}
+			if after := attemptState(t, db); after != before {
+				t.Errorf("state changed by attempts that could not be recorded:\nbefore %s\nafter  %s", before, after)
+			}
+			run(be.up)
+			if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
+				t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
+			}
+			if after := attemptState(t, db); after == before {
+				t.Error("a success changed nothing: the state read is not the attempt's")
+			}
+		})
+	}
+}
+
+// sqlHandle opens the verifier's database beside it.
+func (v *verifier) sqlHandle() (*sql.DB, func()) {
+	v.t.Helper()
+	env, err := serve.Open(context.Background(), v.cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return env.Store.(interface{ SQL() *sql.DB }).SQL(), func() { env.Close() }
+}
+
+// attemptState is everything a verification writes: budgets, the last accepted steps,
+// the tickets' elevation and the length of the audit trail.
+func attemptState(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var out string
+	for _, q := range []string{
+		`SELECT key, count FROM attempts ORDER BY key`,
+		`SELECT id, last_step FROM totp_credentials ORDER BY id`,
+		`SELECT elevated_at, elevated_by FROM tickets ORDER BY created_at, hash`,
+		`SELECT COUNT(*), 0 FROM audit_log`,
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		for rows.Next() {
+			var a, b any
+			if err := rows.Scan(&a, &b); err != nil {
+				t.Fatal(err)
+			}
+			out += fmt.Sprintf("%v=%v ", a, b)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out += "| "
+	}
+	return out
+}
