@@ -53,7 +53,7 @@ type Recorder interface {
 	Record(ctx context.Context, to Appender, e Event) error
 }
 
-// Appender appends to the audit trail: a store.AuditStore, or a store.Tx.
+// Appender records to the audit trail: a store.Store, or a store.Tx.
 type Appender interface {
-	AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error)
+	QueueAudit(ctx context.Context, r store.AuditRecord, notify bool) error
 }

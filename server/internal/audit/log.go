@@ -21,9 +21,9 @@ func Notifies(k Kind) bool {
 	return false
 }
 
-// Log is the Recorder on the store: each event becomes the next record of the hash chain,
-// with its webhook delivery (if the app has a webhook and the event Notifies) queued in the
-// same transaction, and is counted in Metrics.
+// Log is the Recorder on the store: each event is queued to become the next record of the
+// hash chain, with its webhook delivery (if the app has a webhook and the event Notifies)
+// queued in the transaction that chains it, and is counted in Metrics.
 type Log struct {
 	metrics *Metrics
 	now     func() time.Time
@@ -54,7 +54,7 @@ func (l *Log) Record(ctx context.Context, to Appender, e Event) error {
 	l.metrics.Event(e.Kind, e.Outcome)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	defer cancel()
-	_, err := to.AppendAudit(ctx, recordOf(e), Notifies(e.Kind))
+	err := to.QueueAudit(ctx, recordOf(e), Notifies(e.Kind))
 	if err != nil {
 		l.metrics.AppendFailed()
 		return fmt.Errorf("audit: record %s: %w", e.Kind, err)

@@ -41,6 +41,7 @@ func TestVerify_Tampering_NamesTheFirstBrokenRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			records(t, s) // reading chains the queued events: the tampering is with the chain
 			for _, q := range tc.tamper {
 				if _, err := s.SQL().ExecContext(t.Context(), q); err != nil {
 					t.Fatalf("%s: %v", q, err)

@@ -81,13 +81,14 @@ type FactorsRemoved struct {
 
 // AuditStore keeps the audit trail, the webhook outbox, admin apps and the support reset.
 type AuditStore interface {
-	// AppendAudit appends r as the next record of the chain and returns it with ID,
-	// PrevHash and Hash set. Appends are serialised across every process sharing the
-	// database, so the chain stays one line. When notify is set and r's app has a webhook,
-	// a delivery is queued in the same transaction: the event is told if and only if it
-	// is recorded.
+	// AppendAudit chains every queued record (QueueAudit), then appends r as the next
+	// record of the chain and returns it with ID, PrevHash and Hash set. Chaining is
+	// serialised across every process sharing the database, so the chain stays one line.
+	// When notify is set and a record's app has a webhook, a delivery is queued in the
+	// transaction that chains it: the event is told if and only if it is recorded.
 	AppendAudit(ctx context.Context, r AuditRecord, notify bool) (AuditRecord, error)
-	// AuditRecords calls fn with each selected record in ID order until fn returns an error.
+	// AuditRecords chains every queued record, then calls fn with each selected record in
+	// ID order until fn returns an error.
 	AuditRecords(ctx context.Context, f AuditFilter, fn func(AuditRecord) error) error
 
 	// SetAdminApp lets an app's key call the admin API; IsAdminApp reports it.
@@ -98,10 +99,11 @@ type AuditStore interface {
 	PutWebhook(ctx context.Context, w Webhook) error
 	Webhook(ctx context.Context, appID string) (Webhook, error)
 
-	// ClaimDeliveries takes up to max deliveries that are due at now and not claimed by
-	// anyone else, and holds them until now+lease. A claim is one conditional UPDATE, so
-	// instances polling together never take the same delivery; one that dies mid-call
-	// loses its claim when the lease runs out and another instance sends it again.
+	// ClaimDeliveries chains every queued record, then takes up to max deliveries that are
+	// due at now and not claimed by anyone else, and holds them until now+lease. A claim is
+	// one conditional UPDATE, so instances polling together never take the same delivery;
+	// one that dies mid-call loses its claim when the lease runs out and another instance
+	// sends it again.
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, max int) ([]Delivery, error)
 	// DeliveryDone marks a delivery sent.
 	DeliveryDone(ctx context.Context, id int64, now time.Time) error

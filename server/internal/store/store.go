@@ -191,6 +191,10 @@ type Tx interface {
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.
 	ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error
-	// AppendAudit is AuditStore's.
-	AppendAudit(ctx context.Context, r AuditRecord, notify bool) (AuditRecord, error)
+	// QueueAudit records r for the audit trail, to be chained (given its ID, PrevHash and
+	// Hash) in the order queued records committed, by the next AppendAudit, AuditRecords
+	// or ClaimDeliveries. A transaction that queues a record takes no lock that every
+	// other one needs: on PostgreSQL, chaining in each transaction held one lock across
+	// every commit, and that lock was all verifications' limit.
+	QueueAudit(ctx context.Context, r AuditRecord, notify bool) error
 }

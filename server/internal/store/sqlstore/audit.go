@@ -13,48 +13,174 @@ import (
 )
 
 // auditLock is an arbitrary constant naming the PostgreSQL advisory lock that serialises
-// audit appends across instances.
+// chaining across instances.
 const auditLock = 0x7466_6175_6474
 
-func (t txn) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
-	// SQLite runs one writer at a time (and, within this process, writes one after another
-	// in the group commit), which serialises appends; PostgreSQL needs the advisory lock
-	// for the same, since two transactions could otherwise both read the same last record.
-	err := t.x.inTx(ctx, func(w *writeTx) error {
-		if t.s.d.Name == "postgres" {
-			if _, err := w.exec(`SELECT pg_advisory_xact_lock(?)`, auditLock); err != nil {
-				return fmt.Errorf("lock: %w", err)
+// chainBatch bounds the records one transaction chains.
+const chainBatch = 256
+
+// QueueAudit chains r at once on SQLite, whose writes are serial anyway (a queue would only
+// add writes to its one writer); on PostgreSQL it queues r, so a transaction that records
+// an event takes no lock that all others wait for.
+func (t txn) QueueAudit(ctx context.Context, r store.AuditRecord, notify bool) error {
+	if t.s.d.Name != "postgres" {
+		err := t.x.inTx(ctx, func(w *writeTx) error {
+			head, err := t.s.lockChain(w)
+			if err != nil {
+				return err
 			}
-		}
-		var lastID int64
-		var lastHash []byte
-		err := w.queryRow(`SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		r.ID, r.PrevHash = lastID+1, lastHash
-		if r.PrevHash == nil {
-			r.PrevHash = []byte{}
-		}
-		r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
-		r.Hash = r.Digest()
-		if _, err := w.exec(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
-			return err
-		}
-		if notify && r.AppID != "" {
-			if _, err := w.exec(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`,
-				r.ID, ms(r.At), r.AppID); err != nil {
-				return fmt.Errorf("queue webhook: %w", err)
-			}
+			return head.append(w, &r, notify)
+		})
+		if err != nil {
+			return fmt.Errorf("queue audit: %w", err)
 		}
 		return nil
+	}
+	_, err := t.x.exec(ctx, `INSERT INTO audit_queue (at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, boolInt(notify))
+	if err != nil {
+		return fmt.Errorf("queue audit: %w", err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
+	if err := s.chain(ctx); err != nil {
+		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
+	}
+	err := s.inTx(ctx, func(w *writeTx) error {
+		head, err := s.lockChain(w)
+		if err != nil {
+			return err
+		}
+		// Records queued since the chain above are chained first, so r comes after them.
+		for n := chainBatch; n == chainBatch; {
+			if n, err = chainQueued(w, &head); err != nil {
+				return err
+			}
+		}
+		return head.append(w, &r, notify)
 	})
 	if err != nil {
 		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
 	}
 	return r, nil
+}
+
+// chain moves every queued record into the chain, oldest first, chainBatch per
+// transaction.
+func (s *DB) chain(ctx context.Context) error {
+	var queued bool
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_queue)`).Scan(&queued); err != nil || !queued {
+		return err
+	}
+	for n := chainBatch; n == chainBatch; {
+		err := s.inTx(ctx, func(w *writeTx) error {
+			head, err := s.lockChain(w)
+			if err == nil {
+				n, err = chainQueued(w, &head)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("chain audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// lockChain makes w the only transaction that chains and returns the chain's last record.
+// SQLite runs one writer at a time (and, within this process, writes one after another in
+// the group commit); PostgreSQL needs the advisory lock, since two transactions could
+// otherwise both read the same last record.
+func (s *DB) lockChain(w *writeTx) (chainHead, error) {
+	if s.d.Name == "postgres" {
+		if _, err := w.exec(`SELECT pg_advisory_xact_lock(?)`, auditLock); err != nil {
+			return chainHead{}, fmt.Errorf("lock: %w", err)
+		}
+	}
+	var h chainHead
+	err := w.queryRow(`SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&h.id, &h.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return chainHead{}, err
+	}
+	return h, nil
+}
+
+// chainQueued chains up to chainBatch queued records, in the order of their queue
+// numbers, and reports how many. It deletes exactly those it read: a record whose
+// transaction commits meanwhile (with a lower number, on PostgreSQL) waits for the next.
+func chainQueued(w *writeTx, head *chainHead) (int, error) {
+	rows, err := w.query(`SELECT seq, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify
+		FROM audit_queue ORDER BY seq LIMIT ` + strconv.Itoa(chainBatch))
+	if err != nil {
+		return 0, err
+	}
+	type queued struct {
+		seq    int64
+		r      store.AuditRecord
+		notify bool
+	}
+	var batch []queued
+	for rows.Next() {
+		var q queued
+		var at int64
+		if err := rows.Scan(&q.seq, &at, &q.r.Kind, &q.r.AppID, &q.r.User, &q.r.Factor, &q.r.IP, &q.r.UserAgent, &q.r.Outcome, &q.r.Detail, &q.notify); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		q.r.At = fromMS(at)
+		batch = append(batch, q)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	for _, q := range batch {
+		if err := head.append(w, &q.r, q.notify); err != nil {
+			return 0, err
+		}
+		if _, err := w.exec(`DELETE FROM audit_queue WHERE seq = ?`, q.seq); err != nil {
+			return 0, err
+		}
+	}
+	return len(batch), nil
+}
+
+// chainHead is the last record of the chain, which the next one hashes in.
+type chainHead struct {
+	id   int64
+	hash []byte
+}
+
+// append makes r the record after h, and h r.
+func (h *chainHead) append(w *writeTx, r *store.AuditRecord, notify bool) error {
+	r.ID, r.PrevHash = h.id+1, h.hash
+	if r.PrevHash == nil {
+		r.PrevHash = []byte{}
+	}
+	r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
+	r.Hash = r.Digest()
+	if _, err := w.exec(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
+		return err
+	}
+	if notify && r.AppID != "" {
+		if _, err := w.exec(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`,
+			r.ID, ms(r.At), r.AppID); err != nil {
+			return fmt.Errorf("queue webhook: %w", err)
+		}
+	}
+	h.id, h.hash = r.ID, r.Hash
+	return nil
 }
 
 const auditColumns = `id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash`
@@ -68,6 +194,9 @@ func scanAudit(row interface{ Scan(...any) error }) (store.AuditRecord, error) {
 }
 
 func (s *DB) AuditRecords(ctx context.Context, f store.AuditFilter, fn func(store.AuditRecord) error) error {
+	if err := s.chain(ctx); err != nil {
+		return fmt.Errorf("audit records: %w", err)
+	}
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -159,6 +288,9 @@ func (s *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dura
 	// The outer condition is checked again on each row as it is updated (PostgreSQL
 	// re-reads a row another transaction changed first; SQLite runs writers one at a time),
 	// so a delivery claimed meanwhile is skipped rather than claimed twice.
+	if err := s.chain(ctx); err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
 	var out []store.Delivery
 	err := s.inTx(ctx, func(w *writeTx) error {
 		out = out[:0]

@@ -22,6 +22,9 @@ var auditTests = []struct {
 }{
 	{"AppendAudit_EachRecordChainedToThePrevious", testAuditChain},
 	{"AppendAudit_Concurrently_OneLinearChain", testAuditConcurrently},
+	{"QueueAudit_ChainedInQueueOrderByTheNextReadOrAppend", testQueueAuditOrder},
+	{"QueueAudit_WithAppendsAndReadsConcurrently_OneLinearChainNothingTwice", testQueueAuditConcurrently},
+	{"QueueAudit_Notify_DeliveryClaimableOnceChained", testQueueAuditNotify},
 	{"AuditRecords_FiltersByAppUserSinceAfterIDAndNewest", testAuditFilter},
 	{"AppendAudit_Notify_QueuesOnlyForAppsWithAWebhook", testAuditNotify},
 	{"ClaimDeliveries_Concurrently_EachDeliveryClaimedOnce", testClaimConcurrently},
@@ -129,6 +132,76 @@ func testAuditConcurrently(t *testing.T, s store.Store) {
 		}
 	})
 	checkChain(t, allAudit(t, s, store.AuditFilter{}), n)
+}
+
+func queueAudit(t *testing.T, s store.Store, r store.AuditRecord, notify bool) {
+	t.Helper()
+	must(t, s.QueueAudit(t.Context(), r, notify))
+}
+
+func testQueueAuditOrder(t *testing.T, s store.Store) {
+	for i := range 3 {
+		r := auditRecord("failed", "shop", "alice", at(time.Duration(i)*time.Second))
+		r.Detail = fmt.Sprint("queued ", i)
+		queueAudit(t, s, r, false)
+	}
+	got := allAudit(t, s, store.AuditFilter{})
+	checkChain(t, got, 3)
+	for i, r := range got {
+		if want := fmt.Sprint("queued ", i); r.Detail != want || !r.At.Equal(at(time.Duration(i)*time.Second)) {
+			t.Errorf("record %d: %q at %v, want %q at %v", r.ID, r.Detail, r.At, want, at(time.Duration(i)*time.Second))
+		}
+	}
+	queueAudit(t, s, auditRecord("failed", "shop", "alice", at(0)), false)
+	appended := appendAudit(t, s, auditRecord("admin_reset", "shop", "alice", at(0)), false)
+	if appended.ID != 5 {
+		t.Errorf("an append after a queued record got ID %d, want 5: the queued one is chained first", appended.ID)
+	}
+	checkChain(t, allAudit(t, s, store.AuditFilter{}), 5)
+}
+
+func testQueueAuditConcurrently(t *testing.T, s store.Store) {
+	const queuers, appenders, each = 4, 2, 25
+	goroutines(queuers+appenders+2, func(i int) {
+		for j := range each {
+			r := auditRecord("failed", "shop", "alice", at(0))
+			r.Detail = fmt.Sprint(i, "/", j)
+			var err error
+			switch {
+			case i < queuers:
+				err = s.QueueAudit(t.Context(), r, false)
+			case i < queuers+appenders:
+				_, err = s.AppendAudit(t.Context(), r, false)
+			default: // readers chain what is queued while the others write
+				err = s.AuditRecords(t.Context(), store.AuditFilter{Newest: 1}, func(store.AuditRecord) error { return nil })
+			}
+			if err != nil {
+				t.Errorf("goroutine %d: %v", i, err)
+				return
+			}
+		}
+	})
+	got := allAudit(t, s, store.AuditFilter{})
+	checkChain(t, got, (queuers+appenders)*each)
+	seen := map[string]bool{}
+	for _, r := range got {
+		if seen[r.Detail] {
+			t.Errorf("record %q chained twice", r.Detail)
+		}
+		seen[r.Detail] = true
+	}
+}
+
+func testQueueAuditNotify(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateApp(ctx, newApp("shop", "https://shop.example")))
+	must(t, s.PutWebhook(ctx, newWebhook("shop")))
+	queueAudit(t, s, auditRecord("verified", "shop", "alice", at(0)), false)
+	queueAudit(t, s, auditRecord("locked", "shop", "alice", at(0)), true)
+	got := claim(t, s, at(time.Second), 10)
+	if len(got) != 1 || got[0].Record.ID != 2 || got[0].Record.Kind != "locked" || !bytes.Equal(got[0].Record.Hash, got[0].Record.Digest()) {
+		t.Fatalf("claimed %+v, want one delivery of chained record 2 (locked)", got)
+	}
 }
 
 func testAuditFilter(t *testing.T, s store.Store) {
