@@ -11,10 +11,7 @@ import (
 
 // Atomically joins the contract in its own file, as the audit trail does.
 func init() {
-	tests = append(tests, []struct {
-		name string
-		run  func(t *testing.T, s store.Store)
-	}{
+	tests = append(tests, []contractCase{
 		{"Atomically_Error_UndoesEveryWrite", testAtomicallyUndone},
 		{"Atomically_Nil_CommitsEveryWrite_EachSeenInside", testAtomicallyCommits},
 		{"Atomically_SameStepConcurrently_OneWins", testAtomicallyOneWins},

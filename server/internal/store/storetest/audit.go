@@ -16,10 +16,7 @@ import (
 // in their own file, so the suite's table stays one list.
 func init() { tests = append(tests, auditTests...) }
 
-var auditTests = []struct {
-	name string
-	run  func(t *testing.T, s store.Store)
-}{
+var auditTests = []contractCase{
 	{"AppendAudit_EachRecordChainedToThePrevious", testAuditChain},
 	{"AppendAudit_Concurrently_OneLinearChain", testAuditConcurrently},
 	{"QueueAudit_ChainedInQueueOrderByTheNextReadOrAppend", testQueueAuditOrder},

@@ -9,10 +9,7 @@ import (
 )
 
 func init() {
-	tests = append(tests, []struct {
-		name string
-		run  func(t *testing.T, s store.Store)
-	}{
+	tests = append(tests, []contractCase{
 		{"UserHandle_FirstCandidateWins_AndFindsTheUser", testUserHandle},
 		{"AddPasskey_RoundTrips_DuplicateIDConflicts", testPasskeyRoundTrip},
 		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},

@@ -31,10 +31,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunBudgets(t, func(t *testing.T) store.AttemptStore { return open(t) })
 }
 
-var tests = []struct {
+// contractCase is one property of the contract, checked on a fresh store.
+type contractCase struct {
 	name string
 	run  func(t *testing.T, s store.Store)
-}{
+}
+
+var tests = []contractCase{
 	{"Ping_OpenStore_Answers", testPing},
 
 	{"CreateApp_ThenApp_RoundTripsEveryField", testAppRoundTrip},
