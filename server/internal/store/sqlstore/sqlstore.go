@@ -545,18 +545,20 @@ func (s *DB) ReplaceSealed(ctx context.Context, kind, id string, old, new []byte
 	return n == 1, err
 }
 
+// sweeps delete what expired before the time they are given, each through an index: on
+// SQLite they run in the one writer, and a scan of a large table stalls every write.
+var sweeps = []struct{ what, query string }{
+	{"tickets", `DELETE FROM tickets WHERE expires_at < ?`},
+	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`},
+	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`},
+	{"used tokens", `DELETE FROM used_once WHERE until < ?`},
+}
+
 func (s *DB) Sweep(ctx context.Context, now time.Time) error {
-	if _, err := s.exec(ctx, `DELETE FROM tickets WHERE expires_at < ?`, ms(now)); err != nil {
-		return fmt.Errorf("sweep tickets: %w", err)
-	}
-	if _, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, ms(now)); err != nil {
-		return fmt.Errorf("sweep enrollments: %w", err)
-	}
-	if _, err := s.exec(ctx, `DELETE FROM ceremonies WHERE expires_at < ?`, ms(now)); err != nil {
-		return fmt.Errorf("sweep ceremonies: %w", err)
-	}
-	if _, err := s.exec(ctx, `DELETE FROM used_once WHERE until < ?`, ms(now)); err != nil {
-		return fmt.Errorf("sweep used tokens: %w", err)
+	for _, sw := range sweeps {
+		if _, err := s.exec(ctx, sw.query, ms(now)); err != nil {
+			return fmt.Errorf("sweep %s: %w", sw.what, err)
+		}
 	}
 	return nil
 }
