@@ -64,7 +64,13 @@ func encode(v any) string {
 // claims the API never produces (no amr at all).
 func issueDirect(t *testing.T, c tokens.Claims) string {
 	t.Helper()
-	env, err := serve.Open(context.Background(), serve.Config{DataDir: dataDir, Issuer: verifierURL})
+	return issueDirectAt(t, nil, c)
+}
+
+// issueDirectAt is issueDirect by a verifier whose clock is now (nil: the real one).
+func issueDirectAt(t *testing.T, now func() time.Time, c tokens.Claims) string {
+	t.Helper()
+	env, err := serve.Open(context.Background(), serve.Config{DataDir: dataDir, Issuer: verifierURL, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +465,7 @@ func TestJWKS_Rotation_NewKidFetchedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid, err := env.Tokens.Rotate(ctx, "EdDSA")
+	kid, _, err := env.Tokens.Rotate(ctx, "EdDSA", 0) // at once: the kit copes without a lead too
 	env.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -477,5 +483,42 @@ func TestJWKS_Rotation_NewKidFetchedOnce(t *testing.T) {
 	}
 	if n := cc.n.Load(); n != 2 {
 		t.Fatalf("%d fetches; want one for the first key and one for the new kid", n)
+	}
+}
+
+// With a lead, as keys rotate-signing uses by default, a backend that fetched the JWKS
+// between the rotation and the new key's time already knows the key when its first token
+// arrives: no fetch, so no refusal while the fetch cooldown lasts.
+func TestJWKS_RotationWithLead_FirstTokenOfTheNewKeyNeedsNoFetch(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	v, cc := newVerifier(t, client.Config{Now: clock.Now})
+	env, err := serve.Open(ctx, serve.Config{DataDir: dataDir, Issuer: verifierURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, from, err := env.Tokens.Rotate(ctx, "EdDSA", time.Minute)
+	env.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := signIn(t, verifierURL, "shop", "lead-old", "")
+	if head, _ := segments(t, old); head["kid"] == kid {
+		t.Fatalf("a token signed with the rotated key %s before its time %v", kid, from)
+	}
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	later := func() time.Time { return from.Add(time.Second) }
+	fresh := issueDirectAt(t, later, tokens.Claims{Subject: "lead-new", Audience: "shop", AMR: []string{"otp"}})
+	if head, _ := segments(t, fresh); head["kid"] != kid {
+		t.Fatalf("at the rotated key's time the token's kid is %v, not %s", head["kid"], kid)
+	}
+	clock.Advance(later().Sub(clock.Now()))
+	if _, err := v.Verify(ctx, fresh); err != nil {
+		t.Fatalf("the first token of the rotated key: %v", err)
+	}
+	if n := cc.n.Load(); n != 1 {
+		t.Fatalf("%d fetches; want the one before the new key's time only", n)
 	}
 }

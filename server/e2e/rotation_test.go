@@ -67,11 +67,18 @@ func TestRotation_MasterAndSigningKeys_WhileServing(t *testing.T) {
 		t.Errorf("rotate-master re-sealed %d values", master.Resealed)
 	}
 	waitServed(served.Load() + 5)
-	var signing struct{ KID string }
-	if err := json.Unmarshal(runCLI(t, "keys", "rotate-signing", "--data", v.Data), &signing); err != nil {
+	var signing struct {
+		KID       string
+		SignsFrom time.Time `json:"signs_from"`
+	}
+	rotatedAt := time.Now()
+	if err := json.Unmarshal(runCLI(t, "keys", "rotate-signing", "--data", v.Data, "--publish-ahead", "3s"), &signing); err != nil {
 		t.Fatal(err)
 	}
-	v.Clock.Advance(6 * time.Second) // past the verifier's signing-key cache
+	if lead := signing.SignsFrom.Sub(rotatedAt); lead < 2*time.Second || lead > time.Minute {
+		t.Errorf("rotate-signing: the new key signs from %v, want about 3s after %v", signing.SignsFrom, rotatedAt)
+	}
+	v.Clock.Advance(6 * time.Second) // past the new key's time and the verifier's signing-key cache
 	waitServed(served.Load() + 5)
 	stop.Store(true)
 	wg.Wait()

@@ -4,7 +4,7 @@
 //	twofold serve --store postgres://... --redis redis://... [--redis-prefix twofold:]
 //	twofold apps create --data ./data --id demo --origin http://localhost:3000
 //	twofold keys rotate-master --data ./data
-//	twofold keys rotate-signing --data ./data [--alg EdDSA]
+//	twofold keys rotate-signing --data ./data [--alg EdDSA] [--publish-ahead 2m]
 //	twofold apps webhook --data ./data --id demo --url https://demo.example/hooks/twofold
 //	twofold users reset --data ./data --app demo --user alice --reason "lost phone, ticket #123"
 //	twofold audit --data ./data [--user alice] [--app demo] [--since 24h]
@@ -34,6 +34,7 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/tokens"
 )
 
 // usageError is a problem with how the command was called: exit 2.
@@ -178,6 +179,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return json.NewEncoder(stdout).Encode(map[string]int{"resealed": n})
 	case "keys rotate-signing":
 		alg := fs.String("alg", "EdDSA", "algorithm whose signing key to replace: EdDSA, ES256 or RS256")
+		lead := fs.Duration("publish-ahead", tokens.RotationLead, "how long the new key is in the JWKS before it signs, so backends that cached the JWKS know it (0s: sign at once)")
 		if err := parse(); err != nil {
 			return err
 		}
@@ -186,11 +188,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer env.Close()
-		kid, err := env.Tokens.Rotate(ctx, *alg)
+		kid, from, err := env.Tokens.Rotate(ctx, *alg, *lead)
 		if err != nil {
 			return err
 		}
-		return json.NewEncoder(stdout).Encode(map[string]string{"kid": kid, "alg": *alg})
+		return json.NewEncoder(stdout).Encode(map[string]string{"kid": kid, "alg": *alg, "signs_from": from.UTC().Format(time.RFC3339)})
 	}
 	if sub, ok := adminCommands[cmd]; ok {
 		return sub(ctx, command{cfg: &cfg, fs: fs, parse: parse, stdout: stdout})

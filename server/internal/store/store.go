@@ -88,8 +88,8 @@ type Drift struct {
 type SigningKey struct {
 	KID       string
 	Alg       string
-	Sealed    []byte // PKCS#8 private key, sealed and bound to KID
-	CreatedAt time.Time
+	Sealed    []byte    // PKCS#8 private key, sealed and bound to KID
+	CreatedAt time.Time // when it starts signing; it is published from when it is stored
 	RetiredAt time.Time
 }
 
@@ -146,8 +146,9 @@ type Store interface {
 	ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error
 
 	// AddSigningKey stores a new active key for its algorithm and retires the one it
-	// replaces. With replace false it fails with ErrConflict when an active key exists, so
-	// instances starting together agree on one.
+	// replaces as of the new key's CreatedAt, which may lie ahead (a key is published
+	// before it signs). With replace false it fails with ErrConflict when an active key
+	// exists, so instances starting together agree on one.
 	AddSigningKey(ctx context.Context, k SigningKey, replace bool) error
 	// SigningKeys lists keys still active or retired after retiredAfter.
 	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error)

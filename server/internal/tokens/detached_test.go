@@ -16,7 +16,7 @@ func TestVerifyDetached_SignedByAnyStoredKey_EvenRetiredLongAgo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := iss.Rotate(ctx, alg); err != nil {
+	if _, _, err := iss.Rotate(ctx, alg, 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(400 * 24 * time.Hour) // long past the JWKS publication of the old key

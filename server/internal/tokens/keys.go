@@ -24,6 +24,7 @@ import (
 type signingKey struct {
 	kid, alg string
 	priv     crypto.Signer
+	from     time.Time // when it starts signing (its CreatedAt); published before
 	retired  time.Time // zero while active
 }
 
@@ -57,7 +58,7 @@ func (i *Issuer) keys(ctx context.Context, force bool) ([]*signingKey, error) {
 		} else if priv, err = i.open(r); err != nil {
 			return nil, err
 		}
-		keys = append(keys, &signingKey{kid: r.KID, alg: r.Alg, priv: priv, retired: r.RetiredAt})
+		keys = append(keys, &signingKey{kid: r.KID, alg: r.Alg, priv: priv, from: r.CreatedAt, retired: r.RetiredAt})
 	}
 	i.cached, i.loadedAt = keys, now
 	return keys, nil
@@ -76,7 +77,7 @@ func (i *Issuer) active(ctx context.Context, alg string) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k := activeOf(keys, alg); k != nil {
+	if k := activeOf(keys, alg, i.cfg.Now()); k != nil {
 		return k, nil
 	}
 	i.gen.Lock()
@@ -85,15 +86,15 @@ func (i *Issuer) active(ctx context.Context, alg string) (*signingKey, error) {
 	if keys, err = i.keys(ctx, true); err != nil {
 		return nil, err
 	}
-	if k := activeOf(keys, alg); k != nil {
+	if k := activeOf(keys, alg, i.cfg.Now()); k != nil {
 		return k, nil
 	}
-	k, err := i.create(ctx, alg, false)
+	k, err := i.create(ctx, alg, false, i.cfg.Now())
 	if errors.Is(err, store.ErrConflict) { // another instance won the race: use its key
 		if keys, err = i.keys(ctx, true); err != nil {
 			return nil, err
 		}
-		if k := activeOf(keys, alg); k != nil {
+		if k := activeOf(keys, alg, i.cfg.Now()); k != nil {
 			return k, nil
 		}
 		return nil, fmt.Errorf("no active %s key after a conflicting create", alg)
@@ -101,19 +102,35 @@ func (i *Issuer) active(ctx context.Context, alg string) (*signingKey, error) {
 	return k, err
 }
 
-func activeOf(keys []*signingKey, alg string) *signingKey {
-	var found *signingKey
-	for _, k := range keys { // the store lists oldest first; the newest active key wins
-		if k.alg == alg && k.retired.IsZero() {
+// activeOf is the key that signs alg tokens at now: the newest of those whose time has
+// come and that are not retired by now. An instance whose clock is a little behind the one
+// that made the first key may not see its time come yet; then the earliest key still to
+// come signs, rather than none.
+func activeOf(keys []*signingKey, alg string, now time.Time) *signingKey {
+	var found, next *signingKey
+	for _, k := range keys {
+		if k.alg != alg || (!k.retired.IsZero() && !k.retired.After(now)) {
+			continue
+		}
+		switch {
+		case k.from.After(now):
+			if next == nil || k.from.Before(next.from) {
+				next = k
+			}
+		case found == nil || !k.from.Before(found.from):
 			found = k
 		}
+	}
+	if found == nil {
+		return next
 	}
 	return found
 }
 
-// create generates a key for alg and stores it sealed. With replace it retires the active
-// key; without, it fails with store.ErrConflict if one exists.
-func (i *Issuer) create(ctx context.Context, alg string, replace bool) (*signingKey, error) {
+// create generates a key for alg that signs from from on, and stores it sealed. With
+// replace it retires the active key as of from; without, it fails with store.ErrConflict
+// if one exists.
+func (i *Issuer) create(ctx context.Context, alg string, replace bool, from time.Time) (*signingKey, error) {
 	priv, err := generate(alg)
 	if err != nil {
 		return nil, fmt.Errorf("generate %s key: %w", alg, err)
@@ -131,12 +148,12 @@ func (i *Issuer) create(ctx context.Context, alg string, replace bool) (*signing
 	if err != nil {
 		return nil, fmt.Errorf("seal %s key: %w", alg, err)
 	}
-	rec := store.SigningKey{KID: kid, Alg: alg, Sealed: sealed, CreatedAt: i.cfg.Now()}
+	rec := store.SigningKey{KID: kid, Alg: alg, Sealed: sealed, CreatedAt: from}
 	if err := i.ks.AddSigningKey(ctx, rec, replace); err != nil {
 		return nil, fmt.Errorf("store %s key: %w", alg, err)
 	}
 	i.invalidate()
-	return &signingKey{kid: kid, alg: alg, priv: priv}, nil
+	return &signingKey{kid: kid, alg: alg, priv: priv, from: from}, nil
 }
 
 // open unseals and parses a stored key, refusing one whose type is not its alg's.

@@ -198,18 +198,26 @@ func (i *Issuer) Verify(ctx context.Context, token, audience string) (map[string
 	return t.Claims.(jwt.MapClaims), nil
 }
 
-// Rotate makes a new active key for alg. The old key keeps verifying, and stays in the
-// JWKS until every token it may have signed has expired.
-func (i *Issuer) Rotate(ctx context.Context, alg string) (kid string, err error) {
+// RotationLead is how long a rotated key should be published before it signs. Relying
+// parties cache the JWKS: it is served with max-age 60, and jose and the Go kit fetch it
+// again at most every 30 s, even for an unknown kid. A key in the JWKS for two minutes
+// before its first token is known to every backend that cached the set before.
+const RotationLead = 2 * time.Minute
+
+// Rotate adds a new key for alg that is published at once and signs from signsFrom, lead
+// from now, when the key it replaces retires. The old key keeps verifying, and stays in
+// the JWKS until every token it may have signed has expired.
+func (i *Issuer) Rotate(ctx context.Context, alg string, lead time.Duration) (kid string, signsFrom time.Time, err error) {
 	alg, err = algOrDefault(alg)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	k, err := i.create(ctx, alg, true)
+	signsFrom = i.cfg.Now().Add(max(lead, 0))
+	k, err := i.create(ctx, alg, true, signsFrom)
 	if err != nil {
-		return "", fmt.Errorf("rotate %s signing key: %w", alg, err)
+		return "", time.Time{}, fmt.Errorf("rotate %s signing key: %w", alg, err)
 	}
-	return k.kid, nil
+	return k.kid, signsFrom, nil
 }
 
 // Discovery is the OpenID configuration document.

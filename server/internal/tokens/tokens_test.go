@@ -336,36 +336,51 @@ func TestVerify_RefusesTamperedAndForeignTokens(t *testing.T) {
 	}
 }
 
-func TestRotate_OldTokenVerifiesUntilItsKeyLeavesJWKS(t *testing.T) {
+// A rotated key is in the JWKS RotationLead before its first token, so a backend that
+// cached the set meanwhile already knows it; the old key signs until then, keeps
+// verifying, and leaves the JWKS once every token it may have signed has expired.
+func TestRotate_NewKeyPublishedBeforeItSigns_OldVerifiesUntilItLeavesJWKS(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	iss := newIssuer(&memKeys{}, clk)
+	kidNow := func() string {
+		t.Helper()
+		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1", Alg: "ES256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return header(t, tok)["kid"].(string)
+	}
 	old, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1", Alg: "ES256"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	oldKid := header(t, old)["kid"].(string)
 
-	newKid, err := iss.Rotate(ctx, "ES256")
+	newKid, from, err := iss.Rotate(ctx, "ES256", RotationLead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if newKid == oldKid {
-		t.Fatal("Rotate kept the kid")
-	}
-	fresh, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1", Alg: "ES256"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k := header(t, fresh)["kid"]; k != newKid {
-		t.Fatalf("token after Rotate signed by %v, want %s", k, newKid)
-	}
-	if _, err := iss.Verify(ctx, old, "app1"); err != nil {
-		t.Fatalf("token signed before Rotate: %v", err)
+	if newKid == oldKid || !from.Equal(clk.Now().Add(RotationLead)) {
+		t.Fatalf("Rotate = %s from %v; want a new kid signing from %v", newKid, from, clk.Now().Add(RotationLead))
 	}
 	keys := jwksOf(t, iss)
 	if keys[oldKid] == nil || keys[newKid] == nil {
 		t.Fatalf("JWKS right after Rotate has %v, want %s and %s", slices.Collect(mapKeys(keys)), oldKid, newKid)
+	}
+	if k := kidNow(); k != oldKid {
+		t.Fatalf("token right after Rotate signed by %s, want the old %s until %v", k, oldKid, from)
+	}
+	clk.Add(RotationLead - time.Second)
+	if k := kidNow(); k != oldKid {
+		t.Fatalf("token a second before the new key's time signed by %s, want %s", k, oldKid)
+	}
+	clk.Add(time.Second)
+	if k := kidNow(); k != newKid {
+		t.Fatalf("token at the new key's time signed by %s, want %s", k, newKid)
+	}
+	if _, err := iss.Verify(ctx, old, "app1"); err != nil {
+		t.Fatalf("token signed before Rotate: %v", err)
 	}
 
 	clk.Add(5*time.Minute + 5*time.Second + time.Minute - time.Second)
@@ -376,6 +391,44 @@ func TestRotate_OldTokenVerifiesUntilItsKeyLeavesJWKS(t *testing.T) {
 	keys = jwksOf(t, iss)
 	if keys[oldKid] != nil || keys[newKid] == nil {
 		t.Fatalf("JWKS after TTL+CacheFor+1m has %v, want only %s", slices.Collect(mapKeys(keys)), newKid)
+	}
+}
+
+// Rotating again before the last rotated key's time replaces that one: at each moment
+// exactly the newest key whose time has come signs.
+func TestRotate_Twice_EachKeySignsInItsTurn(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	iss := newIssuer(&memKeys{}, clk)
+	first, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _, err := iss.Rotate(ctx, "EdDSA", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(30 * time.Second)
+	k2, _, err := iss.Rotate(ctx, "EdDSA", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		wait time.Duration
+		want string
+	}{
+		{0, header(t, first)["kid"].(string)},
+		{31 * time.Second, k1}, // k1's time came; k2's has not
+		{30 * time.Second, k2},
+	} {
+		clk.Add(step.wait)
+		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := header(t, tok)["kid"]; k != step.want {
+			t.Errorf("at %v: signed by %v, want %s", clk.Now(), k, step.want)
+		}
 	}
 }
 
@@ -399,7 +452,7 @@ func TestIssue_FollowsRotationByAnotherInstanceWithinCacheFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldKid := header(t, tok)["kid"]
-	newKid, err := b.Rotate(ctx, "EdDSA")
+	newKid, _, err := b.Rotate(ctx, "EdDSA", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,6 +465,32 @@ func TestIssue_FollowsRotationByAnotherInstanceWithinCacheFor(t *testing.T) {
 	ta, _, _ := a.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
 	if k := header(t, ta)["kid"]; k != newKid || k == oldKid {
 		t.Fatalf("a signs with %v CacheFor after b rotated, want %s", k, newKid)
+	}
+}
+
+// With a lead longer than CacheFor, every instance has loaded the rotated key before its
+// time, and all switch to it at that time together.
+func TestIssue_RotationWithLead_InstancesSwitchTogether(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	ks := &memKeys{}
+	a, b := newIssuer(ks, clk), newIssuer(ks, clk)
+	if _, _, err := a.Issue(ctx, Claims{Subject: "alice", Audience: "app1"}); err != nil {
+		t.Fatal(err)
+	}
+	newKid, _, err := b.Rotate(ctx, "EdDSA", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	for name, iss := range map[string]*Issuer{"a": a, "b": b} {
+		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := header(t, tok)["kid"]; k != newKid {
+			t.Errorf("%s signs with %v at the rotated key's time, want %s", name, k, newKid)
+		}
 	}
 }
 
@@ -512,7 +591,7 @@ func TestJWKS_P256CoordinatesAre32Bytes(t *testing.T) {
 	// About one key in 128 has a coordinate below 2^248; a big.Int encoding would make it
 	// 31 bytes. 500 keys meet one with probability above 98%.
 	for range 500 {
-		if _, err := iss.Rotate(ctx, "ES256"); err != nil {
+		if _, _, err := iss.Rotate(ctx, "ES256", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -550,7 +629,7 @@ func TestStoredKey_IsSealedAndBoundToItsKid(t *testing.T) {
 	ks := &memKeys{}
 	iss := newIssuer(ks, newClock())
 	for _, alg := range []string{"EdDSA", "ES256"} {
-		if _, err := iss.Rotate(ctx, alg); err != nil {
+		if _, _, err := iss.Rotate(ctx, alg, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
