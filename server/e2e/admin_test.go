@@ -204,6 +204,10 @@ func TestAdminReset_BadRequests_RefusedWithoutChange(t *testing.T) {
 	if !f.aliceHasTOTP() {
 		t.Fatal("a refused reset removed alice's authenticator")
 	}
+	// None of them spent the admin's sign-in, the unknown app's neither.
+	if r := f.reset("alice", "?app=shop", auth, f.root.Token, map[string]string{"reason": "x"}); r.Status != 200 {
+		t.Fatalf("the admin's token after refused requests: %d %s, want 200", r.Status, r.Raw)
+	}
 }
 
 func TestAdminReset_GoodCall_FactorsGoneLimitsLiftedAuditedAndWebhookSigned(t *testing.T) {

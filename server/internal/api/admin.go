@@ -73,13 +73,14 @@ func (h *handlers) metrics(c *fiber.Ctx) error {
 	return c.Send(b.Bytes())
 }
 
-// adminActor needs both an admin app's API key and that admin's fresh second factor.
-func (h *handlers) adminActor(c *fiber.Ctx) (string, error) {
+// adminActor needs both an admin app's API key and that admin's fresh second factor, for
+// an action on app forApp.
+func (h *handlers) adminActor(c *fiber.Ctx, forApp string) (string, error) {
 	key, ok := credential(c, "Bearer")
 	if !ok {
 		return "", wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
 	}
-	return h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens)
+	return h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens, forApp)
 }
 
 // ResetRequest is the body of POST /v1/admin/users/{user}/reset. App may be given as the
@@ -118,7 +119,7 @@ func (h *handlers) resetUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	actor, err := h.adminActor(c)
+	actor, err := h.adminActor(c, req.App)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,9 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 	); msg != "" {
 		return invalidRequest(msg)
 	}
-	app, err := s.st.App(ctx, appID)
-	if isNotFound(err) {
-		return wire.NewError(wire.CodeNotFound, "There is no app "+appID+".")
-	}
+	app, err := s.adminTarget(ctx, appID)
 	if err != nil {
-		return fault("reset user", err)
+		return err
 	}
 	removed, err := s.st.ResetUserFactors(ctx, appID, user)
 	if err != nil {
@@ -84,11 +81,25 @@ var (
 	errAdminStale  = wire.NewError(wire.CodeStepUpRequired, "Your admin sign-in is more than 5 minutes old. Sign in to the admin app with your authenticator again and retry.")
 )
 
-// AuthorizeAdmin checks both halves of an admin call: key is the API key of an admin app,
-// and token is a token this verifier issued for that same app after its user passed a
-// second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago. It returns the actor
-// for the audit trail, "<admin app>/<admin user>".
-func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier) (string, error) {
+// adminTarget is the app an admin action is for.
+func (s *Service) adminTarget(ctx context.Context, appID string) (store.App, error) {
+	app, err := s.st.App(ctx, appID)
+	if isNotFound(err) {
+		return store.App{}, wire.NewError(wire.CodeNotFound, "There is no app "+appID+".")
+	}
+	if err != nil {
+		return store.App{}, fault("admin action", err)
+	}
+	return app, nil
+}
+
+// AuthorizeAdmin checks both halves of an admin call on app forApp: key is the API key of
+// an admin app, and token is a token this verifier issued for that same app after its user
+// passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago. It returns
+// the actor for the audit trail, "<admin app>/<admin user>". The token is spent (one
+// action per sign-in) only once everything else holds, forApp's existence too: a mistyped
+// app name costs the admin no new sign-in.
+func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (string, error) {
 	app, err := s.AuthenticateApp(ctx, key)
 	if err != nil {
 		return "", err
@@ -124,6 +135,9 @@ func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifie
 	exp, ok := unixClaim(claims["exp"])
 	if jti == "" || !ok {
 		return "", errAdminToken
+	}
+	if _, err := s.adminTarget(ctx, forApp); err != nil {
+		return "", err
 	}
 	first, err := s.st.ClaimOnce(ctx, "admin-token:"+app.ID+":"+jti, exp.Add(time.Minute))
 	if err != nil {

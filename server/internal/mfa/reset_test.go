@@ -66,7 +66,7 @@ func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *
 		{"no sub", map[string]any{"auth_time": float64(now.Unix()), "amr": []any{"otp"}}, wire.CodeStepUpRequired},
 	} {
 		v := claimsVerifier{token: "tok", aud: "ops", claims: tc.claims}
-		actor, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v)
+		actor, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "ops")
 		var we *wire.Error
 		switch {
 		case tc.code == "" && (err != nil || actor != "ops/root"):
