@@ -51,48 +51,72 @@ func (l *Limiter) In(b store.AttemptStore) *Limiter { return &Limiter{b: b, p: l
 // Policy is the policy in force.
 func (l *Limiter) Policy() Policy { return l.p }
 
+// pairedBudgets is a budget store that takes an attempt's two reservations, and gives a
+// success's attempt back, in one call each: redisbudget, where each call is a round trip.
+type pairedBudgets interface {
+	ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, b store.Backoff, now time.Time) (window, backoff store.Decision, err error)
+	GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error
+}
+
 // Reserve takes one attempt from the client address's budget and from the factor's before
 // a code is weighed. A refusal is a *wire.Error a person can act on; the Decision carries
 // the factor's count so the caller can tell when a failure locked it.
 func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time) (store.Decision, error) {
-	if ip != "" {
-		d, err := l.b.ReserveWindow(ctx, "ip:"+ip, now, l.p.IP)
-		if err != nil {
-			return d, unavailable(err)
-		}
-		if !d.Allowed {
-			return d, tooMany(d.RetryAfter, "Too many failed attempts from your network.")
-		}
+	var w, d store.Decision
+	var err error
+	if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
+		w, d, err = pb.ReservePair(ctx, "ip:"+ip, l.p.IP, "f:"+factor, l.p.Factor, now)
+	} else {
+		w, d, err = l.reserve(ctx, factor, ip, now)
 	}
-	d, err := l.b.ReserveBackoff(ctx, "f:"+factor, now, l.p.Factor)
-	if err != nil {
+	switch {
+	case err != nil:
 		return d, unavailable(err)
+	case !w.Allowed:
+		return w, tooMany(w.RetryAfter, "Too many failed attempts from your network.")
+	case d.Locked:
+		return d, wire.NewError(wire.CodeFactorLocked, "Too many wrong codes: this is locked to protect your account. Sign in with a recovery code, or ask the app's support to reset your second factor.")
+	case !d.Allowed:
+		return d, tooMany(d.RetryAfter, "Too many wrong codes.")
 	}
-	if d.Allowed {
-		return d, nil
-	}
+	return d, nil
+}
+
+// reserve is Reserve in one call per budget. Without an address, the window allows.
+func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time) (window, backoff store.Decision, err error) {
+	window.Allowed = true
 	if ip != "" {
-		// The address's attempt was never weighed.
-		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
-			return d, unavailable(err)
+		if window, err = l.b.ReserveWindow(ctx, "ip:"+ip, now, l.p.IP); err != nil || !window.Allowed {
+			return window, backoff, err
 		}
 	}
-	if d.Locked {
-		return d, wire.NewError(wire.CodeFactorLocked, "Too many wrong codes: this is locked to protect your account. Sign in with a recovery code, or ask the app's support to reset your second factor.")
+	if backoff, err = l.b.ReserveBackoff(ctx, "f:"+factor, now, l.p.Factor); err != nil || backoff.Allowed || ip == "" {
+		return window, backoff, err
 	}
-	return d, tooMany(d.RetryAfter, "Too many wrong codes.")
+	// The address's attempt was never weighed.
+	return window, backoff, l.b.RefundAttempt(ctx, "ip:"+ip)
 }
 
 // Passed records a success: the factor's failures are forgotten, and those of unlocks when
 // it names another factor (a recovery code also lifts the authenticators' lock), and the
 // address's attempt is given back.
 func (l *Limiter) Passed(ctx context.Context, factor, ip, unlocks string) error {
-	err := l.b.ResetAttempts(ctx, "f:"+factor)
-	if err == nil && unlocks != "" {
-		err = l.b.ResetAttempts(ctx, "f:"+unlocks)
+	resets := []string{"f:" + factor}
+	if unlocks != "" {
+		resets = append(resets, "f:"+unlocks)
 	}
-	if err == nil && ip != "" {
-		err = l.b.RefundAttempt(ctx, "ip:"+ip)
+	var err error
+	if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
+		err = pb.GiveBack(ctx, "ip:"+ip, resets...)
+	} else {
+		for _, k := range resets {
+			if err = l.b.ResetAttempts(ctx, k); err != nil {
+				break
+			}
+		}
+		if err == nil && ip != "" {
+			err = l.b.RefundAttempt(ctx, "ip:"+ip)
+		}
 	}
 	if err != nil {
 		return unavailable(err)

@@ -3,12 +3,19 @@ package limit_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/limit"
+	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
 )
 
 // down is a budget store that cannot be reached.
@@ -43,4 +50,80 @@ func TestLimiter_BudgetStoreDown_UnavailableAndCauseKept(t *testing.T) {
 			t.Errorf("%s: %v: want errors.Is both ErrUnavailable and the cause", name, err)
 		}
 	}
+}
+
+// The limiter answers the same whichever store keeps its budgets, and whether the store
+// takes a reservation in one call (Redis: ReservePair, GiveBack) or in three: one script
+// of attempts, played against SQLite, Redis, and Redis called one budget at a time.
+func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
+	ctx := t.Context()
+	sq, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	url, prefix := pgtest.RedisAddr(t)
+	rb, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	url, prefix = pgtest.RedisAddr(t)
+	rb1, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb1.Close()
+	oneAtATime := struct{ store.AttemptStore }{rb1} // hides ReservePair and GiveBack
+
+	policy := limit.Policy{
+		Factor: store.Backoff{Free: 2, Base: 10 * time.Second, Max: time.Minute, LockAfter: 4},
+		IP:     store.Window{Limit: 3, Period: time.Minute},
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at                  time.Duration
+		factor, ip, unlocks string
+		passed              bool // a success instead of a reservation
+	}{
+		{0, "f", "A", "", false},
+		{0, "f", "A", "", false}, // the second starts a back-off
+		{0, "f", "A", "", false}, // refused by it; A's attempt given back
+		{0, "g", "A", "", false},
+		{time.Second, "g", "A", "", false}, // A's window is full
+		{11 * time.Second, "f", "B", "", false},
+		{32 * time.Second, "f", "C", "", false}, // the fourth locks f
+		{33 * time.Second, "f", "C", "", false},
+		{34 * time.Second, "f", "C", "g", true}, // forgets f's failures and g's
+		{35 * time.Second, "f", "C", "", false},
+		{35 * time.Second, "g", "D", "", false},
+		{36 * time.Second, "h", "", "", false},
+	}
+	transcript := func(b store.AttemptStore) []string {
+		l := limit.New(b, policy)
+		var out []string
+		for _, s := range steps {
+			if s.passed {
+				out = append(out, fmt.Sprint("passed ", l.Passed(ctx, s.factor, s.ip, s.unlocks)))
+				continue
+			}
+			d, err := l.Reserve(ctx, s.factor, s.ip, t0.Add(s.at))
+			code := "ok"
+			var we *wire.Error
+			if errors.As(err, &we) {
+				code = fmt.Sprint(we.Code, " ", we.RetryAfter)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s count %d locked %v", code, d.Count, d.Locked))
+		}
+		return out
+	}
+	want := transcript(sq)
+	for name, b := range map[string]store.AttemptStore{"redis": rb, "redis one budget at a time": oneAtATime} {
+		if got := transcript(b); !slices.Equal(got, want) {
+			t.Errorf("%s answers\n%s\nwhere SQLite answers\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	t.Logf("SQLite answers\n%s", strings.Join(want, "\n"))
 }

@@ -101,81 +101,163 @@ local function delay(n, free, base, cap)
 end
 `
 
-// reserveBackoff: KEYS[1]; ARGV now, free, base, max, lockAfter (ms or counts), idle ms.
-// Returns {allowed, count, locked, blocked_until}.
-var reserveBackoff = redis.NewScript(delayLua + `
-local now, free, base, cap, lock, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local count = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-local blocked = tonumber(redis.call('HGET', KEYS[1], 'b') or '0')
-if exists then
-  if count >= lock then return {0, count, 1, blocked} end
-  if blocked > now then return {0, count, 0, blocked} end
-end
-count = count + 1
-local d = delay(count, free, base, cap)
-blocked = 0
-if d > 0 then blocked = now + d end
-redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'b', string.format('%d', blocked))
-if count >= lock then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', d + idle))
-end
-return {1, count, 0, blocked}
-`)
-
-// reserveWindow: KEYS[1]; ARGV now, period ms, limit. Returns {allowed, count, start}.
-var reserveWindow = redis.NewScript(`
-local now, period, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local count = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-local start = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')
-if not exists or start + period <= now then
-  count, start = 1, now
-elseif count < limit then
+// backoffLua reserves one attempt of a back-off budget: key; now, free, base, max,
+// lockAfter (ms or counts), idle ms. It returns {allowed, count, locked, blocked_until}.
+const backoffLua = delayLua + `
+local function backoff(key, now, free, base, cap, lock, idle)
+  local exists = redis.call('EXISTS', key) == 1
+  local count = tonumber(redis.call('HGET', key, 'n') or '0')
+  local blocked = tonumber(redis.call('HGET', key, 'b') or '0')
+  if exists then
+    if count >= lock then return {0, count, 1, blocked} end
+    if blocked > now then return {0, count, 0, blocked} end
+  end
   count = count + 1
-else
-  return {0, count, start}
+  local d = delay(count, free, base, cap)
+  blocked = 0
+  if d > 0 then blocked = now + d end
+  redis.call('HSET', key, 'n', string.format('%d', count), 'b', string.format('%d', blocked))
+  if count >= lock then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIRE', key, string.format('%d', d + idle))
+  end
+  return {1, count, 0, blocked}
 end
-redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'w', string.format('%d', start))
-redis.call('PEXPIRE', KEYS[1], string.format('%d', start + period - now))
-return {1, count, start}
-`)
+`
 
-// refund: KEYS[1]. Gives one back if there is one; never creates the key.
-var refund = redis.NewScript(`
-if tonumber(redis.call('HGET', KEYS[1], 'n') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[1], 'n', -1)
+// windowLua reserves one attempt of a window budget: key; now, period ms, limit. It
+// returns {allowed, count, start}.
+const windowLua = `
+local function window(key, now, period, limit)
+  local exists = redis.call('EXISTS', key) == 1
+  local count = tonumber(redis.call('HGET', key, 'n') or '0')
+  local start = tonumber(redis.call('HGET', key, 'w') or '0')
+  if not exists or start + period <= now then
+    count, start = 1, now
+  elseif count < limit then
+    count = count + 1
+  else
+    return {0, count, start}
+  end
+  redis.call('HSET', key, 'n', string.format('%d', count), 'w', string.format('%d', start))
+  redis.call('PEXPIRE', key, string.format('%d', start + period - now))
+  return {1, count, start}
 end
+`
+
+// refundLua gives one attempt of key back if there is one; it never creates the key.
+const refundLua = `
+local function refund(key)
+  if tonumber(redis.call('HGET', key, 'n') or '0') > 0 then
+    redis.call('HINCRBY', key, 'n', -1)
+  end
+end
+`
+
+var (
+	// reserveBackoff: KEYS[1]; ARGV as backoff's.
+	reserveBackoff = redis.NewScript(backoffLua + `
+return backoff(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+`)
+	// reserveWindow: KEYS[1]; ARGV as window's.
+	reserveWindow = redis.NewScript(windowLua + `
+return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+`)
+	// refund: KEYS[1].
+	refund = redis.NewScript(refundLua + `
+refund(KEYS[1])
 return 0
 `)
+	// reservePair: KEYS window key, back-off key; ARGV window's, then back-off's after now.
+	// The back-off is reserved only if the window allowed the attempt, and when it refuses,
+	// the window's attempt is given back: what Limiter.Reserve does in three calls.
+	// Returns window's reply, then back-off's ({0, 0, 0, 0} when not asked).
+	reservePair = redis.NewScript(windowLua + backoffLua + refundLua + `
+local now = tonumber(ARGV[1])
+local w = window(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+if w[1] == 0 then return {w[1], w[2], w[3], 0, 0, 0, 0} end
+local b = backoff(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
+if b[1] == 0 then refund(KEYS[1]) end
+return {w[1], w[2], w[3], b[1], b[2], b[3], b[4]}
+`)
+	// giveBack: KEYS the key to refund, then the keys to reset.
+	giveBack = redis.NewScript(refundLua + `
+refund(KEYS[1])
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 0
+`)
+)
 
 func (b *Budgets) ReserveBackoff(ctx context.Context, key string, now time.Time, p store.Backoff) (store.Decision, error) {
-	r, err := run(ctx, b.c, reserveBackoff, b.prefix+key, now.UnixMilli(), p.Free, p.Base.Milliseconds(), p.Max.Milliseconds(), p.LockAfter, b.idle.Milliseconds())
+	r, err := run(ctx, b.c, reserveBackoff, []string{b.prefix + key}, backoffArgs(now, p, b.idle)...)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
 	}
+	return backoffDecision(r, now), nil
+}
+
+func backoffArgs(now time.Time, p store.Backoff, idle time.Duration) []any {
+	return []any{now.UnixMilli(), p.Free, p.Base.Milliseconds(), p.Max.Milliseconds(), p.LockAfter, idle.Milliseconds()}
+}
+
+// backoffDecision reads backoff's reply {allowed, count, locked, blocked_until}.
+func backoffDecision(r []int64, now time.Time) store.Decision {
 	allowed, count, locked, blocked := r[0] == 1, int(r[1]), r[2] == 1, r[3]
 	switch {
 	case allowed:
-		return store.Decision{Allowed: true, Count: count}, nil
+		return store.Decision{Allowed: true, Count: count}
 	case locked:
-		return store.Decision{Count: count, Locked: true}, nil
+		return store.Decision{Count: count, Locked: true}
 	}
-	return store.Decision{Count: count, RetryAfter: time.UnixMilli(blocked).Sub(now)}, nil
+	return store.Decision{Count: count, RetryAfter: time.UnixMilli(blocked).Sub(now)}
 }
 
 func (b *Budgets) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
-	at, period := now.UnixMilli(), w.Period.Milliseconds()
-	r, err := run(ctx, b.c, reserveWindow, b.prefix+key, at, period, w.Limit)
+	r, err := run(ctx, b.c, reserveWindow, []string{b.prefix + key}, now.UnixMilli(), w.Period.Milliseconds(), w.Limit)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve window: %w", b.explain(err))
 	}
+	return windowDecision(r, now, w), nil
+}
+
+// windowDecision reads window's reply {allowed, count, start}.
+func windowDecision(r []int64, now time.Time, w store.Window) store.Decision {
 	if r[0] == 1 {
-		return store.Decision{Allowed: true, Count: int(r[1])}, nil
+		return store.Decision{Allowed: true, Count: int(r[1])}
 	}
-	return store.Decision{Count: int(r[1]), RetryAfter: time.Duration(r[2]+period-at) * time.Millisecond}, nil
+	return store.Decision{Count: int(r[1]), RetryAfter: time.Duration(r[2]+w.Period.Milliseconds()-now.UnixMilli()) * time.Millisecond}
+}
+
+// ReservePair takes an attempt from a window budget and, if it allows it, from a back-off
+// budget, giving the window's back when the back-off refuses: ReserveWindow,
+// ReserveBackoff and RefundAttempt in one round trip. backoff is zero when window refused.
+func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, p store.Backoff, now time.Time) (window, backoff store.Decision, err error) {
+	args := append([]any{now.UnixMilli(), w.Period.Milliseconds(), w.Limit}, backoffArgs(now, p, b.idle)[1:]...)
+	r, err := run(ctx, b.c, reservePair, []string{b.prefix + windowKey, b.prefix + backoffKey}, args...)
+	if err != nil {
+		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
+	}
+	if len(r) != 7 {
+		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(fmt.Errorf("script replied %d values", len(r))))
+	}
+	if window = windowDecision(r[:3], now, w); !window.Allowed {
+		return window, store.Decision{}, nil
+	}
+	return window, backoffDecision(r[3:], now), nil
+}
+
+// GiveBack refunds one attempt of refundKey and resets resetKeys: a success's
+// RefundAttempt and ResetAttempts in one round trip.
+func (b *Budgets) GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error {
+	keys := []string{b.prefix + refundKey}
+	for _, k := range resetKeys {
+		keys = append(keys, b.prefix+k)
+	}
+	if _, err := run(ctx, b.c, giveBack, keys); err != nil {
+		return fmt.Errorf("give back attempt: %w", b.explain(err))
+	}
+	return nil
 }
 
 func (b *Budgets) ResetAttempts(ctx context.Context, key string) error {
@@ -186,7 +268,7 @@ func (b *Budgets) ResetAttempts(ctx context.Context, key string) error {
 }
 
 func (b *Budgets) RefundAttempt(ctx context.Context, key string) error {
-	if _, err := run(ctx, b.c, refund, b.prefix+key); err != nil {
+	if _, err := run(ctx, b.c, refund, []string{b.prefix + key}); err != nil {
 		return fmt.Errorf("refund attempt: %w", b.explain(err))
 	}
 	return nil
@@ -195,13 +277,13 @@ func (b *Budgets) RefundAttempt(ctx context.Context, key string) error {
 // explain names the Redis in an error, so a log line says which one is missing.
 func (b *Budgets) explain(err error) error { return fmt.Errorf("redis at %s: %w", b.where, err) }
 
-// run runs a script on one key and reads its reply as integers.
-func run(ctx context.Context, c *redis.Client, s *redis.Script, key string, args ...any) ([]int64, error) {
-	v, err := s.Run(ctx, c, []string{key}, args...).Result()
+// run runs a script on keys and reads its reply as integers.
+func run(ctx context.Context, c *redis.Client, s *redis.Script, keys []string, args ...any) ([]int64, error) {
+	v, err := s.Run(ctx, c, keys, args...).Result()
 	if err != nil {
 		return nil, err
 	}
-	if n, ok := v.(int64); ok { // refund answers one integer
+	if n, ok := v.(int64); ok { // refund and giveBack answer one integer
 		return []int64{n}, nil
 	}
 	list, ok := v.([]any)
