@@ -437,6 +437,18 @@ func (c *client) export() js.Value {
 			r, err := c.call("POST", "/v1/recovery/verify", code(a))
 			return r.body, err
 		}),
+		"recoveryRegenerate": asyncFunc(func([]js.Value) (any, error) {
+			r, err := c.call("POST", "/v1/recovery/codes", js.Undefined())
+			return r.body, err
+		}),
+		"factorList": asyncFunc(func([]js.Value) (any, error) {
+			r, err := c.call("GET", "/v1/factors", js.Undefined())
+			return r.body, err
+		}),
+		"factorRemove": asyncFunc(func(a []js.Value) (any, error) {
+			_, err := c.call("DELETE", "/v1/factors/"+js.Global().Call("encodeURIComponent", arg(a, 0)).String(), js.Undefined())
+			return nil, err
+		}),
 		"passkeyRegister":     asyncFunc(func(a []js.Value) (any, error) { return c.passkey(true, argv(a, 0)) }),
 		"passkeyAuthenticate": asyncFunc(func(a []js.Value) (any, error) { return c.passkey(false, argv(a, 0)) }),
 		"clock": js.FuncOf(func(js.Value, []js.Value) any {

@@ -19,6 +19,16 @@ export interface Factors {
   recoveryCodesRemaining: number;
 }
 
+/** One of the user's second factors, as GET /v1/factors lists it. */
+export interface FactorInfo {
+  id: string;
+  type: "totp" | "passkey";
+  label: string;
+  createdAt: Date;
+  /** null until it was first used to sign in. */
+  lastUsedAt: Date | null;
+}
+
 /** GET /v1/session. */
 export interface Session {
   user: string;
@@ -153,7 +163,34 @@ export class Twofold {
   readonly recovery = {
     /** Verifies a recovery code; each works once. */
     verify: (code: string): Promise<TokenResult> => wrap(this.#c.recoveryVerify(code), tokenFrom),
+    /**
+     * Gives the user a new set of recovery codes, shown this once; the old set stops working
+     * at once (POST /v1/recovery/codes). Needs a ticket that passed a second factor.
+     */
+    regenerate: (): Promise<string[]> => wrap(this.#c.recoveryRegenerate(), (w: wire.RecoveryCodes) => w.recovery_codes ?? []),
   };
+
+  /** The user's authenticators and passkeys (GET /v1/factors). */
+  listFactors(): Promise<FactorInfo[]> {
+    return wrap(this.#c.factorList(), (w: wire.FactorList) =>
+      (w.factors ?? []).map((f) => ({
+        id: f.id,
+        type: f.type as FactorInfo["type"],
+        label: f.label,
+        createdAt: new Date(f.created_at),
+        lastUsedAt: f.last_used_at ? new Date(f.last_used_at) : null,
+      })),
+    );
+  }
+
+  /**
+   * Removes one factor (DELETE /v1/factors/{id}). Needs a ticket that passed a second
+   * factor; the last factor is never removed ("last_factor"). `factors` changes with the
+   * next session().
+   */
+  removeFactor(id: string): Promise<void> {
+    return wrap(this.#c.factorRemove(id), () => undefined);
+  }
 
   readonly passkeys = {
     /**

@@ -22,6 +22,9 @@ export interface EngineClient {
   totpConfirm(id: string, code: string): Promise<unknown>;
   totpVerify(code: string): Promise<unknown>;
   recoveryVerify(code: string): Promise<unknown>;
+  recoveryRegenerate(): Promise<unknown>;
+  factorList(): Promise<unknown>;
+  factorRemove(id: string): Promise<unknown>;
   passkeyRegister(opts?: { label?: string; signal?: AbortSignal }): Promise<unknown>;
   passkeyAuthenticate(opts?: { discoverable?: boolean; signal?: AbortSignal }): Promise<unknown>;
   clock(): { known: boolean; skew: number; warn: boolean; direction: "" | "ahead" | "behind" };

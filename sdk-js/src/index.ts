@@ -10,6 +10,7 @@ export {
   type LoadOptions,
   type Session,
   type Factors,
+  type FactorInfo,
   type Enrollment,
   type Confirmation,
   type TokenResult,

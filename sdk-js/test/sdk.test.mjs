@@ -124,6 +124,27 @@ test("a CORS refusal reads as origin_not_allowed, a dead network as unavailable"
   await assert.rejects(load(), (e) => e.code === "unavailable");
 });
 
+test("factors are listed and removed, and recovery codes replaced, with the API's refusals kept", async () => {
+  const tf = await load();
+  routes["GET /v1/factors"] = () => [200, { factors: [
+    { id: "totp_abc", type: "totp", label: "Phone", created_at: "2030-01-01T00:00:00Z", last_used_at: "2030-01-02T00:00:00Z" },
+    { id: "pk/1+2", type: "passkey", label: "Laptop", created_at: "2030-01-03T00:00:00Z", last_used_at: null },
+  ] }];
+  assert.deepEqual(await tf.listFactors(), [
+    { id: "totp_abc", type: "totp", label: "Phone", createdAt: new Date("2030-01-01T00:00:00Z"), lastUsedAt: new Date("2030-01-02T00:00:00Z") },
+    { id: "pk/1+2", type: "passkey", label: "Laptop", createdAt: new Date("2030-01-03T00:00:00Z"), lastUsedAt: null },
+  ]);
+  routes["DELETE /v1/factors/pk%2F1%2B2"] = () => [204];
+  assert.equal(await tf.removeFactor("pk/1+2"), undefined);
+  assert.equal(calls.at(-1).headers.Authorization, "Ticket t1");
+  routes["DELETE /v1/factors/totp_abc"] = () => [409, { error: "last_factor", message: "This is your last second factor." }];
+  await assert.rejects(tf.removeFactor("totp_abc"), (e) => e instanceof TwofoldError && e.code === "last_factor" && e.message === "This is your last second factor.");
+  routes["POST /v1/recovery/codes"] = () => [200, { recovery_codes: ["aaaa-bbbb-cccc", "dddd-eeee-ffff"] }];
+  assert.deepEqual(await tf.recovery.regenerate(), ["aaaa-bbbb-cccc", "dddd-eeee-ffff"]);
+  routes["POST /v1/recovery/codes"] = () => [403, { error: "step_up_required", message: "Confirm it's you first." }];
+  await assert.rejects(tf.recovery.regenerate(), (e) => e.code === "step_up_required");
+});
+
 test("API calls map the wire format and reject with the API's code and message", async () => {
   const tf = await load();
   const e = await tf.totp.enroll();

@@ -399,6 +399,28 @@ func TestSDK_Browser(t *testing.T) {
 		if len(evs) != 1 || evs[0].Type != "twofold:token" || strings.Count(evs[0].Token, ".") != 2 {
 			t.Fatalf("events after verifying: %+v", evs)
 		}
+
+		// The same ticket, now past a second factor, manages the user's factors through the
+		// SDK against the real verifier.
+		type managed struct {
+			N       int    `json:"n"`
+			Type    string `json:"type"`
+			Codes   int    `json:"codes"`
+			Refused string `json:"refused"`
+		}
+		got := run(t, ctx, "factor calls", chromedp.Evaluate[managed](`(async () => {
+  const { Twofold } = await import("/sdk/index.js");
+  const q = new URLSearchParams(location.search);
+  const tf = await Twofold.load({ verifier: q.get("v"), ticket: q.get("t") });
+  const list = await tf.listFactors();
+  const codes = await tf.recovery.regenerate();
+  let refused = "";
+  try { await tf.removeFactor(list[0].id); } catch (e) { refused = e.code; }
+  return { n: list.length, type: list[0].type, codes: codes.length, refused };
+})()`, chromedp.EvalAwaitPromise))
+		if got != (managed{N: 1, Type: "totp", Codes: 10, Refused: wire.CodeLastFactor}) {
+			t.Errorf("listFactors, recovery.regenerate and removeFactor of the only factor gave %+v", got)
+		}
 	})
 
 	// refused waits for the component to give up and checks it said origin_not_allowed and

@@ -47,16 +47,11 @@ async function sendToken(token, purpose) {
   }
 }
 
-// verifier calls the verifier from the page, as the SDK does (ticket and Origin).
-async function verifier(method, path) {
-  const res = await fetch(d.verifier + path, { method, headers: { Authorization: "Ticket " + d.ticket } });
-  if (res.status === 204) return {};
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    if (body.error === "invalid_ticket") location.reload(); // the ticket expired: get a new one
-    throw new TwofoldError(body.error || "unavailable", body.message || `The verifier answered ${res.status}.`);
-  }
-  return body;
+// expired reloads the page when the ticket expired (the backend gets a new one), and
+// passes every other error on.
+function expired(e) {
+  if (e.code === "invalid_ticket") location.reload();
+  throw e;
 }
 
 // The second step of signing in: enroll the first time, verify afterwards.
@@ -108,11 +103,11 @@ function newAuthenticator() {
 const kinds = { totp: "Authenticator app", passkey: "Passkey" };
 const when = (t) => (t ? new Date(t).toLocaleString() : "never");
 
-async function loadFactors() {
+async function loadFactors(tf) {
   const rows = $("factor-rows");
   let list;
   try {
-    list = (await verifier("GET", "/v1/factors")).factors;
+    list = await tf.listFactors().catch(expired);
   } catch (e) {
     showError(e.message);
     return;
@@ -123,7 +118,7 @@ async function loadFactors() {
       remove.addEventListener("click", async () => {
         remove.disabled = true;
         try {
-          await verifier("DELETE", "/v1/factors/" + encodeURIComponent(f.id));
+          await tf.removeFactor(f.id).catch(expired);
           showError("");
           location.reload();
         } catch (e) {
@@ -135,8 +130,8 @@ async function loadFactors() {
         "tr",
         { "data-factor": f.id, "data-type": f.type },
         el("td", {}, el("strong", {}, kinds[f.type] || f.type), f.label && f.label !== kinds[f.type] ? " · " + f.label : ""),
-        el("td", {}, when(f.created_at)),
-        el("td", { class: "last-used" }, when(f.last_used_at)),
+        el("td", {}, when(f.createdAt)),
+        el("td", { class: "last-used" }, when(f.lastUsedAt)),
         el("td", {}, remove),
       );
     }),
@@ -151,14 +146,16 @@ function account() {
     $("slot").replaceChildren(v);
     return;
   }
-  loadFactors();
-  // How many recovery codes are left, from the SDK's session.
-  Twofold.load({ verifier: d.verifier, ticket: d.ticket })
-    .then((tf) => {
+  const loaded = Twofold.load({ verifier: d.verifier, ticket: d.ticket });
+  loaded.then(
+    (tf) => {
+      loadFactors(tf);
+      // How many recovery codes are left, from the SDK's session.
       const n = tf.factors.recoveryCodesRemaining;
       $("codes-left").textContent = n === 1 ? "1 unused recovery code left." : `${n} unused recovery codes left.`;
-    })
-    .catch(() => {});
+    },
+    (e) => showError(e.message),
+  );
   const pk = component("twofold-passkey", { mode: "register", label: "Passkey" });
   pk.addEventListener("twofold:passkey", async () => {
     location.reload();
@@ -173,7 +170,7 @@ function account() {
   $("regen").addEventListener("click", async () => {
     $("regen").disabled = true;
     try {
-      const { recovery_codes: codes } = await verifier("POST", "/v1/recovery/codes");
+      const codes = await (await loaded).recovery.regenerate().catch(expired);
       $("code-list").replaceChildren(...codes.map((c) => el("li", {}, c)));
       $("codes").hidden = false;
       $("regen").hidden = true;
