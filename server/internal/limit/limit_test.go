@@ -62,19 +62,17 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sq.Close()
-	url, prefix := pgtest.RedisAddr(t)
-	rb, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
+	redis := func() *redisbudget.Budgets { // under a fresh prefix each
+		url, prefix := pgtest.RedisAddr(t)
+		b, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
 	}
-	defer rb.Close()
-	url, prefix = pgtest.RedisAddr(t)
-	rb1, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb1.Close()
-	oneAtATime := struct{ store.AttemptStore }{rb1} // hides ReservePair and GiveBack
+	rb := redis()
+	oneAtATime := struct{ store.AttemptStore }{redis()} // hides ReservePair and GiveBack
 
 	policy := limit.Policy{
 		Factor: store.Backoff{Free: 2, Base: 10 * time.Second, Max: time.Minute, LockAfter: 4},
