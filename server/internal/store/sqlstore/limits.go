@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -50,19 +51,33 @@ func (t txn) reserve(ctx context.Context, upsert string, args []any, read, key s
 	}
 }
 
-func (t txn) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
+// backoffUpserts memoises backoffUpsert: a policy's statement is the same for every
+// attempt, and building it took a dozen allocations each time.
+var backoffUpserts sync.Map // store.Backoff → string
+
+// backoffUpsert is ReserveBackoff's statement for policy b.
+func backoffUpsert(b store.Backoff) string {
+	if q, ok := backoffUpserts.Load(b); ok {
+		return q.(string)
+	}
 	ladder := backoffLadder(b, "attempts.count + 1")
+	q := `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
+		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
+			blocked_until = CASE WHEN (` + ladder + `) > 0 THEN CAST(? AS BIGINT) + (` + ladder + `) ELSE 0 END
+		WHERE attempts.blocked_until <= ? AND attempts.count < ` + strconv.Itoa(b.LockAfter) + `
+		RETURNING count, blocked_until`
+	backoffUpserts.Store(b, q)
+	return q
+}
+
+func (t txn) ReserveBackoff(ctx context.Context, key string, now time.Time, b store.Backoff) (store.Decision, error) {
 	var firstBlock int64
 	if d := b.Delay(1); d > 0 {
 		firstBlock = ms(now.Add(d))
 	}
 	var count int
 	var blocked int64
-	allowed, err := t.reserve(ctx, `INSERT INTO attempts (key, count, blocked_until) VALUES (?, 1, ?)
-		ON CONFLICT (key) DO UPDATE SET count = attempts.count + 1,
-			blocked_until = CASE WHEN (`+ladder+`) > 0 THEN CAST(? AS BIGINT) + (`+ladder+`) ELSE 0 END
-		WHERE attempts.blocked_until <= ? AND attempts.count < `+strconv.Itoa(b.LockAfter)+`
-		RETURNING count, blocked_until`, []any{key, firstBlock, ms(now), ms(now)},
+	allowed, err := t.reserve(ctx, backoffUpsert(b), []any{key, firstBlock, ms(now), ms(now)},
 		`SELECT count, blocked_until FROM attempts WHERE key = ?`, key, &count, &blocked)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve attempt: %w", err)
