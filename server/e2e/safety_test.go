@@ -146,6 +146,10 @@ func TestBruteForce_PerAddressBudget_StopsSprayingManyAccounts(t *testing.T) {
 	if refused != 2 {
 		t.Fatalf("%d sprayed guesses refused, want 2", refused)
 	}
+	// A correct code from the exhausted address is refused too: it is not weighed.
+	if r := v.ticket("spray-9").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, users[9].Secret, v.Clock.Now())}); r.Status != 429 || r.errCode() != wire.CodeRateLimited {
+		t.Fatalf("a correct code from the exhausted address: %d %s", r.Status, r.Raw)
+	}
 	// Successes are given back to the address's budget: a real user behind it still gets in
 	// once the window has room.
 	v.Clock.Advance(10 * time.Minute)
@@ -325,5 +329,24 @@ func TestRecovery_Regenerate_OldSetDies_SessionMarksRecovery(t *testing.T) {
 	}
 	if r := v.ticket("vic").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: fresh}); r.Status != 200 {
 		t.Fatalf("a new code: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A replayed code is refused and counts against the factor's budget like a wrong one, so
+// resubmitting a code seen over someone's shoulder buys no free guesses.
+func TestBruteForce_ReplaysCount_LikeWrongCodes(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("rita")
+	used := wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}
+	if r := e.call("POST", "/v1/totp/verify", used); r.Status != 200 {
+		t.Fatalf("first use: %d %s", r.Status, r.Raw)
+	}
+	for i := range 5 {
+		if r := e.call("POST", "/v1/totp/verify", used); r.Status != 409 || r.errCode() != wire.CodeCodeAlreadyUsed {
+			t.Fatalf("replay %d: %d %s", i+1, r.Status, r.Raw)
+		}
+	}
+	if r := e.call("POST", "/v1/totp/verify", used); r.Status != 429 || r.errCode() != wire.CodeRateLimited {
+		t.Fatalf("sixth replay, past the five free attempts: %d %s", r.Status, r.Raw)
 	}
 }
