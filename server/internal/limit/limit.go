@@ -101,25 +101,29 @@ func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time)
 // it names another factor (a recovery code also lifts the authenticators' lock), and the
 // address's attempt is given back.
 func (l *Limiter) Passed(ctx context.Context, factor, ip, unlocks string) error {
-	resets := []string{"f:" + factor}
+	factors := []string{factor}
 	if unlocks != "" {
-		resets = append(resets, "f:"+unlocks)
+		factors = append(factors, unlocks)
 	}
-	var err error
 	if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
-		err = pb.GiveBack(ctx, "ip:"+ip, resets...)
-	} else {
-		for _, k := range resets {
-			if err = l.b.ResetAttempts(ctx, k); err != nil {
-				break
-			}
+		keys := make([]string, len(factors))
+		for i, f := range factors {
+			keys[i] = "f:" + f
 		}
-		if err == nil && ip != "" {
-			err = l.b.RefundAttempt(ctx, "ip:"+ip)
+		if err := pb.GiveBack(ctx, "ip:"+ip, keys...); err != nil {
+			return unavailable(err)
+		}
+		return nil
+	}
+	for _, f := range factors {
+		if err := l.Reset(ctx, f); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return unavailable(err)
+	if ip != "" {
+		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
+			return unavailable(err)
+		}
 	}
 	return nil
 }

@@ -19,11 +19,14 @@ const auditLock = 0x7466_6175_6474
 // chainBatch bounds the records one transaction chains.
 const chainBatch = 256
 
-// QueueAudit chains r at once on SQLite, whose writes are serial anyway (a queue would only
-// add writes to its one writer); on PostgreSQL it queues r, so a transaction that records
-// an event takes no lock that all others wait for.
+// queues reports whether audit records are queued and chained later rather than chained
+// in the transaction that records them: only where transactions run side by side
+// (PostgreSQL), which would otherwise all wait on the chain's lock. Where one writer runs
+// them in turn (SQLite's group commit), a queue would only add writes to that writer.
+func (s *DB) queues() bool { return s.gc == nil }
+
 func (t txn) QueueAudit(ctx context.Context, r store.AuditRecord, notify bool) error {
-	if t.s.d.Name != "postgres" {
+	if !t.s.queues() {
 		err := t.x.inTx(ctx, func(w *writeTx) error {
 			head, err := t.s.lockChain(w)
 			if err != nil {
@@ -53,16 +56,13 @@ func boolInt(b bool) int {
 }
 
 func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) (store.AuditRecord, error) {
-	if err := s.chain(ctx); err != nil {
-		return store.AuditRecord{}, fmt.Errorf("append audit: %w", err)
-	}
 	err := s.inTx(ctx, func(w *writeTx) error {
 		head, err := s.lockChain(w)
 		if err != nil {
 			return err
 		}
-		// Records queued since the chain above are chained first, so r comes after them.
-		for n := chainBatch; n == chainBatch; {
+		// Records queued before r are chained first, so r comes after them.
+		for n := chainBatch; s.queues() && n == chainBatch; {
 			if n, err = chainQueued(w, &head); err != nil {
 				return err
 			}
@@ -78,6 +78,9 @@ func (s *DB) AppendAudit(ctx context.Context, r store.AuditRecord, notify bool) 
 // chain moves every queued record into the chain, oldest first, chainBatch per
 // transaction.
 func (s *DB) chain(ctx context.Context) error {
+	if !s.queues() {
+		return nil
+	}
 	var queued bool
 	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_queue)`).Scan(&queued); err != nil || !queued {
 		return err
@@ -143,13 +146,17 @@ func chainQueued(w *writeTx, head *chainHead) (int, error) {
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return 0, err
 	}
-	for _, q := range batch {
+	seqs := make([]int64, len(batch))
+	for i, q := range batch {
 		if err := head.append(w, &q.r, q.notify); err != nil {
 			return 0, err
 		}
-		if _, err := w.exec(`DELETE FROM audit_queue WHERE seq = ?`, q.seq); err != nil {
-			return 0, err
-		}
+		seqs[i] = q.seq
+	}
+	// One statement, not one per record: the chain's lock is held meanwhile. Only
+	// PostgreSQL queues (queues), so its array parameter serves.
+	if _, err := w.exec(`DELETE FROM audit_queue WHERE seq = ANY(?)`, seqs); err != nil {
+		return 0, err
 	}
 	return len(batch), nil
 }
