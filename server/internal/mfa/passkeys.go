@@ -2,6 +2,7 @@ package mfa
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -65,23 +66,15 @@ func (s *Service) party(ctx context.Context, p Principal) (*passkey.RP, passkey.
 }
 
 // policy is the user's own passkey policy, else the app's.
-func (s *Service) policy(ctx context.Context, p Principal) (string, error) {
-	pol, err := s.st.UserPolicy(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return "", fault("policy", err)
-	}
-	if pol == "" {
-		pol = p.App.PasskeyPolicy
-	}
-	return pol, nil
+func policy(p Principal) string {
+	return cmp.Or(p.Account.Policy, p.App.PasskeyPolicy)
 }
 
 // passkeyOnly reports whether TOTP is closed to this user: the policy says passkey_only and
 // the user has a passkey to use instead.
 func (s *Service) passkeyOnly(ctx context.Context, p Principal) (bool, error) {
-	pol, err := s.policy(ctx, p)
-	if err != nil || pol != store.PolicyPasskeyOnly {
-		return false, err
+	if policy(p) != store.PolicyPasskeyOnly {
+		return false, nil
 	}
 	pks, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
@@ -300,5 +293,5 @@ func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy
 	if err := s.st.SetUserPolicy(ctx, app.ID, user, policy); err != nil {
 		return fault("set policy", err)
 	}
-	return s.enforcePasskeyOnly(ctx, Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}})
+	return s.enforcePasskeyOnly(ctx, Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}})
 }

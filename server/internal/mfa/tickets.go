@@ -14,8 +14,11 @@ const ticketPrefix = "tkt_"
 // Principal is who a browser call acts for: one user of one app, through one ticket, from
 // one client.
 type Principal struct {
-	App       store.App
-	Ticket    store.Ticket
+	App    store.App
+	Ticket store.Ticket
+	// Account is the user's TOTP credentials and policy as they were when the request
+	// arrived, read with the ticket.
+	Account   store.Account
 	IP        string
 	UserAgent string
 }
@@ -46,7 +49,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if !strings.HasPrefix(raw, ticketPrefix) || len(raw) > 128 {
 		return Principal{}, errInvalidTicket
 	}
-	t, err := s.st.Ticket(ctx, hash(raw))
+	t, acct, err := s.st.TicketAccount(ctx, hash(raw))
 	if isNotFound(err) {
 		return Principal{}, errInvalidTicket
 	}
@@ -60,7 +63,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if err != nil {
 		return Principal{}, fault("authenticate ticket", err)
 	}
-	return Principal{App: app, Ticket: t}, nil
+	return Principal{App: app, Ticket: t, Account: acct}, nil
 }
 
 // appTTL bounds how long an app row is served from memory. Apps are only ever created,
@@ -89,10 +92,6 @@ func (s *Service) app(ctx context.Context, id string) (store.App, error) {
 
 // Session describes the user behind a ticket.
 func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error) {
-	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return wire.Session{}, fault("session", err)
-	}
 	left, err := s.st.RecoveryCodesLeft(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
 		return wire.Session{}, fault("session", err)
@@ -103,7 +102,7 @@ func (s *Service) Session(ctx context.Context, p Principal) (wire.Session, error
 	}
 	return wire.Session{
 		User:         p.Ticket.User,
-		Factors:      wire.Factors{TOTP: len(creds) > 0, Passkeys: len(passkeys), RecoveryCodesRemaining: left},
+		Factors:      wire.Factors{TOTP: len(p.Account.TOTPs) > 0, Passkeys: len(passkeys), RecoveryCodesRemaining: left},
 		ServerTime:   s.now().Truncate(time.Millisecond),
 		Elevated:     p.Elevated(),
 		Origins:      p.App.Origins,

@@ -142,10 +142,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 // attempt is reserved from the brute-force budgets before the code's outcome counts, in
 // the same transaction.
 func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wire.Token, error) {
-	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return wire.Token{}, fault("verify totp", err)
-	}
+	creds := p.Account.TOTPs
 	// First: under passkey_only the TOTP secrets are gone, and the answer must say why.
 	if only, err := s.passkeyOnly(ctx, p); err != nil || only {
 		return wire.Token{}, cmp.Or(err, error(errPasskeyRequired))

@@ -298,17 +298,80 @@ func (s *DB) CreateTicket(ctx context.Context, t store.Ticket) error {
 	return nil
 }
 
+const ticketColumns = `app_id, user_id, nonce, created_at, expires_at, elevated_at, elevated_by`
+
+// ticketScan is a ticket's half of a row: dest to scan its columns into, and done to call
+// once they are in.
+type ticketScan struct {
+	t                          store.Ticket
+	created, expires, elevated int64
+}
+
+func (ts *ticketScan) dest() []any {
+	return []any{&ts.t.AppID, &ts.t.User, &ts.t.Nonce, &ts.created, &ts.expires, &ts.elevated, &ts.t.ElevatedBy}
+}
+
+func (ts *ticketScan) done(hash []byte) store.Ticket {
+	ts.t.Hash = hash
+	ts.t.CreatedAt, ts.t.ExpiresAt, ts.t.ElevatedAt = fromMS(ts.created), fromMS(ts.expires), fromMS(ts.elevated)
+	return ts.t
+}
+
 func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
-	t := store.Ticket{Hash: hash}
-	var created, expires, elevated int64
-	err := s.queryRow(ctx, `SELECT app_id, user_id, nonce, created_at, expires_at, elevated_at, elevated_by FROM tickets WHERE hash = ?`, hash).
-		Scan(&t.AppID, &t.User, &t.Nonce, &created, &expires, &elevated, &t.ElevatedBy)
-	if err != nil {
+	var ts ticketScan
+	if err := s.queryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE hash = ?`, hash).Scan(ts.dest()...); err != nil {
 		return store.Ticket{}, notFound(err)
 	}
-	t.CreatedAt, t.ExpiresAt, t.ElevatedAt = fromMS(created), fromMS(expires), fromMS(elevated)
-	return t, nil
+	return ts.done(hash), nil
 }
+
+// TicketAccount joins the ticket to its user's credentials and policy. A user without a
+// confirmed credential joins no row; the ticket and policy are then read on their own.
+func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, store.Account, error) {
+	rows, err := s.query(ctx, `SELECT `+qualified("t", ticketColumns)+`, COALESCE(p.policy, ''), `+qualified("c", totpColumns)+`
+		FROM tickets t
+		JOIN totp_credentials c ON c.app_id = t.app_id AND c.user_id = t.user_id AND c.confirmed = 1
+		LEFT JOIN user_policies p ON p.app_id = t.app_id AND p.user_id = t.user_id
+		WHERE t.hash = ? ORDER BY c.created_at, c.id`, hash)
+	if err != nil {
+		return store.Ticket{}, store.Account{}, err
+	}
+	defer rows.Close()
+	var ts ticketScan
+	var a store.Account
+	head := append(ts.dest(), &a.Policy)
+	for rows.Next() {
+		c, err := scanTOTP(scanFunc(func(dest ...any) error { return rows.Scan(append(head, dest...)...) }))
+		if err != nil {
+			return store.Ticket{}, store.Account{}, err
+		}
+		a.TOTPs = append(a.TOTPs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Ticket{}, store.Account{}, err
+	}
+	if len(a.TOTPs) > 0 {
+		return ts.done(hash), a, nil
+	}
+	t, err := s.Ticket(ctx, hash)
+	if err != nil {
+		return store.Ticket{}, store.Account{}, err
+	}
+	if a.Policy, err = s.UserPolicy(ctx, t.AppID, t.User); err != nil {
+		return store.Ticket{}, store.Account{}, err
+	}
+	return t, a, nil
+}
+
+// qualified prefixes each of a comma-separated list of columns with table's alias.
+func qualified(alias, columns string) string {
+	return alias + "." + strings.ReplaceAll(columns, ", ", ", "+alias+".")
+}
+
+// scanFunc lets a function stand where a row is scanned.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 func (t txn) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error {
 	_, err := t.x.exec(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)

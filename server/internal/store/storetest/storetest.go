@@ -54,6 +54,7 @@ var tests = []contractCase{
 	{"CreateTOTP_Pending_RoundTripsEveryField", testTOTPRoundTrip},
 	{"TOTP_Unknown_ErrNotFound", testTOTPUnknown},
 	{"TOTPsOfUser_ListsOnlyConfirmedOfThatAppAndUser", testTOTPsOfUser},
+	{"TicketAccount_SameAsTicketTOTPsAndPolicyRead", testTicketAccount},
 	{"ConfirmTOTP_NoPendingEnrollment_ErrNotFound", testConfirmRefused},
 	{"ConfirmTOTP_Pending_ConfirmsWithStep", testConfirmSetsStep},
 	{"ConfirmTOTP_Twice_SecondErrNotFound", testConfirmTwice},
@@ -434,6 +435,63 @@ func testTOTPsOfUser(t *testing.T, s store.Store) {
 			t.Errorf("TOTPsOfUser record differs from TOTP:\n%s", d)
 		}
 	}
+}
+
+func testTicketAccount(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	confirmed(t, s, "alice-2", "shop", "alice", 20)
+	confirmed(t, s, "alice-1", "shop", "alice", 10)
+	must(t, s.CreateTOTP(ctx, newPending("alice-pending", "shop", "alice")))
+	must(t, s.CreateTOTP(ctx, newPending("carol-pending", "shop", "carol")))
+	confirmed(t, s, "alice-other-app", "blog", "alice", 10)
+	confirmed(t, s, "bob-1", "shop", "bob", 10)
+	must(t, s.SetUserPolicy(ctx, "shop", "bob", store.PolicyPasskeyOnly))
+	must(t, s.SetUserPolicy(ctx, "shop", "dave", store.PolicyTOTPFallback))
+	must(t, s.SetUserPolicy(ctx, "blog", "alice", store.PolicyPasskeyOnly))
+
+	for _, tc := range []struct {
+		name, app, user string
+		wantIDs         []string
+	}{
+		{"two credentials, a pending one, no policy", "shop", "alice", []string{"alice-1", "alice-2"}},
+		{"one credential and a policy", "shop", "bob", []string{"bob-1"}},
+		{"only a pending enrollment", "shop", "carol", nil},
+		{"no credential, a policy", "shop", "dave", nil},
+		{"the same user in another app", "blog", "alice", []string{"alice-other-app"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := newTicket("tk-" + tc.app + "-" + tc.user)
+			tk.AppID, tk.User = tc.app, tc.user
+			must(t, s.CreateTicket(ctx, tk))
+			gotTicket, got, err := s.TicketAccount(ctx, tk.Hash)
+			must(t, err)
+			if d := diffTicket(gotTicket, tk); d != "" {
+				t.Error(d)
+			}
+			wantTOTPs, err := s.TOTPsOfUser(ctx, tc.app, tc.user)
+			must(t, err)
+			wantPolicy, err := s.UserPolicy(ctx, tc.app, tc.user)
+			must(t, err)
+			if got.Policy != wantPolicy {
+				t.Errorf("Policy = %q, want %q", got.Policy, wantPolicy)
+			}
+			var ids []string
+			for i, c := range got.TOTPs {
+				ids = append(ids, c.ID)
+				if i < len(wantTOTPs) {
+					if d := diffTOTP(c, wantTOTPs[i]); d != "" {
+						t.Errorf("credential %d differs from TOTPsOfUser's:\n%s", i, d)
+					}
+				}
+			}
+			if !slices.Equal(ids, tc.wantIDs) {
+				t.Errorf("TOTPs = %v, want %v", ids, tc.wantIDs)
+			}
+		})
+	}
+
+	_, _, err := s.TicketAccount(ctx, []byte("unknown"))
+	wantNotFound(t, "TicketAccount(unknown)", err)
 }
 
 func testConfirmRefused(t *testing.T, s store.Store) {
