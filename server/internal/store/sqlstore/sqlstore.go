@@ -328,11 +328,7 @@ func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 // TicketAccount joins the ticket to its user's credentials and policy. A user without a
 // confirmed credential joins no row; the ticket and policy are then read on their own.
 func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, store.Account, error) {
-	rows, err := s.query(ctx, `SELECT `+qualified("t", ticketColumns)+`, COALESCE(p.policy, ''), `+qualified("c", totpColumns)+`
-		FROM tickets t
-		JOIN totp_credentials c ON c.app_id = t.app_id AND c.user_id = t.user_id AND c.confirmed = 1
-		LEFT JOIN user_policies p ON p.app_id = t.app_id AND p.user_id = t.user_id
-		WHERE t.hash = ? ORDER BY c.created_at, c.id`, hash)
+	rows, err := s.query(ctx, ticketAccountQuery, hash)
 	if err != nil {
 		return store.Ticket{}, store.Account{}, err
 	}
@@ -362,6 +358,12 @@ func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, stor
 	}
 	return t, a, nil
 }
+
+var ticketAccountQuery = `SELECT ` + qualified("t", ticketColumns) + `, COALESCE(p.policy, ''), ` + qualified("c", totpColumns) + `
+	FROM tickets t
+	JOIN totp_credentials c ON c.app_id = t.app_id AND c.user_id = t.user_id AND c.confirmed = 1
+	LEFT JOIN user_policies p ON p.app_id = t.app_id AND p.user_id = t.user_id
+	WHERE t.hash = ? ORDER BY c.created_at, c.id`
 
 // qualified prefixes each of a comma-separated list of columns with table's alias.
 func qualified(alias, columns string) string {
