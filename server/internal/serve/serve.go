@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -236,29 +235,6 @@ func (c *Config) KeySource() (seal.KeySource, error) {
 	return seal.FileSource{Path: filepath.Join(c.DataDir, MasterKeyFile)}, nil
 }
 
-// sqliteMinProcs is how many Ps (GOMAXPROCS) a verifier on SQLite runs with at least.
-//
-// The pure-Go SQLite takes its WAL-index locks with fcntl. A goroutine that loses its P
-// during that syscall while holding a read-mark lock waits in Go's run queue behind the
-// request handlers, and every connection that needs the lock, the one writer's next BEGIN
-// included, sleeps in SQLite's back-off meanwhile: 15–25 ms stalls, two or three a second
-// under load, which made most of the p99. With Ps to spare, a goroutine leaving a syscall
-// finds an idle P and the kernel schedules it. Measured on 2 cores: p99 at 70 % of peak
-// 22 ms with 2 Ps, 22 ms with 4, 11 ms with 8, 10 ms with 16, for about 10 % more CPU per
-// verification (README, Benchmarks).
-const sqliteMinProcs = 16
-
-// raiseProcs raises GOMAXPROCS to sqliteMinProcs unless the environment sets it.
-func raiseProcs(log *slog.Logger) {
-	if _, set := os.LookupEnv("GOMAXPROCS"); set {
-		return
-	}
-	if n := runtime.GOMAXPROCS(0); n < sqliteMinProcs {
-		runtime.GOMAXPROCS(sqliteMinProcs)
-		log.Info("raised GOMAXPROCS for SQLite's locks", "from", n, "to", sqliteMinProcs)
-	}
-}
-
 // Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
 // ready, if not nil, receives the bound address once the listener is open.
 func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
@@ -284,9 +260,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
-	if cfg.Store == "" {
-		raiseProcs(cfg.Logger)
-	}
+	tuneRuntime(cfg.Store == "", cfg.Logger)
 	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
 	if env.Budgets != nil {
 		// Serve even when Redis is down: verifications fail closed and /readyz says why
