@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 type memTrail struct {
 	store.AuditStore
 	recs []store.AuditRecord
+	read int // records handed out by AuditRecords
 }
 
 func (m *memTrail) AppendAudit(_ context.Context, r store.AuditRecord, _ bool) (store.AuditRecord, error) {
@@ -29,8 +31,14 @@ func (m *memTrail) AppendAudit(_ context.Context, r store.AuditRecord, _ bool) (
 }
 
 func (m *memTrail) AuditRecords(_ context.Context, f store.AuditFilter, fn func(store.AuditRecord) error) error {
-	for _, r := range m.recs {
+	recs := slices.Clone(m.recs)
+	if f.Newest > 0 {
+		slices.Reverse(recs)
+		recs = recs[:min(f.Newest, len(recs))]
+	}
+	for _, r := range recs {
 		if r.ID > f.AfterID {
+			m.read++
 			if err := fn(r); err != nil {
 				return err
 			}
@@ -101,6 +109,24 @@ func TestWriter_CheckpointsNewRecordsAndHeartbeats(t *testing.T) {
 	other := &Writer{Store: m, Signer: edKey{priv}, Now: clk.Now}
 	if wrote, _ := other.Tick(ctx); wrote {
 		t.Fatal("a second instance checkpointed a trail that ends in a checkpoint")
+	}
+}
+
+func TestWriter_LongTrail_ReadsOnlyItsLastRecord(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	m, clk := &memTrail{}, &fakeClock{time.Unix(2e9, 0)}
+	w := &Writer{Store: m, Signer: edKey{priv}, Now: clk.Now}
+	for range 1000 {
+		event(m, clk, "a")
+	}
+	if wrote, err := w.Tick(t.Context()); err != nil || !wrote {
+		t.Fatalf("Tick: wrote %v, err %v", wrote, err)
+	}
+	if m.read != 1 {
+		t.Errorf("Tick read %d records of a trail of 1000, want 1", m.read)
+	}
+	if c, err := parseClaim(m.recs[len(m.recs)-1].Detail); err != nil || c.ID != 1000 {
+		t.Errorf("checkpoint covers record %d (err %v), want the last one, 1000", c.ID, err)
 	}
 }
 
