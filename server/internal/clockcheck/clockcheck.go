@@ -64,8 +64,12 @@ type sample struct {
 type Estimator struct {
 	cfg Config
 
-	mu      sync.Mutex
-	samples []sample // oldest first
+	mu sync.Mutex
+	// samples is a ring of the last MaxSamples accepted codes; next is where the next one
+	// goes. (Dropping the oldest from the front of a slice moved 4,096 samples under the
+	// lock on every verification: 3 % of the verifier's CPU under load.)
+	samples []sample
+	next    int
 	ntp     *NTPResult
 }
 
@@ -78,10 +82,12 @@ func (e *Estimator) ObserveStep(offset int) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.samples = append(e.samples, sample{now, offset})
-	if len(e.samples) > e.cfg.MaxSamples {
-		e.samples = slices.Delete(e.samples, 0, len(e.samples)-e.cfg.MaxSamples)
+	if len(e.samples) < e.cfg.MaxSamples {
+		e.samples = append(e.samples, sample{now, offset})
+	} else {
+		e.samples[e.next] = sample{now, offset}
 	}
+	e.next = (e.next + 1) % e.cfg.MaxSamples
 }
 
 // Estimate is what the accepted codes say about the verifier's clock.

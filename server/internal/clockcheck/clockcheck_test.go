@@ -71,13 +71,19 @@ func TestEstimate_OldCodesAgeOut(t *testing.T) {
 	}
 }
 
-func TestEstimate_BoundedMemory(t *testing.T) {
+func TestEstimate_BoundedMemory_KeepsTheNewest(t *testing.T) {
 	e := New(Config{MaxSamples: 100})
 	for range 1000 {
-		e.ObserveStep(0)
+		e.ObserveStep(1)
+	}
+	for range 150 {
+		e.ObserveStep(-1)
 	}
 	if n := len(e.samples); n != 100 {
 		t.Fatalf("%d samples kept", n)
+	}
+	if est := e.Estimate(); est.Samples != 100 || est.Steps != -1 {
+		t.Fatalf("estimate %+v, want the 100 newest samples, all -1", est)
 	}
 }
 
