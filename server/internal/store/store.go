@@ -52,8 +52,7 @@ type Ticket struct {
 	ElevatedBy string
 }
 
-// Account is what a request with a ticket usually needs to know of its user, read with the
-// ticket at one instant.
+// Account is what a request with a ticket usually needs to know of its user.
 type Account struct {
 	TOTPs  []TOTPCredential // confirmed, oldest first, as TOTPsOfUser lists them
 	Policy string           // the user's own passkey policy, "" when the app's applies

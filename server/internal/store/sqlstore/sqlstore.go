@@ -325,8 +325,9 @@ func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 	return ts.done(hash), nil
 }
 
-// TicketAccount joins the ticket to its user's credentials and policy. A user without a
-// confirmed credential joins no row; the ticket and policy are then read on their own.
+// TicketAccount joins the ticket to its user's credentials and policy in one statement. A
+// user without a confirmed credential joins no row; the ticket and policy are then read
+// one after the other.
 func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, store.Account, error) {
 	rows, err := s.query(ctx, ticketAccountQuery, hash)
 	if err != nil {
