@@ -27,8 +27,8 @@ const memoryLimit = 80 << 20
 // included, sleeps in SQLite's back-off meanwhile: 15–25 ms stalls, two or three a second
 // under load, which made most of the p99. With Ps to spare, a goroutine leaving a syscall
 // finds an idle P and the kernel schedules it. Measured on 2 cores: p99 at 70 % of peak
-// 22 ms with 2 Ps, 22 ms with 4, 11 ms with 8, 10 ms with 16, for about 10 % more CPU per
-// verification.
+// 22 ms with 2 Ps, 22 ms with 4, 11 ms with 8, 10–11 ms with 16 and 12–13 ms with 32, for
+// about 10 % more CPU per verification than with 2.
 const sqliteMinProcs = 16
 
 // tuneRuntime sets the garbage collector's pace and memory limit and, on SQLite, the number
