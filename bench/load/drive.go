@@ -136,8 +136,46 @@ type Result struct {
 	MaxLag time.Duration
 	// Latencies in microseconds of every counted request, and of successes alone.
 	Lat, LatOK []uint32
+	// Windows is an open-loop drive's latency over time, a tenth of a second at a time by
+	// scheduled start: a stall shows as a run of slow windows, queueing as slow windows
+	// everywhere.
+	Windows []Window
 	// FirstError is an example of the unexpected, for the report.
 	FirstError string
+}
+
+// Window is one tenth of a second of an open-loop drive: the requests scheduled to start
+// in it, and how long they took.
+type Window struct {
+	StartMS  int     `json:"start_ms"` // from the counted window's start
+	Requests int     `json:"requests"`
+	P50MS    float64 `json:"p50_ms"`
+	MaxMS    float64 `json:"max_ms"`
+}
+
+// windowMS is how long a Window is.
+const windowMS = 100
+
+// windows groups latencies (µs) by their requests' scheduled starts (ms into the counted
+// window).
+func windows(startMS, lat []uint32) []Window {
+	var byWindow [][]uint32
+	for i, at := range startMS {
+		w := int(at / windowMS)
+		for len(byWindow) <= w {
+			byWindow = append(byWindow, nil)
+		}
+		byWindow[w] = append(byWindow[w], lat[i])
+	}
+	out := make([]Window, len(byWindow))
+	for i, l := range byWindow {
+		out[i] = Window{StartMS: i * windowMS, Requests: len(l)}
+		if len(l) > 0 {
+			Sort(l)
+			out[i].P50MS, out[i].MaxMS = Quantile(l, 0.5), Quantile(l, 1)
+		}
+	}
+	return out
 }
 
 // PerSecond returns n per second of the counted window.
@@ -155,6 +193,7 @@ type worker struct {
 	rng    *rand.Rand
 	lat    []uint32
 	latOK  []uint32
+	due    []uint32 // open loop: each counted request's scheduled start, ms into the window
 	res    Result
 	cursor *atomic.Uint64
 	fcur   *atomic.Uint64
@@ -220,6 +259,7 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 	}
 	wg.Wait()
 	res := Result{Elapsed: cfg.Measure}
+	var due []uint32
 	for _, w := range workers {
 		r := &w.res
 		res.OK += r.OK
@@ -237,10 +277,14 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 			res.Sent[k] += r.Sent[k]
 		}
 		res.Lat = append(res.Lat, w.lat...)
+		due = append(due, w.due...)
 		res.LatOK = append(res.LatOK, w.latOK...)
 		if res.FirstError == "" {
 			res.FirstError = r.FirstError
 		}
+	}
+	if cfg.Rate > 0 {
+		res.Windows = windows(due, res.Lat)
 	}
 	for _, c := range clients {
 		c.CloseIdleConnections()
@@ -305,6 +349,7 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 				continue
 			}
 			w.res.MaxLag = max(w.res.MaxLag, t0.Sub(due))
+			w.due = append(w.due, uint32(due.Sub(open).Milliseconds()))
 			t0 = due
 		} else if t1.Before(open) || t1.After(end) {
 			continue

@@ -50,9 +50,11 @@ type Run struct {
 	RateP999MS       float64 `json:"rate_p999_ms,omitempty"`
 	RateMaxLagMS     float64 `json:"rate_max_lag_ms,omitempty"`
 	RateUnexpected   int64   `json:"rate_unexpected,omitempty"`
-	RedisPrefix      string  `json:"redis_prefix,omitempty"`
-	RedisKeysDeleted int64   `json:"redis_keys_deleted,omitempty"`
-	Note             string  `json:"note,omitempty"`
+	// RateWindows is the open-loop drive's latency a tenth of a second at a time.
+	RateWindows      []Window `json:"rate_windows,omitempty"`
+	RedisPrefix      string   `json:"redis_prefix,omitempty"`
+	RedisKeysDeleted int64    `json:"redis_keys_deleted,omitempty"`
+	Note             string   `json:"note,omitempty"`
 
 	// Latency samples (µs) for the chart; not written to results.json.
 	Lat        []uint32 `json:"-"`

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,6 +73,13 @@ func TestLoad_SQLiteSmoke(t *testing.T) {
 	}
 	if r.RateUnexpected != 0 {
 		t.Errorf("open loop: %d unexpected answers", r.RateUnexpected)
+	}
+	var timed int
+	for _, w := range r.RateWindows {
+		timed += w.Requests
+	}
+	if sent := int(math.Round(r.RateSentPerS * r.Seconds)); len(r.RateWindows) == 0 || timed != sent {
+		t.Errorf("open loop: %d windows timing %d requests, want the %d sent", len(r.RateWindows), timed, sent)
 	}
 	if _, err := os.Stat(filepath.Join(out, "latency.svg")); err != nil {
 		t.Error(err)

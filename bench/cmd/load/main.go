@@ -24,6 +24,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -41,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -703,8 +705,14 @@ func openLoopDrive(ctx context.Context, o options, r *load.Run, closed load.Resu
 			r.RSSMB, r.PeakRSSMB = max(r.RSSMB, rss), max(r.PeakRSSMB, peak)
 		}
 	}
+	r.RateWindows = res.Windows
 	logf(o, "%s: open loop: %.0f requests/s sent (%.0f ok/s), p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; unexpected %d, skipped %d",
 		r.Name, r.RateSentPerS, r.RateVerifyOKPerS, r.RateP50MS, r.RateP99MS, r.RateP999MS, r.RateUnexpected, res.Skipped)
+	if len(res.Windows) > 0 {
+		slow := slices.MaxFunc(res.Windows, func(a, b load.Window) int { return cmp.Compare(a.P50MS, b.P50MS) })
+		logf(o, "%s: open loop: slowest 0.1 s at +%.1f s: p50 %.2f ms, max %.2f ms (every 0.1 s: rate_windows in results.json)",
+			r.Name, float64(slow.StartMS)/1000, slow.P50MS, slow.MaxMS)
+	}
 	if r.RateUnexpected > 0 {
 		logf(o, "%s: open loop: first unexpected answer: %s", r.Name, res.FirstError)
 	}
