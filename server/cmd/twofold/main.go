@@ -126,6 +126,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := cfg.Validate(true); err != nil {
 			return usageError{err}
 		}
+		serve.TuneRuntime(cfg)
 		return serve.Run(ctx, cfg, nil)
 	case "apps create":
 		var app mfa.NewApp

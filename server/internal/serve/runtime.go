@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"log/slog"
 	"os"
 	"runtime"
@@ -31,9 +32,12 @@ const memoryLimit = 80 << 20
 // about 10 % more CPU per verification than with 2.
 const sqliteMinProcs = 16
 
-// tuneRuntime sets the garbage collector's pace and memory limit and, on SQLite, the number
-// of Ps, each unless the environment (GOGC, GOMEMLIMIT, GOMAXPROCS) already does.
-func tuneRuntime(sqlite bool, log *slog.Logger) {
+// TuneRuntime sets the garbage collector's pace and memory limit and, for the SQLite store,
+// the number of Ps, each unless the environment (GOGC, GOMEMLIMIT, GOMAXPROCS) already does.
+// It changes the whole process, so the serve command calls it, not Run: tests that run a
+// verifier in their own process keep Go's defaults.
+func TuneRuntime(cfg Config) {
+	sqlite, log := cfg.Store == "", cmp.Or(cfg.Logger, slog.Default())
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}

@@ -37,7 +37,11 @@ func TestTuneRuntime_UnlessTheEnvironmentSaysOtherwise(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(tc.startProcs))
 			defer debug.SetGCPercent(debug.SetGCPercent(100))
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64)) // no limit
-			tuneRuntime(tc.sqlite, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if !tc.sqlite {
+				cfg.Store = "postgres://db.example/twofold"
+			}
+			TuneRuntime(cfg)
 			if got := runtime.GOMAXPROCS(0); got != tc.wantProcs {
 				t.Errorf("GOMAXPROCS = %d, want %d", got, tc.wantProcs)
 			}

@@ -260,7 +260,6 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
-	tuneRuntime(cfg.Store == "", cfg.Logger)
 	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
 	if env.Budgets != nil {
 		// Serve even when Redis is down: verifications fail closed and /readyz says why

@@ -18,6 +18,11 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
 )
 
+// startProcs is GOMAXPROCS as the process started: the CPUs it may use. The serve command
+// raises GOMAXPROCS well past them (serve.TuneRuntime), which should not multiply the
+// readers.
+var startProcs = runtime.GOMAXPROCS(0)
+
 // Open opens (creating if needed) the database file at path and migrates it.
 //
 // Processes that open a new file together can find it locked where SQLite does not call
@@ -55,7 +60,7 @@ func open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	// Readers are kept open: database/sql keeps two idle connections by default, and
 	// under load it closed and reopened the rest for every query, each open re-reading the
 	// schema and re-preparing its statements (a fifth of the verifier's CPU).
-	readers := max(4, 2*runtime.GOMAXPROCS(0))
+	readers := max(4, 2*startProcs)
 	db.SetMaxOpenConns(readers)
 	db.SetMaxIdleConns(readers)
 	// Every write goes through one connection, in group commits: writers on several
