@@ -326,8 +326,8 @@ func (s *DB) Ticket(ctx context.Context, hash []byte) (store.Ticket, error) {
 }
 
 // TicketAccount joins the ticket to its user's credentials and policy in one statement. A
-// user without a confirmed credential joins no row; the ticket and policy are then read
-// one after the other.
+// user without a confirmed credential joins no row; the ticket is then read with its
+// policy alone.
 func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, store.Account, error) {
 	rows, err := s.query(ctx, ticketAccountQuery, hash)
 	if err != nil {
@@ -347,24 +347,27 @@ func (s *DB) TicketAccount(ctx context.Context, hash []byte) (store.Ticket, stor
 	if err := rows.Err(); err != nil {
 		return store.Ticket{}, store.Account{}, err
 	}
-	if len(a.TOTPs) > 0 {
-		return ts.done(hash), a, nil
+	if len(a.TOTPs) == 0 {
+		if err := s.queryRow(ctx, ticketPolicyQuery, hash).Scan(head...); err != nil {
+			return store.Ticket{}, store.Account{}, notFound(err)
+		}
 	}
-	t, err := s.Ticket(ctx, hash)
-	if err != nil {
-		return store.Ticket{}, store.Account{}, err
-	}
-	if a.Policy, err = s.UserPolicy(ctx, t.AppID, t.User); err != nil {
-		return store.Ticket{}, store.Account{}, err
-	}
-	return t, a, nil
+	return ts.done(hash), a, nil
 }
 
-var ticketAccountQuery = `SELECT ` + qualified("t", ticketColumns) + `, COALESCE(p.policy, ''), ` + qualified("c", totpColumns) + `
+// ticketPolicyQuery reads a ticket and its user's policy; ticketAccountQuery adds the
+// user's credentials, a row each.
+var (
+	ticketPolicyQuery = `SELECT ` + qualified("t", ticketColumns) + `, COALESCE(p.policy, '')
+	FROM tickets t
+	LEFT JOIN user_policies p ON p.app_id = t.app_id AND p.user_id = t.user_id
+	WHERE t.hash = ?`
+	ticketAccountQuery = `SELECT ` + qualified("t", ticketColumns) + `, COALESCE(p.policy, ''), ` + qualified("c", totpColumns) + `
 	FROM tickets t
 	JOIN totp_credentials c ON c.app_id = t.app_id AND c.user_id = t.user_id AND c.confirmed = 1
 	LEFT JOIN user_policies p ON p.app_id = t.app_id AND p.user_id = t.user_id
 	WHERE t.hash = ? ORDER BY c.created_at, c.id`
+)
 
 // qualified prefixes each of a comma-separated list of columns with table's alias.
 func qualified(alias, columns string) string {
