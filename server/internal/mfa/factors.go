@@ -10,12 +10,8 @@ import (
 
 // Factors lists the user's second factors.
 func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, error) {
-	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return wire.FactorList{}, fault("list factors", err)
-	}
 	out := wire.FactorList{Factors: []wire.Factor{}}
-	for _, c := range creds {
+	for _, c := range p.Account.TOTPs {
 		out.Factors = append(out.Factors, wire.Factor{ID: c.ID, Type: "totp", Label: c.Label, CreatedAt: c.CreatedAt, LastUsedAt: lastUsed(c.LastUsedAt)})
 	}
 	passkeys, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)

@@ -42,10 +42,7 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.Enr
 	if req.Label == "" {
 		req.Label = "Authenticator app"
 	}
-	existing, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return wire.Enrollment{}, fault("start enrollment", err)
-	}
+	existing := p.Account.TOTPs
 	if len(existing) > 0 && !p.Elevated() {
 		return wire.Enrollment{}, errStepUp
 	}
@@ -106,13 +103,9 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	if err != nil {
 		return wire.Confirmation{}, err
 	}
-	existing, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return wire.Confirmation{}, fault("confirm enrollment", err)
-	}
 	var codes []string
 	var hashes [][]byte
-	if len(existing) == 0 {
+	if len(p.Account.TOTPs) == 0 { // the user's first authenticator: it comes with recovery codes
 		if codes, hashes, err = s.newRecoveryCodes(ctx, p); err != nil {
 			return wire.Confirmation{}, err
 		}
