@@ -1,6 +1,7 @@
 // Package limit owns brute-force policy: how many codes a factor and a client address may
 // try, and what a person is told when they may not. The budgets live in a store (SQL or
-// Redis) and are reserved before a code is weighed, so parallel guesses cannot exceed them.
+// Redis) and are reserved before a code is weighed, so parallel guesses cannot exceed them;
+// inside a transaction that runs alone, checking them is enough, and only a failure counts.
 package limit
 
 import (
@@ -58,13 +59,30 @@ type pairedBudgets interface {
 	GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error
 }
 
+// checkedBudgets is a budget store inside a transaction that runs alone (SQLite's one
+// writer). It can answer a reservation without counting it: nothing can count an attempt
+// between its read and its commit, so an attempt need only be counted if it fails, and a
+// success, the common case, writes nothing to the budgets.
+type checkedBudgets interface {
+	// CheckPair answers as ReservePair would, but counts nothing; an empty windowKey has
+	// no window.
+	CheckPair(ctx context.Context, windowKey string, w store.Window, backoffKey string, b store.Backoff, now time.Time) (window, backoff store.Decision, err error)
+}
+
 // Reserve takes one attempt from the client address's budget and from the factor's before
 // a code is weighed. A refusal is a *wire.Error a person can act on; the Decision carries
-// the factor's count so the caller can tell when a failure locked it.
+// the factor's count so the caller can tell when a failure locked it. Once the code is
+// weighed, call Passed or Failed.
 func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time) (store.Decision, error) {
 	var w, d store.Decision
 	var err error
-	if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
+	if cb, ok := l.b.(checkedBudgets); ok {
+		windowKey := ""
+		if ip != "" {
+			windowKey = "ip:" + ip
+		}
+		w, d, err = cb.CheckPair(ctx, windowKey, l.p.IP, "f:"+factor, l.p.Factor, now)
+	} else if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
 		w, d, err = pb.ReservePair(ctx, "ip:"+ip, l.p.IP, "f:"+factor, l.p.Factor, now)
 	} else {
 		w, d, err = l.reserve(ctx, factor, ip, now)
@@ -97,6 +115,19 @@ func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time)
 	return window, backoff, l.b.RefundAttempt(ctx, "ip:"+ip)
 }
 
+// Failed records that the attempt Reserve let through failed. Reserve counted it already,
+// except in a transaction that runs alone, where it only checked the budgets: it is
+// counted now.
+func (l *Limiter) Failed(ctx context.Context, factor, ip string, now time.Time) error {
+	if _, ok := l.b.(checkedBudgets); !ok {
+		return nil
+	}
+	if _, _, err := l.reserve(ctx, factor, ip, now); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Passed records a success: the factor's failures are forgotten, and those of unlocks when
 // it names another factor (a recovery code also lifts the authenticators' lock), and the
 // address's attempt is given back.
@@ -104,6 +135,9 @@ func (l *Limiter) Passed(ctx context.Context, factor, ip, unlocks string) error 
 	factors := []string{factor}
 	if unlocks != "" {
 		factors = append(factors, unlocks)
+	}
+	if _, ok := l.b.(checkedBudgets); ok {
+		ip = "" // the attempt was never counted
 	}
 	if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
 		keys := make([]string, len(factors))

@@ -53,8 +53,10 @@ func TestLimiter_BudgetStoreDown_UnavailableAndCauseKept(t *testing.T) {
 }
 
 // The limiter answers the same whichever store keeps its budgets, and whether the store
-// takes a reservation in one call (Redis: ReservePair, GiveBack) or in three: one script
-// of attempts, played against SQLite, Redis, and Redis called one budget at a time.
+// takes a reservation in one call (Redis: ReservePair, GiveBack), in three, or checks it
+// and counts only a failure (inside a SQLite transaction, which runs alone): one script of
+// attempts, played against SQLite, SQLite a transaction per attempt, Redis, and Redis
+// called one budget at a time.
 func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 	ctx := t.Context()
 	sq, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits.db"))
@@ -79,11 +81,12 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		IP:     store.Window{Limit: 3, Period: time.Minute},
 	}
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	steps := []struct {
+	type step struct {
 		at                  time.Duration
 		factor, ip, unlocks string
-		passed              bool // a success instead of a reservation
-	}{
+		passed              bool // the attempt succeeds; the others fail
+	}
+	steps := []step{
 		{0, "f", "A", "", false},
 		{0, "f", "A", "", false}, // the second starts a back-off
 		{0, "f", "A", "", false}, // refused by it; A's attempt given back
@@ -92,32 +95,62 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		{11 * time.Second, "f", "B", "", false},
 		{32 * time.Second, "f", "C", "", false}, // the fourth locks f
 		{33 * time.Second, "f", "C", "", false},
-		{34 * time.Second, "f", "C", "g", true}, // forgets f's failures and g's
+		{34 * time.Second, "r", "C", "f", true}, // a recovery code: forgets f's failures too
 		{35 * time.Second, "f", "C", "", false},
 		{35 * time.Second, "g", "D", "", false},
+		{36 * time.Second, "k", "C", "", false}, // the success's attempt was given back: room for this
+		{37 * time.Second, "h", "C", "", false}, // C's window is full
 		{36 * time.Second, "h", "", "", false},
+	}
+	// attempt is one step through l: the reservation, then the outcome if it was let through.
+	attempt := func(l *limit.Limiter, s step) (string, error) {
+		now := t0.Add(s.at)
+		d, err := l.Reserve(ctx, s.factor, s.ip, now)
+		var we *wire.Error
+		switch {
+		case errors.As(err, &we):
+			return fmt.Sprintf("%s %d count %d locked %v", we.Code, we.RetryAfter, d.Count, d.Locked), nil
+		case err != nil:
+			return "", err
+		case s.passed:
+			err = l.Passed(ctx, s.factor, s.ip, s.unlocks)
+		default:
+			err = l.Failed(ctx, s.factor, s.ip, now)
+		}
+		return fmt.Sprintf("ok count %d locked %v", d.Count, d.Locked), err
 	}
 	transcript := func(b store.AttemptStore) []string {
 		l := limit.New(b, policy)
 		var out []string
 		for _, s := range steps {
-			if s.passed {
-				out = append(out, fmt.Sprint("passed ", l.Passed(ctx, s.factor, s.ip, s.unlocks)))
-				continue
-			}
-			d, err := l.Reserve(ctx, s.factor, s.ip, t0.Add(s.at))
-			code := "ok"
-			var we *wire.Error
-			if errors.As(err, &we) {
-				code = fmt.Sprint(we.Code, " ", we.RetryAfter)
-			} else if err != nil {
+			line, err := attempt(l, s)
+			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, fmt.Sprintf("%s count %d locked %v", code, d.Count, d.Locked))
+			out = append(out, line)
 		}
 		return out
 	}
 	want := transcript(sq)
+	inTx, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits-tx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inTx.Close()
+	var got []string
+	for _, s := range steps {
+		err := inTx.Atomically(ctx, func(tx store.Tx) error {
+			line, err := attempt(limit.New(inTx, policy).In(tx), s)
+			got = append(got, line)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("SQLite, a transaction per attempt, answers\n%s\nwhere SQLite answers\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	for name, b := range map[string]store.AttemptStore{"redis": rb, "redis one budget at a time": oneAtATime} {
 		if got := transcript(b); !slices.Equal(got, want) {
 			t.Errorf("%s answers\n%s\nwhere SQLite answers\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))

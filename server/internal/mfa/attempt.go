@@ -56,6 +56,9 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 		var we *wire.Error
 		if errors.As(err, &we) {
 			answer = err
+			if inStore {
+				return lim.Failed(ctx, key, p.IP, now)
+			}
 			return nil
 		}
 		if err != nil {

@@ -124,3 +124,40 @@ func (t txn) RefundAttempt(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// CheckPair is the decision of ReserveWindow on windowKey and then ReserveBackoff on
+// backoffKey, without counting either attempt: the caller counts it (by reserving) only if
+// the code it lets through fails. A transaction that runs alone may do this, as nothing can
+// count an attempt between its read and its commit, and a success then writes nothing to
+// the budgets. An empty windowKey has no window.
+func (t serialTxn) CheckPair(ctx context.Context, windowKey string, w store.Window, backoffKey string, b store.Backoff, now time.Time) (window, backoff store.Decision, err error) {
+	var wCount, bCount int
+	var wStart, bBlocked int64
+	// One row always: a budget without a row is one that never counted an attempt.
+	err = t.x.queryRow(ctx, `SELECT COALESCE(w.count, 0), COALESCE(w.window_start, 0), COALESCE(b.count, 0), COALESCE(b.blocked_until, 0)
+		FROM (SELECT 1) AS one
+		LEFT JOIN attempts w ON w.key = ?
+		LEFT JOIN attempts b ON b.key = ?`, windowKey, backoffKey).Scan(&wCount, &wStart, &bCount, &bBlocked)
+	if err != nil {
+		return window, backoff, fmt.Errorf("check attempts: %w", err)
+	}
+	// The conditions are those of the upserts' WHERE clauses, and the counts what they return.
+	at := ms(now)
+	switch period := w.Period.Milliseconds(); {
+	case windowKey == "" || wStart+period <= at:
+		window = store.Decision{Allowed: true, Count: 1}
+	case wCount < w.Limit:
+		window = store.Decision{Allowed: true, Count: wCount + 1}
+	default:
+		return store.Decision{Count: wCount, RetryAfter: time.Duration(wStart+period-at) * time.Millisecond}, backoff, nil
+	}
+	switch {
+	case bBlocked <= at && bCount < b.LockAfter:
+		backoff = store.Decision{Allowed: true, Count: bCount + 1}
+	case bCount >= b.LockAfter:
+		backoff = store.Decision{Count: bCount, Locked: true}
+	default:
+		backoff = store.Decision{Count: bCount, RetryAfter: fromMS(bBlocked).Sub(now)}
+	}
+	return window, backoff, nil
+}

@@ -135,5 +135,16 @@ type txn struct {
 var _ store.Tx = txn{}
 
 func (s *DB) Atomically(ctx context.Context, fn func(store.Tx) error) error {
-	return s.inTx(ctx, func(w *writeTx) error { return fn(txn{s: s, x: inside{w}}) })
+	return s.inTx(ctx, func(w *writeTx) error {
+		t := txn{s: s, x: inside{w}}
+		if s.gc != nil {
+			return fn(serialTxn{t})
+		}
+		return fn(t)
+	})
 }
+
+// serialTxn is a transaction of the group-commit writer. SQLite runs them one at a time on
+// its one writer connection, so nothing another transaction writes can come between its
+// reads and its commit.
+type serialTxn struct{ txn }
