@@ -37,6 +37,7 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock)
 			return err
 		},
+		RunTx: runTx(db),
 	})
 	if err != nil {
 		db.Close()

@@ -39,7 +39,7 @@ func (t txn) QueueAudit(ctx context.Context, r store.AuditRecord, notify bool) e
 		}
 		return nil
 	}
-	_, err := t.x.exec(ctx, `INSERT INTO audit_queue (at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify)
+	err := t.x.execLater(ctx, `INSERT INTO audit_queue (at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, boolInt(notify))
 	if err != nil {
@@ -122,7 +122,7 @@ func (s *DB) lockChain(w *writeTx) (chainHead, error) {
 // numbers, and reports how many. It deletes exactly those it read: a record whose
 // transaction commits meanwhile (with a lower number, on PostgreSQL) waits for the next.
 func chainQueued(w *writeTx, head *chainHead) (int, error) {
-	rows, err := w.query(`SELECT seq, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify
+	rows, err := w.query(`SELECT seq, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, notify <> 0
 		FROM audit_queue ORDER BY seq LIMIT ` + strconv.Itoa(chainBatch))
 	if err != nil {
 		return 0, err

@@ -112,14 +112,14 @@ func (t txn) ReserveWindow(ctx context.Context, key string, now time.Time, w sto
 }
 
 func (t txn) ResetAttempts(ctx context.Context, key string) error {
-	if _, err := t.x.exec(ctx, `DELETE FROM attempts WHERE key = ?`, key); err != nil {
+	if err := t.x.execLater(ctx, `DELETE FROM attempts WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("reset attempts: %w", err)
 	}
 	return nil
 }
 
 func (t txn) RefundAttempt(ctx context.Context, key string) error {
-	if _, err := t.x.exec(ctx, `UPDATE attempts SET count = count - 1 WHERE key = ? AND count > 0`, key); err != nil {
+	if err := t.x.execLater(ctx, `UPDATE attempts SET count = count - 1 WHERE key = ? AND count > 0`, key); err != nil {
 		return fmt.Errorf("refund attempt: %w", err)
 	}
 	return nil

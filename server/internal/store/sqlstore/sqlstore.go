@@ -34,8 +34,11 @@ type Dialect struct {
 	LockMigrations func(ctx context.Context, tx *sql.Tx) error
 	// Writer, when set, is a handle of one connection that takes every write, in group
 	// commits (SQLite, which admits one writer at a time); the pool then serves reads only.
-	// Nil: writes run on the pool, each transaction on its own (PostgreSQL).
+	// Nil: writes run on the pool, each transaction on its own through RunTx (PostgreSQL).
 	Writer *sql.DB
+	// RunTx runs fn as one transaction on the pool, committed if fn returns nil and undone
+	// otherwise. Required without a Writer.
+	RunTx func(ctx context.Context, fn func(Transaction) error) error
 }
 
 // migrations are the schema's versioned steps, NNNN_name.sql, each applied once, in order.
@@ -83,6 +86,9 @@ var _ store.Store = (*DB)(nil)
 
 // New runs pending migrations and returns the store.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
+	if d.Writer == nil && d.RunTx == nil {
+		return nil, fmt.Errorf("sqlstore %s: a dialect without a Writer needs RunTx", d.Name)
+	}
 	s := &DB{db: db, d: d}
 	s.txn = txn{s: s, x: s}
 	if err := s.migrate(ctx); err != nil {
@@ -380,8 +386,7 @@ type scanFunc func(dest ...any) error
 func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 func (t txn) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error {
-	_, err := t.x.exec(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
-	return err
+	return t.x.execLater(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
 }
 
 const totpColumns = `id, app_id, user_id, label, sealed, algorithm, digits, period, last_step, confirmed, expires_at, created_at, last_used_at, drift, last_offset, replaces`

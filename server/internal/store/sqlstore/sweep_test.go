@@ -17,7 +17,7 @@ func TestSweep_EveryStatementUsesAnIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(t.Context(), db, Dialect{Name: "sqlite"})
+	s, err := New(t.Context(), db, Dialect{Name: "sqlite", Writer: db})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,24 +3,52 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
-// writeTx runs the statements of one write: inside a PostgreSQL transaction, as text
-// (preparing on the pool could wait for a connection while holding one, and the driver
-// keeps a statement cache per connection anyway), or inside SQLite's group commit on its
-// one writer connection, prepared once.
+// Transaction is one write transaction on the pool as a Dialect runs it (Dialect.RunTx).
+// Its statements' placeholders are already the driver's.
+type Transaction interface {
+	Exec(ctx context.Context, query string, args ...any) (rowsAffected int64, err error)
+	// ExecLater runs a statement whose result nobody reads. It may be held back and sent
+	// with the next statement, or with the commit; its failure is then theirs.
+	ExecLater(query string, args ...any)
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// QueryRow's row must be scanned before the next statement.
+	QueryRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error }
+}
+
+// Rows is what a Transaction's Query returns.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// writeTx runs the statements of one write: inside a PostgreSQL transaction (Dialect.RunTx),
+// or inside SQLite's group commit on its one writer connection, prepared once.
 type writeTx struct {
 	ctx  context.Context
-	tx   *sql.Tx
+	tx   Transaction
 	q    func(string) string
 	stmt func(query string) (*sql.Stmt, error)
 }
 
+// affected is the sql.Result of a Transaction's Exec.
+type affected int64
+
+func (n affected) LastInsertId() (int64, error) {
+	return 0, errors.New("no LastInsertId: use RETURNING")
+}
+func (n affected) RowsAffected() (int64, error) { return int64(n), nil }
+
 func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	if w.tx != nil {
-		return w.tx.ExecContext(w.ctx, w.q(query), args...)
+		n, err := w.tx.Exec(w.ctx, w.q(query), args...)
+		return affected(n), err
 	}
 	st, err := w.stmt(query)
 	if err != nil {
@@ -29,9 +57,20 @@ func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	return st.ExecContext(w.ctx, args...)
 }
 
-func (w *writeTx) query(query string, args ...any) (*sql.Rows, error) {
+// execLater runs a statement whose result nobody reads: on PostgreSQL it is sent with the
+// next statement, or with the commit, saving a round trip; its failure fails that one.
+func (w *writeTx) execLater(query string, args ...any) error {
 	if w.tx != nil {
-		return w.tx.QueryContext(w.ctx, w.q(query), args...)
+		w.tx.ExecLater(w.q(query), args...)
+		return nil
+	}
+	_, err := w.exec(query, args...)
+	return err
+}
+
+func (w *writeTx) query(query string, args ...any) (Rows, error) {
+	if w.tx != nil {
+		return w.tx.Query(w.ctx, w.q(query), args...)
 	}
 	st, err := w.stmt(query)
 	if err != nil {
@@ -42,7 +81,7 @@ func (w *writeTx) query(query string, args ...any) (*sql.Rows, error) {
 
 func (w *writeTx) queryRow(query string, args ...any) row {
 	if w.tx != nil {
-		return w.tx.QueryRowContext(w.ctx, w.q(query), args...)
+		return w.tx.QueryRow(w.ctx, w.q(query), args...)
 	}
 	st, err := w.stmt(query)
 	if err != nil {
@@ -57,16 +96,9 @@ func (s *DB) inTx(ctx context.Context, fn func(w *writeTx) error) error {
 	if s.gc != nil {
 		return s.gc.do(ctx, false, fn)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	w := &writeTx{ctx: ctx, tx: tx, q: s.q}
-	if err := fn(w); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.d.RunTx(ctx, func(tx Transaction) error {
+		return fn(&writeTx{ctx: ctx, tx: tx, q: s.q})
+	})
 }
 
 // exec runs one writing statement: on PostgreSQL in a transaction of its own, on SQLite
@@ -88,6 +120,12 @@ func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, err
 }
 
+// execLater is exec: outside a transaction there is nothing to send it with.
+func (s *DB) execLater(ctx context.Context, query string, args ...any) error {
+	_, err := s.exec(ctx, query, args...)
+	return err
+}
+
 // writeRow runs one writing statement with a RETURNING clause and scans its row into dest.
 func (s *DB) writeRow(ctx context.Context, query string, args []any, dest ...any) error {
 	if s.gc == nil {
@@ -102,6 +140,8 @@ func (s *DB) writeRow(ctx context.Context, query string, args []any, dest ...any
 // transaction) or inside one transaction (Atomically).
 type writer interface {
 	exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+	// execLater runs a statement whose result nobody reads, perhaps with the next one.
+	execLater(ctx context.Context, query string, args ...any) error
 	writeRow(ctx context.Context, query string, args []any, dest ...any) error
 	// queryRow reads what the writer's own writes left.
 	queryRow(ctx context.Context, query string, args ...any) row
@@ -113,6 +153,10 @@ type inside struct{ w *writeTx }
 
 func (i inside) exec(_ context.Context, query string, args ...any) (sql.Result, error) {
 	return i.w.exec(query, args...)
+}
+
+func (i inside) execLater(_ context.Context, query string, args ...any) error {
+	return i.w.execLater(query, args...)
 }
 
 func (i inside) writeRow(_ context.Context, query string, args []any, dest ...any) error {
