@@ -4,20 +4,33 @@ import (
 	"context"
 	"database/sql"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
 )
 
-// countingDB is one connection to a fresh database that counts the times it writes to the
-// server: a round trip each.
+// countingDB is one connection to a fresh database, with a table t, that counts the times
+// it writes to the server: a round trip each.
 func countingDB(t *testing.T) (*sql.DB, *atomic.Int64) {
+	db, writes := countingPool(t)
+	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	return db, writes
+}
+
+// countingPool is a pool of one connection to a fresh database that counts its writes.
+func countingPool(t *testing.T) (*sql.DB, *atomic.Int64) {
 	cfg, err := pgx.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +44,6 @@ func countingDB(t *testing.T) (*sql.DB, *atomic.Int64) {
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
 	return db, &writes
 }
 
@@ -113,5 +123,42 @@ func TestPipelinedTx_HeldStatementFails_AllUndoneConnectionReusable(t *testing.T
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Chaining queued audit records sends a batch's inserts together, with the statement that
+// ends the batch: its round trips do not grow with the records, while the chain's lock is
+// held.
+func TestChain_QueuedRecords_RoundTripsDoNotGrowWithThem(t *testing.T) {
+	db, writes := countingPool(t)
+	st, err := open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db.SetMaxOpenConns(1) // one connection: every statement is prepared on it once
+	ctx := t.Context()
+	chain := func(records int) int64 {
+		for i := range records {
+			r := store.AuditRecord{At: time.Now(), Kind: string(audit.Verified), AppID: "app", User: "u" + strconv.Itoa(i), Factor: "totp", Outcome: "ok"}
+			if err := st.QueueAudit(ctx, r, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := writes.Load()
+		// Reading the trail chains what is queued first.
+		if err := st.AuditRecords(ctx, store.AuditFilter{Newest: 1}, func(store.AuditRecord) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return writes.Load() - before
+	}
+	chain(1) // prepares the statements
+	few, many := chain(2), chain(200)
+	if many != few {
+		t.Errorf("chaining 200 records took %d round trips, 2 took %d: want the same", many, few)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM audit_log`).Scan(&n); err != nil || n != 203 {
+		t.Errorf("%d records chained (%v), want 203", n, err)
 	}
 }

@@ -22,6 +22,11 @@ func Open(ctx context.Context, dsn string) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	return open(ctx, db)
+}
+
+// open migrates the database behind db and returns the store on it.
+func open(ctx context.Context, db *sql.DB) (*sqlstore.DB, error) {
 	// Several instances share one server's max_connections (100 by default); 16 each keeps
 	// a handful of instances, the CLI and psql within it. Requests beyond 16 queue in Go.
 	// All 16 stay open: with fewer idle, a busy verifier closed connections and opened new

@@ -175,13 +175,16 @@ func (h *chainHead) append(w *writeTx, r *store.AuditRecord, notify bool) error 
 	}
 	r.At = fromMS(ms(r.At)) // the precision stored is the precision hashed
 	r.Hash = r.Digest()
-	if _, err := w.exec(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
+	// Nothing reads these inserts' results: on PostgreSQL a batch of queued records goes out
+	// in one round trip, with the DELETE that ends it, rather than one per record while the
+	// chain's lock is held.
+	if err := w.execLater(`INSERT INTO audit_log (id, at, kind, app_id, user_id, factor, ip, user_agent, outcome, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, ms(r.At), r.Kind, r.AppID, r.User, r.Factor, r.IP, r.UserAgent, r.Outcome, r.Detail, r.PrevHash, r.Hash); err != nil {
 		return err
 	}
 	if notify && r.AppID != "" {
-		if _, err := w.exec(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`,
+		if err := w.execLater(`INSERT INTO webhook_deliveries (app_id, audit_id, next_at) SELECT app_id, ?, ? FROM webhooks WHERE app_id = ?`,
 			r.ID, ms(r.At), r.AppID); err != nil {
 			return fmt.Errorf("queue webhook: %w", err)
 		}
