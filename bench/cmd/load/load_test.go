@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +130,68 @@ func TestLoad_PostgresRedisSmoke(t *testing.T) {
 	}
 	if left, err := rdb.Keys(ctx, globEscape(r.RedisPrefix)+"*").Result(); err != nil || len(left) > 0 {
 		t.Errorf("keys left under %s: %v (%v)", r.RedisPrefix, left, err)
+	}
+}
+
+// TestLoad_CompareSmoke compares two builds (here the same binary under two names) twice
+// each, in the order A B B A: compare.json holds each build's two runs, and the table a row
+// per build and the change. It asserts nothing about speed.
+func TestLoad_CompareSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the verifier")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := buildVerifier(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(a, b); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	var table, log strings.Builder
+	err := compare(ctx, options{
+		Bin: a, Compare: b, Pairs: 2, Runs: "sqlite", Users: 50, Conns: 8, Measure: time.Second,
+		Mix: "valid=0.8,wrong=0.1,replay=0.1", Out: out, Log: &log,
+	}, &table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(log.String(), "\n") {
+		if _, bin, ok := strings.Cut(line, "load: pair "); ok {
+			order = append(order, bin)
+		}
+	}
+	if want := []string{"1: " + a, "1: " + b, "2: " + b, "2: " + a}; !slices.Equal(order, want) {
+		t.Errorf("ran %q, want %q: alternating, so drift weighs on both", order, want)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "compare.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written struct {
+		Builds [2]string     `json:"builds"`
+		Runs   [2][]load.Run `json:"runs"`
+	}
+	if err := json.Unmarshal(raw, &written); err != nil {
+		t.Fatal(err)
+	}
+	if written.Builds != [2]string{a, b} || len(written.Runs[0]) != 2 || len(written.Runs[1]) != 2 {
+		t.Fatalf("compare.json: builds %v with %d and %d runs, want %v with 2 each", written.Builds, len(written.Runs[0]), len(written.Runs[1]), [2]string{a, b})
+	}
+	for k, runs := range written.Runs {
+		for _, r := range runs {
+			if r.Name != "sqlite" || r.VerifyOKPerS <= 0 || r.ServerErrors != 0 {
+				t.Errorf("build %d: run %s, %.0f ok/s, %d 5xx: want successes on sqlite", k, r.Name, r.VerifyOKPerS, r.ServerErrors)
+			}
+		}
+	}
+	for _, want := range []string{"| sqlite | " + a + " | 2 |", "| sqlite | " + b + " | 2 |", "| sqlite | second against first |"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
 	}
 }

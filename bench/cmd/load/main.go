@@ -82,6 +82,8 @@ type options struct {
 	OneIP    bool
 	AtPeak   float64
 	Rate     float64
+	Compare  string
+	Pairs    int
 	Log      io.Writer
 }
 
@@ -108,7 +110,9 @@ func main() {
 	flag.Float64Var(&o.AtPeak, "at-peak", 0.7, "after each closed-loop run, drive the same instances open-loop at this fraction of the requests/s it reached, and report the latency there; 0 skips it")
 	flag.Float64Var(&o.Rate, "rate", 0, "drive the open-loop phase at this many requests/s instead of -at-peak × peak")
 	flag.BoolVar(&o.OneIP, "one-ip", false, "send everything from 127.0.0.1 instead of one loopback address per connection")
-	flag.StringVar(&o.Out, "out", "bench/out", "directory for results.json and latency.svg")
+	flag.StringVar(&o.Out, "out", "bench/out", "directory for results.json and latency.svg (compare.json with -compare)")
+	flag.StringVar(&o.Compare, "compare", "", "a second verifier binary: run it and -bin (default: this tree, built) in alternating order, -pairs times each, and compare them")
+	flag.IntVar(&o.Pairs, "pairs", 3, "with -compare, how many times each build runs")
 	flag.Parse()
 	if *quick {
 		o.Warmup, o.Measure = time.Second, 5*time.Second
@@ -116,6 +120,13 @@ func main() {
 	o.Log = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.Compare != "" {
+		if err := compare(ctx, o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -178,6 +189,53 @@ func run(ctx context.Context, o options) (*load.Results, error) {
 	}
 	logf(o, "wrote %s and %s", filepath.Join(o.Out, "results.json"), filepath.Join(o.Out, "latency.svg"))
 	return res, nil
+}
+
+// compare runs two verifier builds against each other, in the order A B, B A, A B, ...,
+// so that a machine growing slower or faster during the comparison weighs on both alike,
+// and prints each build's spread and the difference of their means. On a shared VM one
+// build's back-to-back runs differ by a fifth; a single pair says little.
+func compare(ctx context.Context, o options, out io.Writer) error {
+	tmp, err := os.MkdirTemp("", "twofold-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.Bin == "" {
+		o.Bin = filepath.Join(tmp, "twofold")
+		logf(o, "building the verifier of this tree")
+		if err := buildVerifier(ctx, o.Bin); err != nil {
+			return err
+		}
+	}
+	bins := [2]string{o.Bin, o.Compare}
+	var runs [2][]load.Run
+	for i := range max(1, o.Pairs) {
+		for k := range 2 {
+			b := k ^ i&1 // A B, then B A
+			one := o
+			one.Bin, one.Out = bins[b], filepath.Join(tmp, fmt.Sprintf("out-%d-%d", i, b))
+			logf(o, "pair %d: %s", i+1, bins[b])
+			res, err := run(ctx, one)
+			if err != nil {
+				return fmt.Errorf("%s: %w", bins[b], err)
+			}
+			runs[b] = append(runs[b], res.Runs...)
+		}
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	j, _ := json.MarshalIndent(struct {
+		Date   string        `json:"date"`
+		Builds [2]string     `json:"builds"`
+		Runs   [2][]load.Run `json:"runs"`
+	}{time.Now().UTC().Format(time.RFC3339), bins, runs}, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.Out, "compare.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	load.CompareTable(out, bins, [2][]load.Summary{load.Summarize(runs[0]), load.Summarize(runs[1])})
+	return nil
 }
 
 func logf(o options, format string, args ...any) {
