@@ -15,6 +15,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
+	"github.com/twofold-dev/twofold/server/internal/store/postgres"
 	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
 )
 
@@ -55,8 +56,8 @@ func TestLimiter_BudgetStoreDown_UnavailableAndCauseKept(t *testing.T) {
 // The limiter answers the same whichever store keeps its budgets, and whether the store
 // takes a reservation in one call (Redis: ReservePair, GiveBack), in three, or checks it
 // and counts only a failure (inside a SQLite transaction, which runs alone): one script of
-// attempts, played against SQLite, SQLite a transaction per attempt, Redis, and Redis
-// called one budget at a time.
+// attempts, played against SQLite, SQLite and PostgreSQL a transaction per attempt, Redis,
+// and Redis called one budget at a time.
 func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 	ctx := t.Context()
 	sq, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits.db"))
@@ -132,24 +133,33 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		return out
 	}
 	want := transcript(sq)
-	inTx, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits-tx.db"))
+	// A transaction per attempt, as a verification takes them: on SQLite a check and a
+	// failure counted afterwards, on PostgreSQL reservations in a pipelined transaction.
+	sqTx, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "limits-tx.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inTx.Close()
-	var got []string
-	for _, s := range steps {
-		err := inTx.Atomically(ctx, func(tx store.Tx) error {
-			line, err := attempt(limit.New(inTx, policy).In(tx), s)
-			got = append(got, line)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	defer sqTx.Close()
+	pgTx, err := postgres.Open(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("SQLite, a transaction per attempt, answers\n%s\nwhere SQLite answers\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	defer pgTx.Close()
+	for name, st := range map[string]store.Store{"SQLite": sqTx, "PostgreSQL": pgTx} {
+		var got []string
+		for _, s := range steps {
+			err := st.Atomically(ctx, func(tx store.Tx) error {
+				line, err := attempt(limit.New(st, policy).In(tx), s)
+				got = append(got, line)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s, a transaction per attempt, answers\n%s\nwhere SQLite answers\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 	}
 	for name, b := range map[string]store.AttemptStore{"redis": rb, "redis one budget at a time": oneAtATime} {
 		if got := transcript(b); !slices.Equal(got, want) {
