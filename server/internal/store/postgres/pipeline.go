@@ -130,7 +130,6 @@ func (t *pipelinedTx) Query(ctx context.Context, query string, args ...any) (sql
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
-	t.sent = true
 	r, err := t.c.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

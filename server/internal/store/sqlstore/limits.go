@@ -85,10 +85,16 @@ func (t txn) ReserveBackoff(ctx context.Context, key string, now time.Time, b st
 	if allowed {
 		return store.Decision{Allowed: true, Count: count}, nil
 	}
+	return backoffRefusal(count, blocked, now, b), nil
+}
+
+// backoffRefusal is a back-off budget's answer to an attempt it does not allow, given the
+// key's count and when its block ends: locked at LockAfter, else wait.
+func backoffRefusal(count int, blocked int64, now time.Time, b store.Backoff) store.Decision {
 	if count >= b.LockAfter {
-		return store.Decision{Count: count, Locked: true}, nil
+		return store.Decision{Count: count, Locked: true}
 	}
-	return store.Decision{Count: count, RetryAfter: fromMS(blocked).Sub(now)}, nil
+	return store.Decision{Count: count, RetryAfter: fromMS(blocked).Sub(now)}
 }
 
 func (t txn) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
@@ -108,7 +114,13 @@ func (t txn) ReserveWindow(ctx context.Context, key string, now time.Time, w sto
 	if allowed {
 		return store.Decision{Allowed: true, Count: count}, nil
 	}
-	return store.Decision{Count: count, RetryAfter: time.Duration(start+period-at) * time.Millisecond}, nil
+	return windowRefusal(count, start, period, at), nil
+}
+
+// windowRefusal is a full window's answer: count attempts in the window that started at
+// start (ms), period ms long, asked at ms at.
+func windowRefusal(count int, start, period, at int64) store.Decision {
+	return store.Decision{Count: count, RetryAfter: time.Duration(start+period-at) * time.Millisecond}
 }
 
 func (t txn) ResetAttempts(ctx context.Context, key string) error {
@@ -149,15 +161,10 @@ func (t serialTxn) CheckPair(ctx context.Context, windowKey string, w store.Wind
 	case wCount < w.Limit:
 		window = store.Decision{Allowed: true, Count: wCount + 1}
 	default:
-		return store.Decision{Count: wCount, RetryAfter: time.Duration(wStart+period-at) * time.Millisecond}, backoff, nil
+		return windowRefusal(wCount, wStart, period, at), backoff, nil
 	}
-	switch {
-	case bBlocked <= at && bCount < b.LockAfter:
-		backoff = store.Decision{Allowed: true, Count: bCount + 1}
-	case bCount >= b.LockAfter:
-		backoff = store.Decision{Count: bCount, Locked: true}
-	default:
-		backoff = store.Decision{Count: bCount, RetryAfter: fromMS(bBlocked).Sub(now)}
+	if bBlocked <= at && bCount < b.LockAfter {
+		return window, store.Decision{Allowed: true, Count: bCount + 1}, nil
 	}
-	return window, backoff, nil
+	return window, backoffRefusal(bCount, bBlocked, now, b), nil
 }
