@@ -89,7 +89,7 @@ type Config struct {
 	Origin  string
 	Users   []*User
 	Conns   int
-	Warmup  time.Duration // requests finishing before this are not counted
+	Warmup  time.Duration // requests finishing before this are not counted, nor timed if begun before it
 	Measure time.Duration // the counted window after the warm-up
 	Mix     Mix
 	// MaxWrongPerUser and MaxReplaysPerUser bound the failures charged to one credential
@@ -134,7 +134,8 @@ type Result struct {
 	// MaxLag is, in an open-loop drive, the longest a request started after its scheduled
 	// start: all connections were busy. Its latency includes that wait.
 	MaxLag time.Duration
-	// Latencies in microseconds of every counted request, and of successes alone.
+	// Latencies in microseconds of every counted request, and of successes alone; closed
+	// loop, only of those that also began in the window.
 	Lat, LatOK []uint32
 	// Windows is an open-loop drive's latency over time, a tenth of a second at a time by
 	// scheduled start: a stall shows as a run of slow windows, queueing as slow windows
@@ -355,24 +356,33 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 			continue
 		}
 		w.res.Sent[kind]++
-		us := uint32(min(t1.Sub(t0).Microseconds(), 1<<32-1))
-		w.lat = append(w.lat, us)
-		w.tally(u, kind, err, resp, us)
+		ok := w.tally(u, kind, err, resp)
+		// A closed-loop request counts where it finishes, but is timed only if it began in
+		// the window too: the first ones of a run, which meet cold connections and caches,
+		// are what the warm-up keeps out.
+		if rate > 0 || !t0.Before(open) {
+			us := uint32(min(t1.Sub(t0).Microseconds(), 1<<32-1))
+			w.lat = append(w.lat, us)
+			if ok {
+				w.latOK = append(w.latOK, us)
+			}
+		}
 	}
 }
 
-func (w *worker) tally(u *User, kind Kind, err error, resp *fasthttp.Response, us uint32) {
+// tally counts an answer and reports whether it was a valid code's success.
+func (w *worker) tally(u *User, kind Kind, err error, resp *fasthttp.Response) (ok bool) {
 	r := &w.res
 	if err != nil {
 		r.TransportErrors++
 		w.note(fmt.Sprintf("%s: %v", kind, err))
-		return
+		return false
 	}
 	st := resp.StatusCode()
 	switch {
 	case st == 200 && kind == Valid:
 		r.OK++
-		w.latOK = append(w.latOK, us)
+		ok = true
 		if len(w.passed) < 4096 {
 			w.passed = append(w.passed, u)
 		}
@@ -394,6 +404,7 @@ func (w *worker) tally(u *User, kind Kind, err error, resp *fasthttp.Response, u
 		r.OtherStatus++
 		w.note(fmt.Sprintf("%s: %d %s", kind, st, resp.Body()))
 	}
+	return ok
 }
 
 func (w *worker) note(s string) {

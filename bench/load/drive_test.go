@@ -1,8 +1,11 @@
 package load
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestWindows_GroupByScheduledStart(t *testing.T) {
@@ -22,5 +25,41 @@ func TestWindows_GroupByScheduledStart(t *testing.T) {
 				t.Errorf("windows = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A closed-loop request in flight when the window opens counts, but its latency, which
+// began in the warm-up, is not timed. Here each connection's first request is held until
+// the window opens, as a cold verifier holds the first ones of a run.
+func TestDrive_ClosedLoop_TimesOnlyRequestsBegunInTheWindow(t *testing.T) {
+	opened := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-opened
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+
+	const conns = 4
+	res, err := Drive(t.Context(), Config{
+		Targets: []string{srv.URL}, Users: []*User{{ID: "u", Secret: []byte("12345678901234567890"), Ticket: "t"}},
+		Conns: conns, Warmup: 300 * time.Millisecond, Measure: 300 * time.Millisecond,
+		Mix: Mix{Valid: 1}, Stateless: true,
+		OnWindow: func(open bool) {
+			if open {
+				close(opened)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK <= conns {
+		t.Fatalf("OK = %d: too few requests to tell", res.OK)
+	}
+	if got := res.OK - int64(len(res.LatOK)); got != conns {
+		t.Errorf("counted %d successes, timed %d: want the %d held from the warm-up counted but not timed", res.OK, len(res.LatOK), conns)
+	}
+	if len(res.Lat) != len(res.LatOK) {
+		t.Errorf("timed %d requests, %d successes: all were successes", len(res.Lat), len(res.LatOK))
 	}
 }
