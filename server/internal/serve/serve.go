@@ -260,6 +260,11 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
+	if w, ok := env.Store.(interface{ Warm(context.Context) error }); ok {
+		if err := w.Warm(ctx); err != nil {
+			cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
+		}
+	}
 	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
 	if env.Budgets != nil {
 		// Serve even when Redis is down: verifications fail closed and /readyz says why

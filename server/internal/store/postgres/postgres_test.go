@@ -78,3 +78,28 @@ func TestOpen_ConcurrentlyOnFreshDatabase_AllSucceed(t *testing.T) {
 		}
 	}
 }
+
+// Warm leaves the pool's every connection open, each a server process, and idle for the
+// first requests. Opened by them on demand, all at once, two instances' connections held
+// those requests for over a second.
+func TestWarm_OpensEveryConnection(t *testing.T) {
+	s := open(t, pgtest.NewDatabase(t))
+	db := s.SQL()
+	want := db.Stats().MaxOpenConnections
+	if n := db.Stats().OpenConnections; n >= want {
+		t.Fatalf("%d of %d connections open before Warm: nothing to tell", n, want)
+	}
+	if err := s.Warm(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.Stats(); st.OpenConnections != want || st.Idle != want {
+		t.Errorf("after Warm: %d open, %d idle, want %d of each", st.OpenConnections, st.Idle, want)
+	}
+	var backends int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()`).Scan(&backends); err != nil {
+		t.Fatal(err)
+	}
+	if backends < want {
+		t.Errorf("the server runs %d processes for this database, want at least %d", backends, want)
+	}
+}

@@ -104,6 +104,29 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 	return s, nil
 }
 
+// Warm opens every connection the pool may hold and leaves them idle in it, so that the
+// first requests do not open them all at once.
+func (s *DB) Warm(ctx context.Context) error {
+	n := s.db.Stats().MaxOpenConnections
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := s.db.Conn(ctx)
+		if err == nil {
+			err = c.PingContext(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("warm %s: %w", s.d.Name, err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
+}
+
 // SQL exposes the handle for backend-specific tooling (bulk seeding, tests).
 func (s *DB) SQL() *sql.DB { return s.db }
 
