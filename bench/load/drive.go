@@ -134,6 +134,9 @@ type Result struct {
 	// MaxLag is, in an open-loop drive, the longest a request started after its scheduled
 	// start: all connections were busy. Its latency includes that wait.
 	MaxLag time.Duration
+	// Cold is, in a closed-loop drive, the slowest of the connections' first requests: sent
+	// together at the warm-up's start, to instances that had answered nothing yet.
+	Cold time.Duration
 	// Latencies in microseconds of every counted request, and of successes alone; closed
 	// loop, only of those that also began in the window.
 	Lat, LatOK []uint32
@@ -274,6 +277,7 @@ func Drive(ctx context.Context, cfg Config) (Result, error) {
 		res.Starved += r.Starved
 		res.Skipped += r.Skipped
 		res.MaxLag = max(res.MaxLag, r.MaxLag)
+		res.Cold = max(res.Cold, r.Cold)
 		for k := range r.Sent {
 			res.Sent[k] += r.Sent[k]
 		}
@@ -314,7 +318,7 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 	}
 	body := []byte(`{"code":"000000"}`)
 	rate := w.cfg.Rate
-	for ctx.Err() == nil {
+	for first := rate == 0; ctx.Err() == nil; {
 		var due time.Time
 		if rate > 0 {
 			due = w.start.Add(time.Duration(float64(w.seq.Add(1)-1) / rate * float64(time.Second)))
@@ -345,6 +349,9 @@ func (w *worker) run(ctx context.Context, open, end time.Time) {
 		err := w.client.Do(req, resp)
 		t1 := time.Now()
 		u.busy.Store(false)
+		if first {
+			w.res.Cold, first = t1.Sub(t0), false
+		}
 		if rate > 0 {
 			if due.Before(open) {
 				continue

@@ -37,6 +37,9 @@ type Run struct {
 	RateLimited   int64   `json:"rate_limited"`
 	Starved       int64   `json:"starved"`
 	ValidCapacity int64   `json:"valid_capacity"`
+	// ColdMS is the slowest of the closed loop's first requests, one per connection, sent
+	// together to instances that had answered nothing yet.
+	ColdMS float64 `json:"cold_ms"`
 	// The open-loop drive that follows the closed-loop one on the same instances (-at-peak
 	// or -rate): RatePerS requests/s scheduled (AtPeak × the closed loop's requests/s, or
 	// -rate), of which RateSentPerS were sent, with these latencies from each request's

@@ -429,8 +429,10 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (r l
 	r.ServerErrors, r.RateLimited, r.Starved = res.ServerErrors, res.RateLimited, res.Starved
 	r.Unexpected = res.ValidRefused + res.BadAccepted + res.RateLimited + res.ServerErrors + res.OtherStatus + res.TransportErrors
 	r.ValidCapacity = int64(len(closedUsers)) * stepsTouched(o.Warmup+o.Measure)
+	r.ColdMS = float64(res.Cold.Microseconds()) / 1000
 	logf(o, "%s: %.0f ok/s, %.0f rejects/s, p99 %.2f ms; sent valid/wrong/replay %d/%d/%d; unexpected %d",
 		name, r.VerifyOKPerS, r.RejectPerS, r.P99MS, res.Sent[load.Valid], res.Sent[load.Wrong], res.Sent[load.Replay], r.Unexpected)
+	logf(o, "%s: cold start: the slowest of the %d connections' first requests took %.0f ms (not timed in the window)", name, o.Conns, r.ColdMS)
 	if r.Unexpected > 0 {
 		logf(o, "%s: first unexpected answer: %s", name, res.FirstError)
 	}
