@@ -260,6 +260,8 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
+	// Connections opened on demand would be opened by the first requests, all at once (on
+	// PostgreSQL a server process each); open them before serving.
 	if w, ok := env.Store.(interface{ Warm(context.Context) error }); ok {
 		if err := w.Warm(ctx); err != nil {
 			cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)

@@ -116,13 +116,13 @@ func (s *DB) Warm(ctx context.Context) error {
 	}()
 	for range n {
 		c, err := s.db.Conn(ctx)
-		if err == nil {
-			err = c.PingContext(ctx)
-		}
 		if err != nil {
 			return fmt.Errorf("warm %s: %w", s.d.Name, err)
 		}
 		conns = append(conns, c)
+		if err := c.PingContext(ctx); err != nil {
+			return fmt.Errorf("warm %s: %w", s.d.Name, err)
+		}
 	}
 	return nil
 }
