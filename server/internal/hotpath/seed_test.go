@@ -50,6 +50,12 @@ func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { env.Close() })
+	// As serve.Run does before it serves.
+	if w, ok := env.Store.(interface{ Warm(context.Context) error }); ok {
+		if err := w.Warm(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
 		tb.Fatal(err)
 	}
