@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +25,50 @@ func TestMain(m *testing.M) {
 		}
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if verifierDir != "" {
+		os.RemoveAll(verifierDir)
+	}
+	os.Exit(code)
+}
+
+// verifierDir holds the verifier that the smoke tests share, built by the first that
+// needs it; TestMain removes it.
+var verifierDir string
+
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "twofold-load-test-")
+	if err != nil {
+		return "", err
+	}
+	verifierDir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := filepath.Join(dir, "twofold")
+	return bin, buildVerifier(ctx, bin)
+})
+
+// verifier is the verifier of this tree, built once for all the tests that run it.
+func verifier(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the verifier")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // TestLoad_SQLiteSmoke runs the whole benchmark briefly against 50 SQLite users, closed
 // loop and then open loop at half the rate reached: it must produce a results row with
 // successes and open-loop latencies, and no 5xx. It asserts nothing about speed.
 func TestLoad_SQLiteSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the verifier")
-	}
+	bin := verifier(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "twofold")
-	if err := buildVerifier(ctx, bin); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
+	out := filepath.Join(t.TempDir(), "out")
 	res, err := run(ctx, options{
 		// No warm-up: with few users the fresh codes (one per user per step) would all be
 		// spent before the counted window opens.
@@ -109,12 +136,8 @@ func TestLoad_PostgresRedisSmoke(t *testing.T) {
 		db.Close()
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "twofold")
-	if err := buildVerifier(ctx, bin); err != nil {
-		t.Fatal(err)
-	}
 	res, err := run(ctx, options{
-		Bin: bin, Runs: "postgres", PG: pg, Redis: rurl, Users: 1000, Conns: 8, Warmup: 0, Measure: 2 * time.Second,
+		Bin: verifier(t), Runs: "postgres", PG: pg, Redis: rurl, Users: 1000, Conns: 8, Warmup: 0, Measure: 2 * time.Second,
 		Mix: "valid=0.8,wrong=0.1,replay=0.1", Out: filepath.Join(dir, "out"), Log: io.Discard, Quiet: true,
 	})
 	if err != nil {
@@ -137,16 +160,11 @@ func TestLoad_PostgresRedisSmoke(t *testing.T) {
 // each, in the order A B B A: compare.json holds each build's two runs, and the table a row
 // per build and the change. It asserts nothing about speed.
 func TestLoad_CompareSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the verifier")
-	}
+	a := verifier(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	if err := buildVerifier(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	b := filepath.Join(dir, "b")
 	if err := os.Link(a, b); err != nil {
 		t.Fatal(err)
 	}
