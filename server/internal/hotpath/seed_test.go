@@ -50,11 +50,8 @@ func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { env.Close() })
-	// As serve.Run does before it serves.
-	if w, ok := env.Store.(interface{ Warm(context.Context) error }); ok {
-		if err := w.Warm(ctx); err != nil {
-			tb.Fatal(err)
-		}
+	if err := env.Warm(ctx); err != nil { // as serve.Run does before it serves
+		tb.Fatal(err)
 	}
 	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
 		tb.Fatal(err)

@@ -156,6 +156,15 @@ type Env struct {
 }
 
 // Close releases the store (and Redis).
+// Warm opens the store's connections before requests need them: opened on demand, they
+// would be opened by the first requests all at once (on PostgreSQL a server process each).
+func (e *Env) Warm(ctx context.Context) error {
+	if w, ok := e.Store.(interface{ Warm(context.Context) error }); ok {
+		return w.Warm(ctx)
+	}
+	return nil
+}
+
 func (e *Env) Close() error {
 	if e.Budgets != nil {
 		e.Budgets.Close()
@@ -260,12 +269,8 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
-	// Connections opened on demand would be opened by the first requests, all at once (on
-	// PostgreSQL a server process each); open them before serving.
-	if w, ok := env.Store.(interface{ Warm(context.Context) error }); ok {
-		if err := w.Warm(ctx); err != nil {
-			cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
-		}
+	if err := env.Warm(ctx); err != nil {
+		cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
 	}
 	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
 	if env.Budgets != nil {
