@@ -29,8 +29,9 @@ func TestWindows_GroupByScheduledStart(t *testing.T) {
 }
 
 // A closed-loop request in flight when the window opens counts, but its latency, which
-// began in the warm-up, is not timed; the slowest first request is reported as Cold. Here each connection's first request is held until
-// the window opens, as a cold verifier holds the first ones of a run.
+// began in the warm-up, is not timed; the slowest first request is reported as Cold. Here
+// each connection's first request is held until the window opens, as a cold verifier
+// holds the first ones of a run.
 func TestDrive_ClosedLoop_TimesOnlyRequestsBegunInTheWindow(t *testing.T) {
 	opened := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
