@@ -38,6 +38,9 @@ func TestSeed_VerifierOpensWhatSeedWrote(t *testing.T) {
 	}
 }
 
+// benchOrigin is the page origin of the app "bench".
+const benchOrigin = "http://bench.localhost"
+
 // seeded opens the verifier cfg names, registers the app "bench" and bulk-seeds n users into
 // its store as the load generator does.
 func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix string) (*serve.Env, []seed.User) {
@@ -53,7 +56,7 @@ func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix
 	if err := env.Warm(ctx); err != nil { // as serve.Run does before it serves
 		tb.Fatal(err)
 	}
-	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{"http://bench.localhost"}}); err != nil {
+	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{benchOrigin}}); err != nil {
 		tb.Fatal(err)
 	}
 	db, ok := env.Store.(interface{ SQL() *sql.DB })
