@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,11 +11,18 @@ import (
 )
 
 func (s *DB) UserHandle(ctx context.Context, appID, user string, candidate []byte) ([]byte, error) {
+	// Read first: every passkey ceremony asks, and only a user's first needs the write
+	// (on SQLite a durable commit of its own, even when it inserts nothing).
+	const read = `SELECT handle FROM webauthn_users WHERE app_id = ? AND user_id = ?`
+	var h []byte
+	err := s.queryRow(ctx, read, appID, user).Scan(&h)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return h, err
+	}
 	if _, err := s.exec(ctx, `INSERT INTO webauthn_users (app_id, user_id, handle) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, appID, user, candidate); err != nil {
 		return nil, fmt.Errorf("user handle: %w", err)
 	}
-	var h []byte
-	err := s.queryRow(ctx, `SELECT handle FROM webauthn_users WHERE app_id = ? AND user_id = ?`, appID, user).Scan(&h)
+	err = s.queryRow(ctx, read, appID, user).Scan(&h)
 	return h, notFound(err)
 }
 
