@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
@@ -19,37 +20,17 @@ import (
 // used up, the ticket is not elevated. Once the trail takes records again, the same code
 // signs in.
 func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
-	for _, be := range []struct {
-		name     string
-		store    func(testing.TB) string
-		down, up []string
-	}{
-		{"sqlite", func(testing.TB) string { return "" },
-			[]string{`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit down'); END`},
-			[]string{`DROP TRIGGER audit_down`}},
-		{"postgres", pgtest.NewDatabase,
-			[]string{`CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$`,
-				`CREATE TRIGGER audit_down BEFORE INSERT ON audit_queue FOR EACH ROW EXECUTE FUNCTION audit_down()`},
-			[]string{`DROP TRIGGER audit_down ON audit_queue`}},
-	} {
+	for _, be := range trailRefusers {
 		t.Run(be.name, func(t *testing.T) {
-			dsn := be.store(t)
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = dsn })
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
 			e := v.enroll("ann")
 			v.Clock.Advance(30 * time.Second)
 			good, wrong := code(t, e.Secret, v.Clock.Now()), wrongCode(t, e.Secret, v.Clock.Now())
 			fresh := v.ticket("ann") // not yet elevated
 			db, done := v.sqlHandle()
 			defer done()
-			run := func(stmts []string) {
-				for _, q := range stmts {
-					if _, err := db.Exec(q); err != nil {
-						t.Fatalf("%s: %v", q, err)
-					}
-				}
-			}
 			before := attemptState(t, db)
-			run(be.down)
+			execAll(t, db, be.down)
 			for _, c := range []string{good, wrong, good} {
 				r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
 				if r.Status != 500 || r.errCode() != wire.CodeInternal {
@@ -59,7 +40,7 @@ func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
 			if after := attemptState(t, db); after != before {
 				t.Errorf("state changed by attempts that could not be recorded:\nbefore %s\nafter  %s", before, after)
 			}
-			run(be.up)
+			execAll(t, db, be.up)
 			if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
 				t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
 			}
@@ -67,6 +48,76 @@ func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
 				t.Error("a success changed nothing: the state read is not the attempt's")
 			}
 		})
+	}
+}
+
+// A passkey login is one such transaction too: the reservation, the ceremony taken, the
+// sign counter, the give-back, the elevation and the audit record. With the trail
+// refusing records, an assertion signed for another origin and a valid one both get 500 and leave nothing: no failure counted, the ceremonies still there, the
+// counter where it was, the ticket not elevated. Once the trail works, the same valid
+// assertion signs in.
+func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
+	for _, be := range trailRefusers {
+		t.Run(be.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
+			b, _ := v.elevated("ann")
+			key := passkeytest.New(origin, "localhost")
+			v.registerPasskey(b, key)
+			fresh := v.ticket("ann") // not yet elevated
+			good := v.assertion(fresh, key)
+			key.Origin = "http://phish.example" // signed for a page the app does not own
+			phished := v.assertion(fresh, key)
+			key.Origin = origin
+			db, done := v.sqlHandle()
+			defer done()
+			state := func() string {
+				return attemptState(t, db) + rowsOf(t, db, `SELECT challenge, kind FROM ceremonies ORDER BY challenge`) +
+					rowsOf(t, db, `SELECT id, sign_count FROM passkeys ORDER BY id`)
+			}
+			before := state()
+			execAll(t, db, be.down)
+			for _, body := range [][]byte{phished, good} {
+				r := fresh.call("POST", "/v1/webauthn/assertions/finish", body)
+				if r.Status != 500 || r.errCode() != wire.CodeInternal {
+					t.Errorf("passkey login with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+				}
+			}
+			if after := state(); after != before {
+				t.Errorf("state changed by logins that could not be recorded:\nbefore %s\nafter  %s", before, after)
+			}
+			execAll(t, db, be.up)
+			if r := fresh.call("POST", "/v1/webauthn/assertions/finish", good); r.Status != 200 {
+				t.Fatalf("the same assertion once the trail works: %d %s, want 200", r.Status, r.Raw)
+			}
+			if after := state(); after == before {
+				t.Error("a success changed nothing: the state read is not the login's")
+			}
+		})
+	}
+}
+
+// trailRefusers make the audit trail refuse records (down) and take them again (up): a
+// trigger in the chain on SQLite, in the queue to it on PostgreSQL.
+var trailRefusers = []struct {
+	name     string
+	store    func(testing.TB) string
+	down, up []string
+}{
+	{"sqlite", func(testing.TB) string { return "" },
+		[]string{`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit down'); END`},
+		[]string{`DROP TRIGGER audit_down`}},
+	{"postgres", pgtest.NewDatabase,
+		[]string{`CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$`,
+			`CREATE TRIGGER audit_down BEFORE INSERT ON audit_queue FOR EACH ROW EXECUTE FUNCTION audit_down()`},
+		[]string{`DROP TRIGGER audit_down ON audit_queue`}},
+}
+
+func execAll(t *testing.T, db *sql.DB, stmts []string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }
 
@@ -91,21 +142,28 @@ func attemptState(t *testing.T, db *sql.DB) string {
 		`SELECT elevated_at, elevated_by FROM tickets ORDER BY created_at, hash`,
 		`SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`,
 	} {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		for rows.Next() {
-			var a, b any
-			if err := rows.Scan(&a, &b); err != nil {
-				t.Fatal(err)
-			}
-			out += fmt.Sprintf("%v=%v ", a, b)
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
-		out += "| "
+		out += rowsOf(t, db, q)
 	}
 	return out
+}
+
+// rowsOf is what q, a query of two columns, reads.
+func rowsOf(t *testing.T, db *sql.DB, q string) string {
+	t.Helper()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	var out string
+	for rows.Next() {
+		var a, b any
+		if err := rows.Scan(&a, &b); err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("%v=%v ", a, b)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out + "| "
 }

@@ -16,6 +16,7 @@ type attempt struct {
 	factor string     // the factor's budget and its name in the trail: "totp", "recovery"
 	amr    string     // what a success proves
 	passed audit.Kind // the event a success records
+	detail string     // and what that record says beside the factor's id
 	// unlocks is another factor's budget a success also resets ("" for none).
 	unlocks string
 	// accept runs once the attempt's reservation is taken. It weighs the code (count is
@@ -72,7 +73,7 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 		if err := s.elevate(ctx, tx, p, a.amr, now); err != nil {
 			return err
 		}
-		if err := s.recordIn(ctx, tx, p, a.passed, id, true, ""); err != nil {
+		if err := s.recordIn(ctx, tx, p, a.passed, id, true, a.detail); err != nil {
 			return err
 		}
 		passed = true

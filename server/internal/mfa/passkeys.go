@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
@@ -108,10 +109,15 @@ func (s *Service) take(ctx context.Context, p Principal, kind string, body []byt
 	if err != nil {
 		return store.Ceremony{}, fault("take ceremony", err)
 	}
-	if c.Kind != kind || c.AppID != p.App.ID || c.User != p.Ticket.User || !bytes.Equal(c.TicketHash, p.Ticket.Hash) {
+	if !begunWith(c, p, kind) {
 		return store.Ceremony{}, errChallenge
 	}
 	return c, nil
+}
+
+// begunWith reports whether c is a ceremony of kind begun with p's ticket.
+func begunWith(c store.Ceremony, p Principal, kind string) bool {
+	return c.Kind == kind && c.AppID == p.App.ID && c.User == p.Ticket.User && bytes.Equal(c.TicketHash, p.Ticket.Hash)
 }
 
 // BeginPasskeyRegistration starts adding a passkey; only a ticket that already passed a
@@ -217,59 +223,110 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, p Principal, discoverab
 // FinishPasskeyLogin checks the browser's assertion. A sign counter that went backwards
 // (a possibly cloned passkey) is refused and audited; each sign count is taken by one login
 // only. A passkey with user verification is a complete second factor.
+//
+// The assertion is weighed first, against its ceremony as stored, so that the writer does
+// no cryptography. Then, as for a code, one transaction takes the attempt's reservation,
+// takes the ceremony (a challenge is answered once), moves the sign counter on, gives the
+// reservation back, elevates the ticket and records the audit event, or does none of it.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, p Principal, body []byte) (wire.Token, error) {
 	now := s.now()
-	key := factorKey("passkey", p)
-	budget, err := s.limits.Reserve(ctx, key, p.IP, now)
+	a, err := s.weighAssertion(ctx, p, body, now)
 	if err != nil {
-		s.unrecorded(ctx, s.refused(ctx, s.st, p, "passkey", err))
 		return wire.Token{}, err
 	}
-	c, err := s.take(ctx, p, "assertion", body)
+	answer, err := s.try(ctx, p, now, attempt{
+		factor: "passkey", amr: a.amr[0], passed: audit.Verified, detail: "passkey",
+		accept: func(tx store.Tx, count int) (string, error) {
+			if a.challenge != "" {
+				if _, err := tx.TakeCeremony(ctx, a.challenge, now); isNotFound(err) {
+					a.refusal = errChallenge // answered twice at once, or expired meanwhile
+				} else if err != nil {
+					return "", err
+				}
+			}
+			if a.refusal != nil {
+				return "", cmp.Or(s.failed(ctx, tx, p, "passkey", count, a.refusal), a.refusal)
+			}
+			if a.cloned {
+				return "", cmp.Or(s.recordIn(ctx, tx, p, audit.Failed, a.used.ID, false, "sign counter went backwards: the passkey may have been cloned"), error(errPasskeyRefused))
+			}
+			won, err := tx.UsePasskey(ctx, a.used.ID, a.used.SignCount, int64(a.cred.SignCount), a.cred.Record, now)
+			if err != nil {
+				return "", err
+			}
+			if !won {
+				return "", cmp.Or(s.recordIn(ctx, tx, p, audit.ReplayBlocked, a.used.ID, false, "sign count already taken"), error(errPasskeyRefused))
+			}
+			return a.used.ID, nil
+		},
+	})
 	if err != nil {
-		s.unrecorded(ctx, s.failed(ctx, s.st, p, "passkey", budget.Count, err))
-		return wire.Token{}, err
+		return wire.Token{}, fault("passkey login", err)
 	}
+	if answer != nil {
+		return wire.Token{}, answer
+	}
+	return s.issue(ctx, p, a.amr, now)
+}
+
+// weighedAssertion is a passkey login's answer checked against its ceremony, before the
+// transaction that makes its use durable.
+type weighedAssertion struct {
+	challenge string // the ceremony to take: one begun with this ticket, or "" for none
+	refusal   error  // the person's error when the answer does not pass
+	cloned    bool   // the sign counter went backwards
+	used      store.Passkey
+	cred      passkey.Credential // the passkey as this login leaves it
+	amr       []string
+}
+
+// weighAssertion checks body against the ceremony it answers, which it reads but does not
+// take. Only a failure of the verifier itself is an error.
+func (s *Service) weighAssertion(ctx context.Context, p Principal, body []byte, now time.Time) (weighedAssertion, error) {
+	a := weighedAssertion{amr: []string{"hwk"}}
+	challenge, err := passkey.ChallengeOf(body)
+	if err != nil {
+		a.refusal = errPasskeyRefused
+		return a, nil
+	}
+	c, err := s.st.Ceremony(ctx, challenge)
+	if isNotFound(err) || err == nil && (!begunWith(c, p, "assertion") || !now.Before(c.ExpiresAt)) {
+		a.refusal = errChallenge
+		return a, nil
+	}
+	if err != nil {
+		return a, fault("read ceremony", err)
+	}
+	a.challenge = challenge
 	rp, u, stored, err := s.party(ctx, p)
 	if err != nil {
-		return wire.Token{}, err
+		return a, err
 	}
 	cred, err := rp.FinishLogin(u, c.Session, body)
 	if err != nil {
-		s.unrecorded(ctx, s.failed(ctx, s.st, p, "passkey", budget.Count, err))
-		return wire.Token{}, s.passkeyRefused(ctx, p, err)
+		if err := s.passkeyRefused(ctx, p, err); !errors.Is(err, errPasskeyRefused) {
+			return a, err
+		}
+		a.refusal = errPasskeyRefused
+		return a, nil
 	}
-	var used store.Passkey
 	for _, pk := range stored {
 		if pk.ID == cred.ID {
-			used = pk
+			a.used = pk
 		}
 	}
-	if cred.Cloned || used.ID == "" {
-		s.record(ctx, p, audit.Failed, cred.ID, false, "sign counter went backwards: the passkey may have been cloned")
-		return wire.Token{}, errPasskeyRefused
-	}
-	won, err := s.st.UsePasskey(ctx, used.ID, used.SignCount, int64(cred.SignCount), cred.Record, now)
-	if err != nil {
-		return wire.Token{}, fault("use passkey", err)
-	}
-	if !won {
-		s.record(ctx, p, audit.ReplayBlocked, used.ID, false, "sign count already taken")
-		return wire.Token{}, errPasskeyRefused
-	}
-	if err := s.limits.Passed(ctx, key, p.IP, ""); err != nil {
-		return wire.Token{}, fault("passkey login", err)
+	a.cred, a.cloned = cred, cred.Cloned || a.used.ID == ""
+	if a.cloned {
+		a.used.ID = cred.ID
 	}
 	// RFC 8176: a synced passkey is a software-secured key, a device-bound one hardware.
-	amr := []string{"hwk"}
-	if used.BackupEligible {
-		amr[0] = "swk"
+	if a.used.BackupEligible {
+		a.amr[0] = "swk"
 	}
 	if cred.UserVerified {
-		amr = append(amr, "user")
+		a.amr = append(a.amr, "user")
 	}
-	s.record(ctx, p, audit.Verified, used.ID, true, "passkey")
-	return s.pass(ctx, p, amr, now)
+	return a, nil
 }
 
 func (s *Service) passkeyRefused(ctx context.Context, p Principal, err error) error {

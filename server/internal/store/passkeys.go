@@ -51,15 +51,12 @@ type PasskeyStore interface {
 	AddPasskey(ctx context.Context, p Passkey) error // ErrConflict if the id exists
 	Passkey(ctx context.Context, appID, id string) (Passkey, error)
 	PasskeysOfUser(ctx context.Context, appID, user string) ([]Passkey, error)
-	// UsePasskey records a login: the sign count and record move on only if the stored count
-	// is still oldCount, so two logins can never both take one count.
-	UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error)
 	DeletePasskey(ctx context.Context, appID, user, id string) error
 
 	PutCeremony(ctx context.Context, c Ceremony) error
-	// TakeCeremony removes and returns the ceremony of a challenge; ErrNotFound when it is
-	// unknown, already taken or expired.
-	TakeCeremony(ctx context.Context, challenge string, now time.Time) (Ceremony, error)
+	// Ceremony returns the ceremony of a challenge without taking it, expired or not;
+	// ErrNotFound when it is unknown or taken.
+	Ceremony(ctx context.Context, challenge string) (Ceremony, error)
 
 	// UserPolicy is the user's own policy, "" when the app's applies.
 	UserPolicy(ctx context.Context, appID, user string) (string, error)

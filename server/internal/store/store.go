@@ -197,6 +197,12 @@ type Tx interface {
 	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
 	// drift) only if the stored step is lower, durably, and reports whether it did.
 	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d Drift) (bool, error)
+	// UsePasskey records a login: the sign count and record move on only if the stored count
+	// is still oldCount, so two logins can never both take one count.
+	UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error)
+	// TakeCeremony removes and returns the ceremony of a challenge; ErrNotFound when it is
+	// unknown, already taken or expired.
+	TakeCeremony(ctx context.Context, challenge string, now time.Time) (Ceremony, error)
 	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.

@@ -85,8 +85,8 @@ func (s *DB) PasskeysOfUser(ctx context.Context, appID, user string) ([]store.Pa
 	return out, rows.Err()
 }
 
-func (s *DB) UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE passkeys SET sign_count = ?, data = ?, last_used_at = ? WHERE id = ? AND sign_count = ?`, newCount, data, ms(now), id, oldCount)
+func (t txn) UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error) {
+	res, err := t.x.exec(ctx, `UPDATE passkeys SET sign_count = ?, data = ?, last_used_at = ? WHERE id = ? AND sign_count = ?`, newCount, data, ms(now), id, oldCount)
 	if err != nil {
 		return false, fmt.Errorf("use passkey: %w", err)
 	}
@@ -113,18 +113,29 @@ func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {
 	return nil
 }
 
-func (s *DB) TakeCeremony(ctx context.Context, challenge string, now time.Time) (store.Ceremony, error) {
+const ceremonyColumns = `kind, app_id, user_id, ticket_hash, session, expires_at`
+
+func (s *DB) Ceremony(ctx context.Context, challenge string) (store.Ceremony, error) {
+	return scanCeremony(challenge, s.queryRow(ctx, `SELECT `+ceremonyColumns+` FROM ceremonies WHERE challenge = ?`, challenge).Scan)
+}
+
+func (t txn) TakeCeremony(ctx context.Context, challenge string, now time.Time) (store.Ceremony, error) {
+	c, err := scanCeremony(challenge, func(dest ...any) error {
+		return t.x.writeRow(ctx, `DELETE FROM ceremonies WHERE challenge = ? RETURNING `+ceremonyColumns, []any{challenge}, dest...)
+	})
+	if err == nil && !now.Before(c.ExpiresAt) {
+		return store.Ceremony{}, store.ErrNotFound
+	}
+	return c, err
+}
+
+func scanCeremony(challenge string, scan func(dest ...any) error) (store.Ceremony, error) {
 	c := store.Ceremony{Challenge: challenge}
 	var expires int64
-	err := s.writeRow(ctx, `DELETE FROM ceremonies WHERE challenge = ? RETURNING kind, app_id, user_id, ticket_hash, session, expires_at`, []any{challenge},
-		&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires)
-	if err != nil {
+	if err := scan(&c.Kind, &c.AppID, &c.User, &c.TicketHash, &c.Session, &expires); err != nil {
 		return store.Ceremony{}, notFound(err)
 	}
 	c.ExpiresAt = fromMS(expires)
-	if !now.Before(c.ExpiresAt) {
-		return store.Ceremony{}, store.ErrNotFound
-	}
 	return c, nil
 }
 

@@ -13,7 +13,7 @@ func init() {
 		{"UserHandle_FirstCandidateWins_AndFindsTheUser", testUserHandle},
 		{"AddPasskey_RoundTrips_DuplicateIDConflicts", testPasskeyRoundTrip},
 		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},
-		{"TakeCeremony_Once_AndNeverExpired", testTakeCeremony},
+		{"TakeCeremony_Once_AndNeverExpired_ReadTakesNothing", testTakeCeremony},
 		{"UserPolicy_SetAndReplace", testUserPolicy},
 		{"ClaimOnce_ConcurrentClaims_OneWins_SweptAfterwards", testClaimOnce},
 	}...)
@@ -95,6 +95,22 @@ func testTakeCeremony(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	c := store.Ceremony{Challenge: "ch", Kind: "assertion", AppID: "app", User: "u", TicketHash: []byte{1}, Session: []byte("{}"), ExpiresAt: at(5 * time.Minute)}
 	must(t, s.PutCeremony(ctx, c))
+	for range 2 { // reading takes nothing
+		if got, err := s.Ceremony(ctx, "ch"); err != nil || got.Kind != "assertion" || got.User != "u" || string(got.Session) != "{}" || !got.ExpiresAt.Equal(c.ExpiresAt) {
+			t.Fatalf("read: %+v %v", got, err)
+		}
+	}
+	// Taken in a transaction that is then undone, it stays.
+	undo := errors.New("undo")
+	err := s.Atomically(ctx, func(tx store.Tx) error {
+		if _, err := tx.TakeCeremony(ctx, "ch", at(time.Minute)); err != nil {
+			return err
+		}
+		return undo
+	})
+	if !errors.Is(err, undo) {
+		t.Fatalf("take in a transaction: %v", err)
+	}
 	taken := winners(10, func(int) bool {
 		got, err := s.TakeCeremony(ctx, "ch", at(time.Minute))
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -107,6 +123,9 @@ func testTakeCeremony(t *testing.T, s store.Store) {
 	})
 	if taken != 1 {
 		t.Fatalf("ceremony taken %d times, want 1", taken)
+	}
+	if _, err := s.Ceremony(ctx, "ch"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read after it was taken: %v", err)
 	}
 	c.Challenge = "late"
 	must(t, s.PutCeremony(ctx, c))
