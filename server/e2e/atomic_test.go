@@ -96,6 +96,47 @@ func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) 
 	}
 }
 
+// Confirming a first authenticator signs the user in too, and commits with its audit
+// records and the ticket's elevation or not at all. With the trail refusing records it
+// gets 500 and leaves the enrollment pending, the user without recovery codes and the
+// ticket not elevated; once the trail works, the same code confirms it.
+func TestConfirmEnrollment_AuditRecordRefused_NothingStays(t *testing.T) {
+	for _, be := range trailRefusers {
+		t.Run(be.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
+			b := v.ticket("ann")
+			e := b.call("POST", "/v1/totp/enrollments", nil)
+			if e.Status != 201 {
+				t.Fatalf("enroll: %d %s", e.Status, e.Raw)
+			}
+			confirm := func() reply {
+				return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
+			}
+			db, done := v.sqlHandle()
+			defer done()
+			state := func() string {
+				return attemptState(t, db) + rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials ORDER BY id`) +
+					rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes GROUP BY user_id ORDER BY user_id`)
+			}
+			before := state()
+			execAll(t, db, be.down)
+			if r := confirm(); r.Status != 500 || r.errCode() != wire.CodeInternal {
+				t.Errorf("confirm with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+			}
+			if after := state(); after != before {
+				t.Errorf("state changed by a confirmation that could not be recorded:\nbefore %s\nafter  %s", before, after)
+			}
+			execAll(t, db, be.up)
+			if r := confirm(); r.Status != 200 || r.str("token") == "" {
+				t.Fatalf("the same code once the trail works: %d %s, want 200 with a token", r.Status, r.Raw)
+			}
+			if after := state(); after == before {
+				t.Error("a confirmation changed nothing: the state read is not the confirmation's")
+			}
+		})
+	}
+}
+
 // trailRefusers make the audit trail refuse records (down) and take them again (up): a
 // trigger in the chain on SQLite, in the queue to it on PostgreSQL.
 var trailRefusers = []struct {

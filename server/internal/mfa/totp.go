@@ -110,16 +110,29 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 			return wire.Confirmation{}, err
 		}
 	}
-	if err := s.st.ConfirmTOTP(ctx, c.ID, step, now, hashes, c.Replaces); isNotFound(err) {
+	// The confirmation signs the user in: like a verification, it commits with its audit
+	// records and the ticket's elevation, or not at all.
+	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes, c.Replaces); err != nil {
+			return err
+		}
+		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
+			return err
+		}
+		if c.Replaces != "" {
+			if err := s.recordIn(ctx, tx, p, audit.FactorRemoved, c.Replaces, true, "replaced by "+c.ID); err != nil {
+				return err
+			}
+		}
+		return s.elevate(ctx, tx, p, "otp", now)
+	})
+	if isNotFound(err) {
 		return wire.Confirmation{}, errNoEnrollment
-	} else if err != nil {
+	}
+	if err != nil {
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}
-	s.record(ctx, p, audit.FactorAdded, c.ID, true, c.Label)
-	if c.Replaces != "" {
-		s.record(ctx, p, audit.FactorRemoved, c.Replaces, true, "replaced by "+c.ID)
-	}
-	tok, err := s.pass(ctx, p, []string{"otp"}, now)
+	tok, err := s.issue(ctx, p, []string{"otp"}, now)
 	if err != nil {
 		return wire.Confirmation{}, err
 	}
@@ -250,14 +263,6 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 		return 0, 0, &e
 	}
 	return 0, 0, errInvalidCode
-}
-
-// pass records that a second factor passed with this ticket and issues the token.
-func (s *Service) pass(ctx context.Context, p Principal, amr []string, now time.Time) (wire.Token, error) {
-	if err := s.elevate(ctx, s.st, p, amr[0], now); err != nil {
-		return wire.Token{}, fault("elevate ticket", err)
-	}
-	return s.issue(ctx, p, amr, now)
 }
 
 // elevate records in tx that a second factor (amr) passed with this ticket.

@@ -141,12 +141,6 @@ type Store interface {
 	TOTP(ctx context.Context, id string) (TOTPCredential, error)
 	// TOTPsOfUser lists the user's confirmed credentials.
 	TOTPsOfUser(ctx context.Context, appID, user string) ([]TOTPCredential, error)
-	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
-	// step is step, and, when recoveryHashes is not empty, gives the user that set of recovery
-	// codes in place of any old one; when replaces names another credential of the same user,
-	// that one is removed. All of it happens atomically. ErrNotFound when there is no such
-	// pending enrollment (unknown, expired or already confirmed).
-	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error
 	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
 	DeleteTOTP(ctx context.Context, appID, user, id string) error
 
@@ -203,6 +197,12 @@ type Tx interface {
 	// TakeCeremony removes and returns the ceremony of a challenge; ErrNotFound when it is
 	// unknown, already taken or expired.
 	TakeCeremony(ctx context.Context, challenge string, now time.Time) (Ceremony, error)
+	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
+	// step is step, and, when recoveryHashes is not empty, gives the user that set of recovery
+	// codes in place of any old one; when replaces names another credential of the same user,
+	// that one is removed. All of it happens atomically. ErrNotFound when there is no such
+	// pending enrollment (unknown, expired or already confirmed).
+	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error
 	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.

@@ -459,8 +459,8 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 	return out, rows.Err()
 }
 
-func (s *DB) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error {
-	return s.inTx(ctx, func(w *writeTx) error {
+func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error {
+	return t.x.inTx(ctx, func(w *writeTx) error {
 		// Lock every credential row of the user first, so confirmations of two enrollments of
 		// one user run one after the other. Otherwise, on PostgreSQL, neither DELETE below
 		// sees the codes the other is inserting and the user keeps both sets.
