@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
 
 // wrongCode is a code that is not the current one (nor near it) for secret.
@@ -348,5 +351,37 @@ func TestBruteForce_ReplaysCount_LikeWrongCodes(t *testing.T) {
 	}
 	if r := e.call("POST", "/v1/totp/verify", used); r.Status != 429 || r.errCode() != wire.CodeRateLimited {
 		t.Fatalf("sixth replay, past the five free attempts: %d %s", r.Status, r.Raw)
+	}
+}
+
+// Two removals at once, of each of a user's two factors (an authenticator app and a
+// passkey), cannot both pass the check that another factor is left: one is removed, the
+// other answers 409 last_factor, and the user keeps a second factor.
+func TestDeleteFactor_BothFactorsAtOnce_OneStays(t *testing.T) {
+	for _, be := range []struct {
+		name  string
+		store func(testing.TB) string
+	}{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}} {
+		t.Run(be.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
+			for i := range 8 {
+				b, _ := v.elevated(fmt.Sprintf("racer%d", i))
+				v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+				ids := v.factors(b)
+				if len(ids) != 2 {
+					t.Fatalf("factors = %v, want an app and a passkey", ids)
+				}
+				status := make([]int, len(ids))
+				var wg sync.WaitGroup
+				for j, id := range ids {
+					wg.Go(func() { status[j] = b.call("DELETE", "/v1/factors/"+id, nil).Status })
+				}
+				wg.Wait()
+				slices.Sort(status)
+				if left := v.factors(b); len(left) != 1 || status[0] != 204 || status[1] != 409 {
+					t.Fatalf("round %d: removals answered %v and left %v, want 204 and 409 and one factor", i, status, left)
+				}
+			}
+		})
 	}
 }

@@ -2,11 +2,15 @@ package mfa
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
+
+var errLastFactor = wire.NewError(wire.CodeLastFactor, "This is your only second factor. Add another one before you remove it.")
 
 // Factors lists the user's second factors.
 func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, error) {
@@ -26,7 +30,10 @@ func (s *Service) Factors(ctx context.Context, p Principal) (wire.FactorList, er
 
 // DeleteFactor removes one of the user's factors. It needs a ticket that passed a second
 // factor, and it never removes the last one: a person would be left with no second factor
-// by anyone who got hold of one sign-in. Only a support reset can do that.
+// by anyone who got hold of one sign-in. Only a support reset can do that. The factors are
+// counted, and the one removed and its audit record written, in one transaction that holds
+// the user's factors: two removals at once could otherwise each find the other's factor
+// left.
 func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) error {
 	if !p.Elevated() {
 		return errStepUp
@@ -41,22 +48,35 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 			kind = f.Type
 		}
 	}
+	notYours := wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
 	if kind == "" {
-		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
+		return notYours
 	}
-	if len(list.Factors) == 1 {
-		return wire.NewError(wire.CodeLastFactor, "This is your only second factor. Add another one before you remove it.")
-	}
-	del := s.st.DeleteTOTP
-	if kind == "passkey" {
-		del = s.st.DeletePasskey
-	}
-	if err := del(ctx, p.App.ID, p.Ticket.User, id); isNotFound(err) {
-		return wire.NewError(wire.CodeNotFound, "That factor is not one of yours, or it was already removed.")
-	} else if err != nil {
+	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		n, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
+		if err != nil {
+			return err
+		}
+		if n <= 1 {
+			return errLastFactor
+		}
+		del := tx.DeleteTOTP
+		if kind == "passkey" {
+			del = tx.DeletePasskey
+		}
+		if err := del(ctx, p.App.ID, p.Ticket.User, id); err != nil {
+			return err
+		}
+		return s.recordIn(ctx, tx, p, audit.FactorRemoved, id, true, "")
+	})
+	switch {
+	case errors.Is(err, errLastFactor):
+		return errLastFactor
+	case isNotFound(err):
+		return notYours
+	case err != nil:
 		return fault("delete factor", err)
 	}
-	s.record(ctx, p, audit.FactorRemoved, id, true, "")
 	return nil
 }
 

@@ -51,7 +51,6 @@ type PasskeyStore interface {
 	AddPasskey(ctx context.Context, p Passkey) error // ErrConflict if the id exists
 	Passkey(ctx context.Context, appID, id string) (Passkey, error)
 	PasskeysOfUser(ctx context.Context, appID, user string) ([]Passkey, error)
-	DeletePasskey(ctx context.Context, appID, user, id string) error
 
 	PutCeremony(ctx context.Context, c Ceremony) error
 	// Ceremony returns the ceremony of a challenge without taking it, expired or not;

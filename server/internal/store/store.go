@@ -141,8 +141,6 @@ type Store interface {
 	TOTP(ctx context.Context, id string) (TOTPCredential, error)
 	// TOTPsOfUser lists the user's confirmed credentials.
 	TOTPsOfUser(ctx context.Context, appID, user string) ([]TOTPCredential, error)
-	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
-	DeleteTOTP(ctx context.Context, appID, user, id string) error
 
 	RecoveryCodesLeft(ctx context.Context, appID, user string) (int, error)
 	// ReplaceRecoveryCodes gives the user a new set; the old one stops working at once.
@@ -197,6 +195,14 @@ type Tx interface {
 	// TakeCeremony removes and returns the ceremony of a challenge; ErrNotFound when it is
 	// unknown, already taken or expired.
 	TakeCeremony(ctx context.Context, challenge string, now time.Time) (Ceremony, error)
+	// LockFactors counts the user's second factors (confirmed authenticator apps and
+	// passkeys) and keeps any other transaction from removing one until this one ends, so
+	// that two removals at once cannot both find another factor left.
+	LockFactors(ctx context.Context, appID, user string) (int, error)
+	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
+	DeleteTOTP(ctx context.Context, appID, user, id string) error
+	// DeletePasskey removes a passkey of the user; ErrNotFound if there is none.
+	DeletePasskey(ctx context.Context, appID, user, id string) error
 	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
 	// step is step, and, when recoveryHashes is not empty, gives the user that set of recovery
 	// codes in place of any old one; when replaces names another credential of the same user,

@@ -94,8 +94,8 @@ func (t txn) UsePasskey(ctx context.Context, id string, oldCount, newCount int64
 	return n == 1, err
 }
 
-func (s *DB) DeletePasskey(ctx context.Context, appID, user, id string) error {
-	res, err := s.exec(ctx, `DELETE FROM passkeys WHERE app_id = ? AND user_id = ? AND id = ?`, appID, user, id)
+func (t txn) DeletePasskey(ctx context.Context, appID, user, id string) error {
+	res, err := t.x.exec(ctx, `DELETE FROM passkeys WHERE app_id = ? AND user_id = ? AND id = ?`, appID, user, id)
 	if err != nil {
 		return fmt.Errorf("delete passkey: %w", err)
 	}
@@ -103,6 +103,28 @@ func (s *DB) DeletePasskey(ctx context.Context, appID, user, id string) error {
 		return store.ErrNotFound
 	}
 	return nil
+}
+
+func (t txn) LockFactors(ctx context.Context, appID, user string) (int, error) {
+	// Writing the rows (to what they hold) locks them on PostgreSQL until the transaction
+	// ends, in one order for every caller; SQLite's one writer needs no lock. The count
+	// that follows, a statement of its own, sees whatever a transaction that held them
+	// first committed.
+	for _, q := range []string{
+		`UPDATE totp_credentials SET label = label WHERE app_id = ? AND user_id = ? AND confirmed = 1`,
+		`UPDATE passkeys SET label = label WHERE app_id = ? AND user_id = ?`,
+	} {
+		if _, err := t.x.exec(ctx, q, appID, user); err != nil {
+			return 0, fmt.Errorf("lock factors: %w", err)
+		}
+	}
+	var n int
+	err := t.x.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1)
+		+ (SELECT COUNT(*) FROM passkeys WHERE app_id = ? AND user_id = ?)`, appID, user, appID, user).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("lock factors: %w", err)
+	}
+	return n, nil
 }
 
 func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {

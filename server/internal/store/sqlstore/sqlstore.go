@@ -509,8 +509,8 @@ func (s *DB) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashe
 	})
 }
 
-func (s *DB) DeleteTOTP(ctx context.Context, appID, user, id string) error {
-	res, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ? AND confirmed = 1`, id, appID, user)
+func (t txn) DeleteTOTP(ctx context.Context, appID, user, id string) error {
+	res, err := t.x.exec(ctx, `DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ? AND confirmed = 1`, id, appID, user)
 	if err != nil {
 		return fmt.Errorf("delete totp: %w", err)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ func init() {
 		{"AddPasskey_RoundTrips_DuplicateIDConflicts", testPasskeyRoundTrip},
 		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},
 		{"TakeCeremony_Once_AndNeverExpired_ReadTakesNothing", testTakeCeremony},
+		{"LockFactors_CountsConfirmed_TwoRemovalsAtOnce_OneStays", testLockFactors},
 		{"UserPolicy_SetAndReplace", testUserPolicy},
 		{"ClaimOnce_ConcurrentClaims_OneWins_SweptAfterwards", testClaimOnce},
 	}...)
@@ -131,6 +133,47 @@ func testTakeCeremony(t *testing.T, s store.Store) {
 	must(t, s.PutCeremony(ctx, c))
 	if _, err := s.TakeCeremony(ctx, "late", at(5*time.Minute)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired ceremony: %v", err)
+	}
+}
+
+func testLockFactors(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for round := range 5 {
+		user := fmt.Sprintf("u%d", round)
+		confirmed(t, s, user+"-app", "app", user, 10)
+		must(t, s.CreateTOTP(ctx, newPending(user+"-pending", "app", user)))
+		must(t, s.AddPasskey(ctx, store.Passkey{ID: user + "-key", AppID: "app", User: user, Data: []byte("{}"), AAGUID: []byte{}, CreatedAt: at(0)}))
+		// Each removes one factor if it finds another left, as DeleteFactor does.
+		removed := winners(2, func(i int) bool {
+			var gone bool
+			err := s.Atomically(ctx, func(tx store.Tx) error {
+				n, err := tx.LockFactors(ctx, "app", user)
+				if err != nil || n < 2 {
+					return err
+				}
+				if n != 2 {
+					return fmt.Errorf("counted %d factors, want 2 (a pending enrollment is none)", n)
+				}
+				gone = true
+				if i == 0 {
+					return tx.DeleteTOTP(ctx, "app", user, user+"-app")
+				}
+				return tx.DeletePasskey(ctx, "app", user, user+"-key")
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			return gone
+		})
+		if removed != 1 {
+			t.Fatalf("round %d: %d removals found another factor left, want 1", round, removed)
+		}
+		must(t, s.Atomically(ctx, func(tx store.Tx) error {
+			if n, err := tx.LockFactors(ctx, "app", user); err != nil || n != 1 {
+				return fmt.Errorf("factors left: %d %v, want 1", n, err)
+			}
+			return nil
+		}))
 	}
 }
 
