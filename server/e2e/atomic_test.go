@@ -137,6 +137,67 @@ func TestConfirmEnrollment_AuditRecordRefused_NothingStays(t *testing.T) {
 	}
 }
 
+// Adding or removing a factor commits with its audit records or not at all. With the
+// trail refusing records, each change answers 500 and the user's factors and recovery
+// codes stay as they were; once the trail works, the same change goes through.
+func TestFactorChange_AuditRecordRefused_NothingChanges(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// change makes the change for browser b of ann, whose factors are an authenticator
+		// app and a passkey; it returns the answer's status.
+		change func(v *verifier, b browser) int
+		want   int
+	}{
+		{"register a passkey", func(v *verifier, b browser) int {
+			opts := b.call("POST", "/v1/webauthn/registrations", nil)
+			cred, err := passkeytest.New(origin, "localhost").Create(opts.Raw)
+			if err != nil {
+				v.t.Fatal(err)
+			}
+			return b.call("POST", "/v1/webauthn/registrations/finish?label=Second", cred).Status
+		}, 201},
+		{"remove a factor", func(v *verifier, b browser) int {
+			return b.call("DELETE", "/v1/factors/"+v.factors(b)[1], nil).Status
+		}, 204},
+		{"regenerate recovery codes", func(v *verifier, b browser) int {
+			return b.call("POST", "/v1/recovery/codes", nil).Status
+		}, 200},
+		{"passkey_only destroys the app's secret", func(v *verifier, _ browser) int {
+			return v.call("PUT", "/v1/users/ann/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"}).Status
+		}, 204},
+	} {
+		for _, be := range trailRefusers {
+			t.Run(c.name+"/"+be.name, func(t *testing.T) {
+				v := startVerifierWith(t, func(cfg *serve.Config) { cfg.Store = be.store(t) })
+				b, _ := v.elevated("ann")
+				v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+				db, done := v.sqlHandle()
+				defer done()
+				state := func() string {
+					return attemptState(t, db) + rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials ORDER BY id`) +
+						rowsOf(t, db, `SELECT id, label FROM passkeys ORDER BY id`) +
+						rowsOf(t, db, `SELECT hash, used_at FROM recovery_codes ORDER BY hash`)
+				}
+				before := state()
+				execAll(t, db, be.down)
+				if got := c.change(v, b); got != 500 {
+					t.Errorf("with the trail refusing records: %d, want 500", got)
+				}
+				if after := state(); after != before {
+					t.Errorf("state changed by a change that could not be recorded:\nbefore %s\nafter  %s", before, after)
+				}
+				execAll(t, db, be.up)
+				if got := c.change(v, b); got != c.want {
+					t.Fatalf("once the trail works: %d, want %d", got, c.want)
+				}
+				if after := state(); after == before {
+					t.Error("the change changed nothing: the state read is not the change's")
+				}
+			})
+		}
+	}
+}
+
 // trailRefusers make the audit trail refuse records (down) and take them again (up): a
 // trigger in the chain on SQLite, in the queue to it on PostgreSQL.
 var trailRefusers = []struct {

@@ -158,11 +158,24 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	if label == "" {
 		label = "Passkey"
 	}
-	now := s.now()
-	err = s.st.AddPasskey(ctx, store.Passkey{
-		ID: cred.ID, AppID: p.App.ID, User: p.Ticket.User, Label: label, Data: cred.Record,
-		SignCount: int64(cred.SignCount), AAGUID: cred.AAGUID, Transports: strings.Join(cred.Transports, ","),
-		BackupEligible: cred.BackupEligible, BackupState: cred.BackupState, CreatedAt: now,
+	// The passkey, its audit record and, under passkey_only, the end of the user's TOTP
+	// secrets commit together.
+	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		err := tx.AddPasskey(ctx, store.Passkey{
+			ID: cred.ID, AppID: p.App.ID, User: p.Ticket.User, Label: label, Data: cred.Record,
+			SignCount: int64(cred.SignCount), AAGUID: cred.AAGUID, Transports: strings.Join(cred.Transports, ","),
+			BackupEligible: cred.BackupEligible, BackupState: cred.BackupState, CreatedAt: s.now(),
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, cred.ID, true, "passkey: "+label); err != nil {
+			return err
+		}
+		if policy(p) != store.PolicyPasskeyOnly {
+			return nil
+		}
+		return s.destroyTOTPs(ctx, tx, p)
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return wire.PasskeyRegistered{}, wire.NewError(wire.CodeConflict, "This passkey is already registered.")
@@ -170,31 +183,20 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	if err != nil {
 		return wire.PasskeyRegistered{}, fault("add passkey", err)
 	}
-	s.record(ctx, p, audit.FactorAdded, cred.ID, true, "passkey: "+label)
-	if err := s.enforcePasskeyOnly(ctx, p); err != nil {
-		return wire.PasskeyRegistered{}, err
-	}
 	return wire.PasskeyRegistered{ID: cred.ID}, nil
 }
 
-// enforcePasskeyOnly destroys the user's TOTP secrets when passkey_only applies.
-func (s *Service) enforcePasskeyOnly(ctx context.Context, p Principal) error {
-	only, err := s.passkeyOnly(ctx, p)
-	if err != nil || !only {
+// destroyTOTPs ends every authenticator-app secret of the user in tx, with an audit record
+// for each confirmed one: passkey_only applies once the user has a passkey.
+func (s *Service) destroyTOTPs(ctx context.Context, tx store.Tx, p Principal) error {
+	ids, err := tx.DeleteTOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
 		return err
 	}
-	creds, err := s.st.TOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
-	if err != nil {
-		return fault("passkey only", err)
-	}
-	if len(creds) == 0 {
-		return nil
-	}
-	if err := s.st.DeleteTOTPsOfUser(ctx, p.App.ID, p.Ticket.User); err != nil {
-		return fault("passkey only", err)
-	}
-	for _, c := range creds {
-		s.record(ctx, p, audit.FactorRemoved, c.ID, true, "passkey_only: TOTP secret destroyed")
+	for _, id := range ids {
+		if err := s.recordIn(ctx, tx, p, audit.FactorRemoved, id, true, "passkey_only: TOTP secret destroyed"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -350,5 +352,13 @@ func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy
 	if err := s.st.SetUserPolicy(ctx, app.ID, user, policy); err != nil {
 		return fault("set policy", err)
 	}
-	return s.enforcePasskeyOnly(ctx, Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}})
+	p := Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}}
+	only, err := s.passkeyOnly(ctx, p)
+	if err != nil || !only {
+		return err
+	}
+	if err := s.st.Atomically(ctx, func(tx store.Tx) error { return s.destroyTOTPs(ctx, tx, p) }); err != nil {
+		return fault("passkey only", err)
+	}
+	return nil
 }

@@ -149,9 +149,14 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wir
 	if err != nil {
 		return wire.RecoveryCodes{}, err
 	}
-	if err := s.st.ReplaceRecoveryCodes(ctx, p.App.ID, p.Ticket.User, hashes, s.now()); err != nil {
+	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := tx.ReplaceRecoveryCodes(ctx, p.App.ID, p.Ticket.User, hashes, s.now()); err != nil {
+			return err
+		}
+		return s.recordIn(ctx, tx, p, audit.CodesRegenerated, "recovery", true, "")
+	})
+	if err != nil {
 		return wire.RecoveryCodes{}, fault("regenerate recovery codes", err)
 	}
-	s.record(ctx, p, audit.CodesRegenerated, "recovery", true, "")
 	return wire.RecoveryCodes{RecoveryCodes: codes}, nil
 }

@@ -48,7 +48,6 @@ type PasskeyStore interface {
 	// UserOfHandle finds the user a handle belongs to; ErrNotFound if none.
 	UserOfHandle(ctx context.Context, appID string, handle []byte) (string, error)
 
-	AddPasskey(ctx context.Context, p Passkey) error // ErrConflict if the id exists
 	Passkey(ctx context.Context, appID, id string) (Passkey, error)
 	PasskeysOfUser(ctx context.Context, appID, user string) ([]Passkey, error)
 
@@ -60,6 +59,4 @@ type PasskeyStore interface {
 	// UserPolicy is the user's own policy, "" when the app's applies.
 	UserPolicy(ctx context.Context, appID, user string) (string, error)
 	SetUserPolicy(ctx context.Context, appID, user, policy string) error
-	// DeleteTOTPsOfUser destroys every authenticator-app secret of the user.
-	DeleteTOTPsOfUser(ctx context.Context, appID, user string) error
 }

@@ -143,8 +143,6 @@ type Store interface {
 	TOTPsOfUser(ctx context.Context, appID, user string) ([]TOTPCredential, error)
 
 	RecoveryCodesLeft(ctx context.Context, appID, user string) (int, error)
-	// ReplaceRecoveryCodes gives the user a new set; the old one stops working at once.
-	ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error
 
 	// AddSigningKey stores a new active key for its algorithm and retires the one it
 	// replaces as of the new key's CreatedAt, which may lie ahead (a key is published
@@ -183,7 +181,8 @@ type Store interface {
 
 // Tx is what one transaction can do: the writes of one attempt at a second factor, so
 // that its reservation, its outcome and its audit record are durable together or not at
-// all. The Store itself is a Tx whose every call is a transaction of its own.
+// all, and the writes that add or remove a factor, which commit with their audit records.
+// The Store itself is a Tx whose every call is a transaction of its own.
 type Tx interface {
 	AttemptStore
 	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
@@ -195,6 +194,12 @@ type Tx interface {
 	// TakeCeremony removes and returns the ceremony of a challenge; ErrNotFound when it is
 	// unknown, already taken or expired.
 	TakeCeremony(ctx context.Context, challenge string, now time.Time) (Ceremony, error)
+	// ReplaceRecoveryCodes gives the user a new set; the old one stops working at once.
+	ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error
+	AddPasskey(ctx context.Context, p Passkey) error // ErrConflict if the id exists
+	// DeleteTOTPsOfUser destroys every authenticator-app secret of the user, pending ones
+	// too, and returns the ids of the confirmed ones, in order.
+	DeleteTOTPsOfUser(ctx context.Context, appID, user string) ([]string, error)
 	// LockFactors counts the user's second factors (confirmed authenticator apps and
 	// passkeys) and keeps any other transaction from removing one until this one ends, so
 	// that two removals at once cannot both find another factor left.

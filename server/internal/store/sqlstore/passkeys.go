@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -51,8 +52,8 @@ func bit(b bool) int {
 	return 0
 }
 
-func (s *DB) AddPasskey(ctx context.Context, p store.Passkey) error {
-	res, err := s.exec(ctx, `INSERT INTO passkeys (`+passkeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+func (t txn) AddPasskey(ctx context.Context, p store.Passkey) error {
+	res, err := t.x.exec(ctx, `INSERT INTO passkeys (`+passkeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		p.ID, p.AppID, p.User, p.Label, p.Data, p.SignCount, p.AAGUID, p.Transports, bit(p.BackupEligible), bit(p.BackupState), ms(p.CreatedAt), ms(p.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("add passkey: %w", err)
@@ -177,9 +178,29 @@ func (s *DB) SetUserPolicy(ctx context.Context, appID, user, policy string) erro
 	return nil
 }
 
-func (s *DB) DeleteTOTPsOfUser(ctx context.Context, appID, user string) error {
-	if _, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ?`, appID, user); err != nil {
-		return fmt.Errorf("delete totp credentials: %w", err)
+func (t txn) DeleteTOTPsOfUser(ctx context.Context, appID, user string) ([]string, error) {
+	var confirmed []string
+	err := t.x.inTx(ctx, func(w *writeTx) error {
+		rows, err := w.query(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ? RETURNING id, confirmed`, appID, user)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var c int
+			if err := rows.Scan(&id, &c); err != nil {
+				rows.Close()
+				return err
+			}
+			if c == 1 {
+				confirmed = append(confirmed, id)
+			}
+		}
+		return errors.Join(rows.Err(), rows.Close())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete totp credentials: %w", err)
 	}
-	return nil
+	slices.Sort(confirmed)
+	return confirmed, nil
 }

@@ -500,8 +500,8 @@ func replaceCodes(w *writeTx, appID, user string, hashes [][]byte, now time.Time
 	return nil
 }
 
-func (s *DB) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error {
-	return s.inTx(ctx, func(w *writeTx) error {
+func (t txn) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error {
+	return t.x.inTx(ctx, func(w *writeTx) error {
 		if err := replaceCodes(w, appID, user, hashes, now); err != nil {
 			return fmt.Errorf("replace recovery codes: %w", err)
 		}
