@@ -385,3 +385,31 @@ func TestDeleteFactor_BothFactorsAtOnce_OneStays(t *testing.T) {
 		})
 	}
 }
+
+// passkey_only set while the user removes their passkey: the policy must not end the
+// user's TOTP secrets for a passkey that is going, nor may the removal take the passkey
+// the policy counted on. Whatever the order, the user keeps a second factor.
+func TestPasskeyOnly_WhileThePasskeyIsRemoved_OneFactorStays(t *testing.T) {
+	for _, be := range []struct {
+		name  string
+		store func(testing.TB) string
+	}{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}} {
+		t.Run(be.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
+			for i := range 8 {
+				user := fmt.Sprintf("racer%d", i)
+				b, _ := v.elevated(user)
+				key := v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+				var wg sync.WaitGroup
+				wg.Go(func() { b.call("DELETE", "/v1/factors/"+key, nil) })
+				wg.Go(func() {
+					v.call("PUT", "/v1/users/"+user+"/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"})
+				})
+				wg.Wait()
+				if left := v.factors(b); len(left) != 1 {
+					t.Fatalf("round %d: the user is left with factors %v, want one", i, left)
+				}
+			}
+		})
+	}
+}

@@ -53,11 +53,11 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 		return notYours
 	}
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
-		n, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
+		totps, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
 		if err != nil {
 			return err
 		}
-		if n <= 1 {
+		if totps+passkeys <= 1 {
 			return errLastFactor
 		}
 		del := tx.DeleteTOTP

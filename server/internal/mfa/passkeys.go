@@ -187,8 +187,14 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 }
 
 // destroyTOTPs ends every authenticator-app secret of the user in tx, with an audit record
-// for each confirmed one: passkey_only applies once the user has a passkey.
+// for each confirmed one, if the user has a passkey: passkey_only applies from then on.
+// The passkey is counted under the lock a factor's removal takes, so it cannot be going
+// meanwhile.
 func (s *Service) destroyTOTPs(ctx context.Context, tx store.Tx, p Principal) error {
+	_, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
+	if err != nil || passkeys == 0 {
+		return err
+	}
 	ids, err := tx.DeleteTOTPsOfUser(ctx, p.App.ID, p.Ticket.User)
 	if err != nil {
 		return err
@@ -352,11 +358,10 @@ func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy
 	if err := s.st.SetUserPolicy(ctx, app.ID, user, policy); err != nil {
 		return fault("set policy", err)
 	}
-	p := Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}}
-	only, err := s.passkeyOnly(ctx, p)
-	if err != nil || !only {
-		return err
+	if policy != store.PolicyPasskeyOnly {
+		return nil
 	}
+	p := Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}}
 	if err := s.st.Atomically(ctx, func(tx store.Tx) error { return s.destroyTOTPs(ctx, tx, p) }); err != nil {
 		return fault("passkey only", err)
 	}

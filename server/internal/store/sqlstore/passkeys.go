@@ -106,7 +106,7 @@ func (t txn) DeletePasskey(ctx context.Context, appID, user, id string) error {
 	return nil
 }
 
-func (t txn) LockFactors(ctx context.Context, appID, user string) (int, error) {
+func (t txn) LockFactors(ctx context.Context, appID, user string) (totps, passkeys int, err error) {
 	// Writing the rows (to what they hold) locks them on PostgreSQL until the transaction
 	// ends, in one order for every caller; SQLite's one writer needs no lock. The count
 	// that follows, a statement of its own, sees whatever a transaction that held them
@@ -116,16 +116,15 @@ func (t txn) LockFactors(ctx context.Context, appID, user string) (int, error) {
 		`UPDATE passkeys SET label = label WHERE app_id = ? AND user_id = ?`,
 	} {
 		if _, err := t.x.exec(ctx, q, appID, user); err != nil {
-			return 0, fmt.Errorf("lock factors: %w", err)
+			return 0, 0, fmt.Errorf("lock factors: %w", err)
 		}
 	}
-	var n int
-	err := t.x.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1)
-		+ (SELECT COUNT(*) FROM passkeys WHERE app_id = ? AND user_id = ?)`, appID, user, appID, user).Scan(&n)
+	err = t.x.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1),
+		(SELECT COUNT(*) FROM passkeys WHERE app_id = ? AND user_id = ?)`, appID, user, appID, user).Scan(&totps, &passkeys)
 	if err != nil {
-		return 0, fmt.Errorf("lock factors: %w", err)
+		return 0, 0, fmt.Errorf("lock factors: %w", err)
 	}
-	return n, nil
+	return totps, passkeys, nil
 }
 
 func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {

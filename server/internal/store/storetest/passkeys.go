@@ -147,12 +147,12 @@ func testLockFactors(t *testing.T, s store.Store) {
 		removed := winners(2, func(i int) bool {
 			var gone bool
 			err := s.Atomically(ctx, func(tx store.Tx) error {
-				n, err := tx.LockFactors(ctx, "app", user)
-				if err != nil || n < 2 {
+				totps, passkeys, err := tx.LockFactors(ctx, "app", user)
+				if err != nil || totps+passkeys < 2 {
 					return err
 				}
-				if n != 2 {
-					return fmt.Errorf("counted %d factors, want 2 (a pending enrollment is none)", n)
+				if totps != 1 || passkeys != 1 {
+					return fmt.Errorf("counted %d apps and %d passkeys, want 1 and 1 (a pending enrollment is none)", totps, passkeys)
 				}
 				gone = true
 				if i == 0 {
@@ -169,8 +169,8 @@ func testLockFactors(t *testing.T, s store.Store) {
 			t.Fatalf("round %d: %d removals found another factor left, want 1", round, removed)
 		}
 		must(t, s.Atomically(ctx, func(tx store.Tx) error {
-			if n, err := tx.LockFactors(ctx, "app", user); err != nil || n != 1 {
-				return fmt.Errorf("factors left: %d %v, want 1", n, err)
+			if totps, passkeys, err := tx.LockFactors(ctx, "app", user); err != nil || totps+passkeys != 1 {
+				return fmt.Errorf("factors left: %d apps, %d passkeys, %v; want one factor", totps, passkeys, err)
 			}
 			return nil
 		}))
