@@ -47,15 +47,8 @@ func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix
 	tb.Helper()
 	ctx := context.Background()
 	key, b64 := seed.NewMasterKey()
-	cfg.MasterKey, cfg.Logger = b64, quiet()
-	env, err := serve.Open(ctx, cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { env.Close() })
-	if err := env.Warm(ctx); err != nil { // as serve.Run does before it serves
-		tb.Fatal(err)
-	}
+	cfg.MasterKey = b64
+	env := opened(tb, cfg)
 	if _, err := env.MFA.CreateApp(ctx, mfa.NewApp{ID: "bench", Origins: []string{benchOrigin}}); err != nil {
 		tb.Fatal(err)
 	}
@@ -68,4 +61,21 @@ func seeded(tb testing.TB, cfg serve.Config, dialect seed.Dialect, n int, prefix
 		tb.Fatal(err)
 	}
 	return env, users
+}
+
+// opened opens the verifier cfg names, with its connections open as serve.Run opens them
+// before it serves, and closes it when tb ends.
+func opened(tb testing.TB, cfg serve.Config) *serve.Env {
+	tb.Helper()
+	ctx := context.Background()
+	cfg.Logger = quiet()
+	env, err := serve.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { env.Close() })
+	if err := env.Warm(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return env
 }
