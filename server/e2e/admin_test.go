@@ -16,6 +16,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
@@ -266,6 +267,29 @@ func TestAdminReset_GoodCall_FactorsGoneLimitsLiftedAuditedAndWebhookSigned(t *t
 		if strings.Contains(all, s) {
 			t.Errorf("the audit trail contains a secret, code, key or token (%d chars)", len(s))
 		}
+	}
+}
+
+// A support reset lifts the lock on a passkey too: a person whose passkey logins someone
+// else's failures locked registers a passkey again after the reset and signs in with it.
+func TestAdminReset_LockedPasskey_NewPasskeySignsIn(t *testing.T) {
+	f := newAdminFixture(t)
+	v := f.v
+	b, _ := v.elevated("bo")
+	key := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, key)
+	v.lockPasskey("bo", key)
+	root := v.as(f.opsKey).ticket("root") // a fresh second factor for the admin
+	token := root.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, f.root.Secret, v.Clock.Now().Add(30*time.Second))}).str("token")
+	if r := f.reset("bo", "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "locked out, ticket #5"}); r.Status != 200 {
+		t.Fatalf("reset: %d %s", r.Status, r.Raw)
+	}
+	again := v.enroll("bo") // its confirmation elevates the ticket
+	key = passkeytest.New(origin, "localhost")
+	v.registerPasskey(again.browser, key)
+	lb := v.ticket("bo")
+	if r := lb.call("POST", "/v1/webauthn/assertions/finish", v.assertion(lb, key)); r.Status != 200 {
+		t.Fatalf("the new passkey after the reset: %d %s, want 200", r.Status, r.Raw)
 	}
 }
 

@@ -413,3 +413,38 @@ func TestPasskeyOnly_WhileThePasskeyIsRemoved_OneFactorStays(t *testing.T) {
 		})
 	}
 }
+
+// lockPasskey makes 100 failed passkey logins for user with key, as someone holding the
+// user's tickets could, and checks that the passkey factor is then locked.
+func (v *verifier) lockPasskey(user string, key *passkeytest.Authenticator) {
+	v.t.Helper()
+	key.Origin = "http://phish.example"
+	for i := 1; i <= 100; i++ {
+		b := v.ticket(user)
+		if r := b.call("POST", "/v1/webauthn/assertions/finish", v.assertion(b, key)); r.Status != 401 {
+			v.t.Fatalf("failed login %d: %d %s", i, r.Status, r.Raw)
+		}
+		v.Clock.Advance(15 * time.Minute) // past any back-off
+	}
+	key.Origin = origin
+	b := v.ticket(user)
+	if r := b.call("POST", "/v1/webauthn/assertions/finish", v.assertion(b, key)); r.Status != 423 || r.errCode() != wire.CodeFactorLocked {
+		v.t.Fatalf("a good passkey on a locked factor: %d %s, want 423 factor_locked", r.Status, r.Raw)
+	}
+}
+
+// A recovery code lifts a passkey's lock too, as it lifts an authenticator app's.
+func TestBruteForce_100FailedPasskeyLogins_LockUntilRecoveryCode(t *testing.T) {
+	v := startVerifier(t)
+	b, e := v.elevated("pia")
+	key := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, key)
+	v.lockPasskey("pia", key)
+	if r := v.ticket("pia").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+		t.Fatalf("recovery code: %d %s", r.Status, r.Raw)
+	}
+	lb := v.ticket("pia")
+	if r := lb.call("POST", "/v1/webauthn/assertions/finish", v.assertion(lb, key)); r.Status != 200 {
+		t.Fatalf("passkey after the recovery code: %d %s, want 200", r.Status, r.Raw)
+	}
+}

@@ -157,7 +157,7 @@ func BenchmarkReserve(b *testing.B) {
 		if _, err := l.Reserve(ctx, f, "127.0.0.1", now); err != nil {
 			return err
 		}
-		return l.Passed(ctx, f, "127.0.0.1", "")
+		return l.Passed(ctx, f, "127.0.0.1")
 	}
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) { run(b, reserveAndPass, limit.New(be.open(b), p)) })

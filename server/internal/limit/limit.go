@@ -128,14 +128,11 @@ func (l *Limiter) Failed(ctx context.Context, factor, ip string, now time.Time) 
 	return nil
 }
 
-// Passed records a success: the factor's failures are forgotten, and those of unlocks when
-// it names another factor (a recovery code also lifts the authenticators' lock), and the
-// address's attempt is given back.
-func (l *Limiter) Passed(ctx context.Context, factor, ip, unlocks string) error {
-	factors := []string{factor}
-	if unlocks != "" {
-		factors = append(factors, unlocks)
-	}
+// Passed records a success: the factor's failures are forgotten, and those of the other
+// factors it unlocks (a recovery code also lifts the authenticators' and the passkeys'
+// locks), and the address's attempt is given back.
+func (l *Limiter) Passed(ctx context.Context, factor, ip string, unlocks ...string) error {
+	factors := append([]string{factor}, unlocks...)
 	if _, ok := l.b.(checkedBudgets); ok {
 		ip = "" // the attempt was never counted
 	}

@@ -84,8 +84,8 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	type step struct {
 		at                  time.Duration
-		factor, ip, unlocks string
-		passed              bool // the attempt succeeds; the others fail
+		factor, ip, unlocks string // unlocks: factors separated by spaces
+		passed              bool   // the attempt succeeds; the others fail
 	}
 	steps := []step{
 		{0, "f", "A", "", false},
@@ -96,7 +96,7 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		{11 * time.Second, "f", "B", "", false},
 		{32 * time.Second, "f", "C", "", false}, // the fourth locks f
 		{33 * time.Second, "f", "C", "", false},
-		{34 * time.Second, "r", "C", "f", true}, // a recovery code: forgets f's failures too
+		{34 * time.Second, "r", "C", "f g", true}, // a recovery code: forgets f's and g's failures too
 		{35 * time.Second, "f", "C", "", false},
 		{35 * time.Second, "g", "D", "", false},
 		{36 * time.Second, "k", "C", "", false}, // the success's attempt was given back: room for this
@@ -114,7 +114,7 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		case err != nil:
 			return "", err
 		case s.passed:
-			err = l.Passed(ctx, s.factor, s.ip, s.unlocks)
+			err = l.Passed(ctx, s.factor, s.ip, strings.Fields(s.unlocks)...)
 		default:
 			err = l.Failed(ctx, s.factor, s.ip, now)
 		}

@@ -17,8 +17,8 @@ type attempt struct {
 	amr    string     // what a success proves
 	passed audit.Kind // the event a success records
 	detail string     // and what that record says beside the factor's id
-	// unlocks is another factor's budget a success also resets ("" for none).
-	unlocks string
+	// unlocks are other factors' budgets a success also resets.
+	unlocks []string
 	// accept runs once the attempt's reservation is taken. It weighs the code (count is
 	// the factor's attempts so far, this one included) and makes its use durable in tx,
 	// returning the id of the factor that passed, or the person's error, having recorded
@@ -66,7 +66,7 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 			return err
 		}
 		if inStore {
-			if err := lim.Passed(ctx, key, p.IP, a.unlocks); err != nil {
+			if err := lim.Passed(ctx, key, p.IP, a.unlocks...); err != nil {
 				return err
 			}
 		}
@@ -83,7 +83,7 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 		return nil, err
 	}
 	if passed && !inStore {
-		if err := s.limits.Passed(ctx, key, p.IP, a.unlocks); err != nil {
+		if err := s.limits.Passed(ctx, key, p.IP, a.unlocks...); err != nil {
 			return nil, err
 		}
 	}

@@ -118,7 +118,7 @@ func (s *Service) VerifyRecovery(ctx context.Context, p Principal, code string) 
 	now := s.now()
 	hash := recoveryHash(pepper, p, code)
 	answer, err := s.try(ctx, p, now, attempt{
-		factor: "recovery", amr: AMRRecovery, passed: audit.RecoveryUsed, unlocks: factorKey("totp", p),
+		factor: "recovery", amr: AMRRecovery, passed: audit.RecoveryUsed, unlocks: []string{factorKey("totp", p), factorKey("passkey", p)},
 		accept: func(tx store.Tx, count int) (string, error) {
 			ok, err := tx.ConsumeRecoveryCode(ctx, p.App.ID, p.Ticket.User, hash, now)
 			if err != nil {

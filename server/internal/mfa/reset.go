@@ -34,7 +34,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 		return fault("reset user", err)
 	}
 	p := Principal{App: app, Ticket: store.Ticket{User: user}}
-	for _, kind := range []string{"totp", "recovery"} {
+	for _, kind := range []string{"totp", "passkey", "recovery"} {
 		if err := s.limits.Reset(ctx, factorKey(kind, p)); err != nil {
 			return fault("reset user", err)
 		}
