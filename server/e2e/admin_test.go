@@ -132,6 +132,18 @@ func (f *adminFixture) reset(user, query, auth, token string, body any) reply {
 	return r
 }
 
+// adminToken signs root in to the admin app again, a step later: a fresh second factor
+// and a token no admin action has used.
+func (f *adminFixture) adminToken() string {
+	f.v.t.Helper()
+	f.v.Clock.Advance(30 * time.Second)
+	r := f.v.as(f.opsKey).ticket("root").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(f.v.t, f.root.Secret, f.v.Clock.Now())})
+	if r.Status != 200 {
+		f.v.t.Fatalf("admin sign-in: %d %s", r.Status, r.Raw)
+	}
+	return r.str("token")
+}
+
 func (f *adminFixture) aliceHasTOTP() bool {
 	f.v.t.Helper()
 	s := f.v.ticket("alice").call("GET", "/v1/session", nil)
@@ -270,6 +282,44 @@ func TestAdminReset_GoodCall_FactorsGoneLimitsLiftedAuditedAndWebhookSigned(t *t
 	}
 }
 
+// A reset commits with its admin_reset record or not at all: with the trail refusing
+// records it answers 500 and the user keeps every factor and code; once the trail works,
+// the same reset goes through.
+func TestAdminReset_AuditRecordRefused_NothingRemoved(t *testing.T) {
+	f := newAdminFixture(t)
+	sqlite := trailRefusers[0]
+	db, done := f.v.sqlHandle()
+	defer done()
+	state := func() string {
+		return rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials WHERE user_id = 'alice' ORDER BY id`) +
+			rowsOf(t, db, `SELECT hash, used_at FROM recovery_codes WHERE user_id = 'alice' ORDER BY hash`) +
+			rowsOf(t, db, `SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`)
+	}
+	// A token each, taken while the trail works (a sign-in is audited too): a token serves
+	// one admin action, even one that failed.
+	tokens := []string{f.adminToken(), f.adminToken()}
+	before := state()
+	reset := func() reply {
+		r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, tokens[0], map[string]string{"reason": "lost phone, ticket #7"})
+		tokens = tokens[1:]
+		return r
+	}
+	execAll(t, db, sqlite.down)
+	if r := reset(); r.Status != 500 || r.errCode() != wire.CodeInternal {
+		t.Errorf("reset with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+	}
+	if after := state(); after != before {
+		t.Errorf("a reset that could not be recorded changed:\nbefore %s\nafter  %s", before, after)
+	}
+	execAll(t, db, sqlite.up)
+	if r := reset(); r.Status != 200 {
+		t.Fatalf("the same reset once the trail works: %d %s", r.Status, r.Raw)
+	}
+	if f.aliceHasTOTP() {
+		t.Error("alice still has an authenticator after the reset")
+	}
+}
+
 // A support reset lifts the lock on a passkey too: a person whose passkey logins someone
 // else's failures locked registers a passkey again after the reset and signs in with it.
 func TestAdminReset_LockedPasskey_NewPasskeySignsIn(t *testing.T) {
@@ -279,9 +329,7 @@ func TestAdminReset_LockedPasskey_NewPasskeySignsIn(t *testing.T) {
 	key := passkeytest.New(origin, "localhost")
 	v.registerPasskey(b, key)
 	v.lockPasskey("bo", key)
-	root := v.as(f.opsKey).ticket("root") // a fresh second factor for the admin
-	token := root.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, f.root.Secret, v.Clock.Now().Add(30*time.Second))}).str("token")
-	if r := f.reset("bo", "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "locked out, ticket #5"}); r.Status != 200 {
+	if r := f.reset("bo", "?app=shop", "Bearer "+f.opsKey, f.adminToken(), map[string]string{"reason": "locked out, ticket #5"}); r.Status != 200 {
 		t.Fatalf("reset: %d %s", r.Status, r.Raw)
 	}
 	again := v.enroll("bo") // its confirmation elevates the ticket

@@ -13,10 +13,11 @@ import (
 )
 
 // ResetUser is support-assisted recovery for a person who lost every factor: it removes
-// all the user's authenticators (pending ones too) and recovery codes, lifts any lock and
-// back-off on them, and records an admin_reset event (which the app's webhook hears, so a
-// reset nobody asked for reaches its owner). actor names who did it; reason why. The user
-// then signs in with the first factor only and enrolls again.
+// all the user's authenticators (pending ones too), passkeys and recovery codes, lifts any
+// lock and back-off on them, and records an admin_reset event (which the app's webhook
+// hears, so a reset nobody asked for reaches its owner), all in one transaction but for
+// budgets kept in Redis. actor names who did it; reason why. The user then signs in with
+// the first factor only and enrolls again.
 func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor string) error {
 	if msg := firstProblem(
 		wire.CheckText("app", appID, true),
@@ -29,24 +30,37 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 	if err != nil {
 		return err
 	}
-	removed, err := s.st.ResetUserFactors(ctx, appID, user)
+	// The factors, the budgets kept in the store and the admin_reset record go together:
+	// an admin action never goes unaudited.
+	p := Principal{App: app, Ticket: store.Ticket{User: user}}
+	keys := []string{factorKey("totp", p), factorKey("passkey", p), factorKey("recovery", p)}
+	inStore := s.limits.KeptIn(s.st)
+	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		removed, err := tx.ResetUserFactors(ctx, appID, user)
+		if err != nil {
+			return err
+		}
+		if inStore {
+			for _, k := range keys {
+				if err := s.limits.In(tx).Reset(ctx, k); err != nil {
+					return err
+				}
+			}
+		}
+		return s.rec.Record(ctx, tx, audit.Event{
+			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
+			Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
+		})
+	})
 	if err != nil {
 		return fault("reset user", err)
 	}
-	p := Principal{App: app, Ticket: store.Ticket{User: user}}
-	for _, kind := range []string{"totp", "passkey", "recovery"} {
-		if err := s.limits.Reset(ctx, factorKey(kind, p)); err != nil {
-			return fault("reset user", err)
+	if !inStore { // Redis: after the transaction, as a verification gives back
+		for _, k := range keys {
+			if err := s.limits.Reset(ctx, k); err != nil {
+				return fault("reset user", err)
+			}
 		}
-	}
-	// Unlike the events of a sign-in, a reset that cannot be recorded is reported: an admin
-	// action must never go unaudited without someone knowing.
-	err = s.rec.Record(ctx, s.st, audit.Event{
-		At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
-		Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
-	})
-	if err != nil {
-		return fault("reset user: record", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "user reset by support", "app", appID, "actor", actor)
 	return nil

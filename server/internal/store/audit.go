@@ -110,8 +110,4 @@ type AuditStore interface {
 	// DeliveryFailed releases a claim: the delivery is due again at next, or, with giveUp,
 	// never again. lastError says why (no secret, no body).
 	DeliveryFailed(ctx context.Context, id int64, next time.Time, lastError string, giveUp bool) error
-
-	// ResetUserFactors removes every TOTP credential (pending ones too) and recovery code
-	// of the user, atomically.
-	ResetUserFactors(ctx context.Context, appID, user string) (FactorsRemoved, error)
 }

@@ -200,6 +200,9 @@ type Tx interface {
 	// DeleteTOTPsOfUser destroys every authenticator-app secret of the user, pending ones
 	// too, and returns the ids of the confirmed ones, in order.
 	DeleteTOTPsOfUser(ctx context.Context, appID, user string) ([]string, error)
+	// ResetUserFactors removes every TOTP credential (pending ones too), recovery code and
+	// passkey of the user, atomically.
+	ResetUserFactors(ctx context.Context, appID, user string) (FactorsRemoved, error)
 	// LockFactors counts the user's second factors (confirmed authenticator apps and
 	// passkeys) and keeps any other transaction from removing one until this one ends, so
 	// that two removals at once cannot both find another factor left.

@@ -365,7 +365,7 @@ func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastE
 	return nil
 }
 
-func (s *DB) ResetUserFactors(ctx context.Context, appID, user string) (store.FactorsRemoved, error) {
+func (t txn) ResetUserFactors(ctx context.Context, appID, user string) (store.FactorsRemoved, error) {
 	var out store.FactorsRemoved
 	// Credentials before codes: the order ConfirmTOTP locks them in, so the two cannot
 	// deadlock on PostgreSQL. The first statement of each pair counts what was in use.
@@ -379,7 +379,7 @@ func (s *DB) ResetUserFactors(ctx context.Context, appID, user string) (store.Fa
 		{`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`, nil},
 		{`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`, &out.Passkeys},
 	}
-	err := s.inTx(ctx, func(w *writeTx) error {
+	err := t.x.inTx(ctx, func(w *writeTx) error {
 		for _, st := range steps {
 			res, err := w.exec(st.query, appID, user)
 			if err != nil {
