@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,6 +178,34 @@ func TestPasskey_BadAssertions_Refused(t *testing.T) {
 				t.Errorf("a refused answer elevated the ticket")
 			}
 		})
+	}
+}
+
+// One assertion sent ten times at once (a double click, or a relay racing the browser):
+// the ceremony is taken once, so exactly one signs in; the others are told the request
+// was already used, or, each having counted as a failed attempt, to wait.
+func TestPasskey_SameAssertionTenTimesAtOnce_OneSignsIn(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("dina")
+	a := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, a)
+	lb := v.ticket("dina")
+	body := v.assertion(lb, a)
+	status := make([]int, 10)
+	var wg sync.WaitGroup
+	for i := range status {
+		wg.Go(func() {
+			r := lb.call("POST", "/v1/webauthn/assertions/finish", body)
+			status[i] = r.Status
+			if code := r.errCode(); r.Status != 200 && code != wire.CodeChallengeExpired && code != wire.CodeRateLimited {
+				t.Errorf("answer %d: %d %s", i, r.Status, r.Raw)
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(status)
+	if status[0] != 200 || status[1] == 200 {
+		t.Fatalf("answers %v, want exactly one 200", status)
 	}
 }
 
