@@ -29,33 +29,24 @@ func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
 			fresh := v.ticket("ann") // not yet elevated
 			db, done := v.sqlHandle()
 			defer done()
-			before := attemptState(t, db)
-			execAll(t, db, be.down)
+			var refused []func() reply
 			for _, c := range []string{good, wrong, good} {
-				r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
-				if r.Status != 500 || r.errCode() != wire.CodeInternal {
-					t.Errorf("verify with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+				refused = append(refused, func() reply { return fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}) })
+			}
+			underRefusal(t, db, be, func() string { return attemptState(t, db) }, refused, func() {
+				if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
+					t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
 				}
-			}
-			if after := attemptState(t, db); after != before {
-				t.Errorf("state changed by attempts that could not be recorded:\nbefore %s\nafter  %s", before, after)
-			}
-			execAll(t, db, be.up)
-			if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
-				t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
-			}
-			if after := attemptState(t, db); after == before {
-				t.Error("a success changed nothing: the state read is not the attempt's")
-			}
+			})
 		})
 	}
 }
 
 // A passkey login is one such transaction too: the reservation, the ceremony taken, the
 // sign counter, the give-back, the elevation and the audit record. With the trail
-// refusing records, an assertion signed for another origin and a valid one both get 500 and leave nothing: no failure counted, the ceremonies still there, the
-// counter where it was, the ticket not elevated. Once the trail works, the same valid
-// assertion signs in.
+// refusing records, an assertion signed for another origin and a valid one both get 500
+// and leave nothing: no failure counted, the ceremonies still there, the counter where it
+// was, the ticket not elevated. Once the trail works, the same valid assertion signs in.
 func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
 	for _, be := range trailRefusers {
 		t.Run(be.name, func(t *testing.T) {
@@ -74,24 +65,14 @@ func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) 
 				return attemptState(t, db) + rowsOf(t, db, `SELECT challenge, kind FROM ceremonies ORDER BY challenge`) +
 					rowsOf(t, db, `SELECT id, sign_count FROM passkeys ORDER BY id`)
 			}
-			before := state()
-			execAll(t, db, be.down)
-			for _, body := range [][]byte{phished, good} {
-				r := fresh.call("POST", "/v1/webauthn/assertions/finish", body)
-				if r.Status != 500 || r.errCode() != wire.CodeInternal {
-					t.Errorf("passkey login with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+			finish := func(body []byte) func() reply {
+				return func() reply { return fresh.call("POST", "/v1/webauthn/assertions/finish", body) }
+			}
+			underRefusal(t, db, be, state, []func() reply{finish(phished), finish(good)}, func() {
+				if r := finish(good)(); r.Status != 200 {
+					t.Fatalf("the same assertion once the trail works: %d %s, want 200", r.Status, r.Raw)
 				}
-			}
-			if after := state(); after != before {
-				t.Errorf("state changed by logins that could not be recorded:\nbefore %s\nafter  %s", before, after)
-			}
-			execAll(t, db, be.up)
-			if r := fresh.call("POST", "/v1/webauthn/assertions/finish", good); r.Status != 200 {
-				t.Fatalf("the same assertion once the trail works: %d %s, want 200", r.Status, r.Raw)
-			}
-			if after := state(); after == before {
-				t.Error("a success changed nothing: the state read is not the login's")
-			}
+			})
 		})
 	}
 }
@@ -118,21 +99,11 @@ func TestConfirmEnrollment_AuditRecordRefused_NothingStays(t *testing.T) {
 				return attemptState(t, db) + rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials ORDER BY id`) +
 					rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes GROUP BY user_id ORDER BY user_id`)
 			}
-			before := state()
-			execAll(t, db, be.down)
-			if r := confirm(); r.Status != 500 || r.errCode() != wire.CodeInternal {
-				t.Errorf("confirm with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
-			}
-			if after := state(); after != before {
-				t.Errorf("state changed by a confirmation that could not be recorded:\nbefore %s\nafter  %s", before, after)
-			}
-			execAll(t, db, be.up)
-			if r := confirm(); r.Status != 200 || r.str("token") == "" {
-				t.Fatalf("the same code once the trail works: %d %s, want 200 with a token", r.Status, r.Raw)
-			}
-			if after := state(); after == before {
-				t.Error("a confirmation changed nothing: the state read is not the confirmation's")
-			}
+			underRefusal(t, db, be, state, []func() reply{confirm}, func() {
+				if r := confirm(); r.Status != 200 || r.str("token") == "" {
+					t.Fatalf("the same code once the trail works: %d %s, want 200 with a token", r.Status, r.Raw)
+				}
+			})
 		})
 	}
 }
@@ -144,26 +115,26 @@ func TestFactorChange_AuditRecordRefused_NothingChanges(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		// change makes the change for browser b of ann, whose factors are an authenticator
-		// app and a passkey; it returns the answer's status.
-		change func(v *verifier, b browser) int
+		// app and a passkey; it returns the answer.
+		change func(v *verifier, b browser) reply
 		want   int
 	}{
-		{"register a passkey", func(v *verifier, b browser) int {
+		{"register a passkey", func(v *verifier, b browser) reply {
 			opts := b.call("POST", "/v1/webauthn/registrations", nil)
 			cred, err := passkeytest.New(origin, "localhost").Create(opts.Raw)
 			if err != nil {
 				v.t.Fatal(err)
 			}
-			return b.call("POST", "/v1/webauthn/registrations/finish?label=Second", cred).Status
+			return b.call("POST", "/v1/webauthn/registrations/finish?label=Second", cred)
 		}, 201},
-		{"remove a factor", func(v *verifier, b browser) int {
-			return b.call("DELETE", "/v1/factors/"+v.factors(b)[1], nil).Status
+		{"remove a factor", func(v *verifier, b browser) reply {
+			return b.call("DELETE", "/v1/factors/"+v.factors(b)[1], nil)
 		}, 204},
-		{"regenerate recovery codes", func(v *verifier, b browser) int {
-			return b.call("POST", "/v1/recovery/codes", nil).Status
+		{"regenerate recovery codes", func(v *verifier, b browser) reply {
+			return b.call("POST", "/v1/recovery/codes", nil)
 		}, 200},
-		{"passkey_only destroys the app's secret", func(v *verifier, _ browser) int {
-			return v.call("PUT", "/v1/users/ann/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"}).Status
+		{"passkey_only destroys the app's secret", func(v *verifier, _ browser) reply {
+			return v.call("PUT", "/v1/users/ann/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"})
 		}, 204},
 	} {
 		for _, be := range trailRefusers {
@@ -178,37 +149,61 @@ func TestFactorChange_AuditRecordRefused_NothingChanges(t *testing.T) {
 						rowsOf(t, db, `SELECT id, label FROM passkeys ORDER BY id`) +
 						rowsOf(t, db, `SELECT hash, used_at FROM recovery_codes ORDER BY hash`)
 				}
-				before := state()
-				execAll(t, db, be.down)
-				if got := c.change(v, b); got != 500 {
-					t.Errorf("with the trail refusing records: %d, want 500", got)
-				}
-				if after := state(); after != before {
-					t.Errorf("state changed by a change that could not be recorded:\nbefore %s\nafter  %s", before, after)
-				}
-				execAll(t, db, be.up)
-				if got := c.change(v, b); got != c.want {
-					t.Fatalf("once the trail works: %d, want %d", got, c.want)
-				}
-				if after := state(); after == before {
-					t.Error("the change changed nothing: the state read is not the change's")
-				}
+				change := func() reply { return c.change(v, b) }
+				underRefusal(t, db, be, state, []func() reply{change}, func() {
+					if r := change(); r.Status != c.want {
+						t.Fatalf("once the trail works: %d %s, want %d", r.Status, r.Raw, c.want)
+					}
+				})
 			})
 		}
 	}
 }
 
-// trailRefusers make the audit trail refuse records (down) and take them again (up): a
-// trigger in the chain on SQLite, in the queue to it on PostgreSQL.
-var trailRefusers = []struct {
-	name     string
-	store    func(testing.TB) string
+// underRefusal is the frame of these tests. With the trail refusing records, each of
+// refused makes a request that must answer 500 internal, and state must read the same
+// after them as before; then, with the trail back, done makes the request that must go
+// through, and state must read otherwise.
+func underRefusal(t *testing.T, db *sql.DB, be trailRefuser, state func() string, refused []func() reply, done func()) {
+	t.Helper()
+	before := state()
+	execAll(t, db, be.down)
+	for _, call := range refused {
+		if r := call(); r.Status != 500 || r.errCode() != wire.CodeInternal {
+			t.Errorf("with the trail refusing records: %d %s, want 500 internal", r.Status, r.Raw)
+		}
+	}
+	if after := state(); after != before {
+		t.Errorf("state changed by requests that could not be recorded:\nbefore %s\nafter  %s", before, after)
+	}
+	execAll(t, db, be.up)
+	done()
+	if after := state(); after == before {
+		t.Error("a request that went through changed nothing: the state read is not what it writes")
+	}
+}
+
+// storeCase is a store a verifier can run on: its --store (empty: SQLite in the data
+// directory).
+type storeCase struct {
+	name  string
+	store func(testing.TB) string
+}
+
+var stores = []storeCase{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}}
+
+// trailRefuser makes a store's audit trail refuse records (down) and take them again
+// (up): a trigger in the chain on SQLite, in the queue to it on PostgreSQL.
+type trailRefuser struct {
+	storeCase
 	down, up []string
-}{
-	{"sqlite", func(testing.TB) string { return "" },
+}
+
+var trailRefusers = []trailRefuser{
+	{stores[0],
 		[]string{`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit down'); END`},
 		[]string{`DROP TRIGGER audit_down`}},
-	{"postgres", pgtest.NewDatabase,
+	{stores[1],
 		[]string{`CREATE FUNCTION audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$`,
 			`CREATE TRIGGER audit_down BEFORE INSERT ON audit_queue FOR EACH ROW EXECUTE FUNCTION audit_down()`},
 		[]string{`DROP TRIGGER audit_down ON audit_queue`}},

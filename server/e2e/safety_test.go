@@ -11,7 +11,6 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
-	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
 
 // wrongCode is a code that is not the current one (nor near it) for secret.
@@ -358,10 +357,7 @@ func TestBruteForce_ReplaysCount_LikeWrongCodes(t *testing.T) {
 // passkey), cannot both pass the check that another factor is left: one is removed, the
 // other answers 409 last_factor, and the user keeps a second factor.
 func TestDeleteFactor_BothFactorsAtOnce_OneStays(t *testing.T) {
-	for _, be := range []struct {
-		name  string
-		store func(testing.TB) string
-	}{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}} {
+	for _, be := range stores {
 		t.Run(be.name, func(t *testing.T) {
 			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
 			for i := range 8 {
@@ -390,10 +386,7 @@ func TestDeleteFactor_BothFactorsAtOnce_OneStays(t *testing.T) {
 // user's TOTP secrets for a passkey that is going, nor may the removal take the passkey
 // the policy counted on. Whatever the order, the user keeps a second factor.
 func TestPasskeyOnly_WhileThePasskeyIsRemoved_OneFactorStays(t *testing.T) {
-	for _, be := range []struct {
-		name  string
-		store func(testing.TB) string
-	}{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}} {
+	for _, be := range stores {
 		t.Run(be.name, func(t *testing.T) {
 			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
 			for i := range 8 {

@@ -10,7 +10,6 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
-	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 	"github.com/twofold-dev/twofold/server/internal/totp"
 )
 
@@ -21,16 +20,7 @@ import (
 // JSON, one login at a time, each by a user of their own on a ticket not yet elevated.
 // The software authenticator's signing is not timed.
 func BenchmarkLoginPasskey(b *testing.B) {
-	for _, v := range []struct {
-		name    string
-		dialect seed.Dialect
-		config  func(testing.TB) serve.Config
-	}{
-		{"sqlite", seed.SQLite, func(tb testing.TB) serve.Config { return serve.Config{DataDir: tb.TempDir()} }},
-		{"postgres", seed.Postgres, func(tb testing.TB) serve.Config {
-			return serve.Config{DataDir: tb.TempDir(), Store: pgtest.NewDatabase(tb)}
-		}},
-	} {
+	for _, v := range verifiers[:2] {
 		b.Run(v.name, func(b *testing.B) {
 			ctx := context.Background()
 			env, users := seeded(b, v.config(b), v.dialect, b.N, "p-")

@@ -10,8 +10,6 @@ import (
 	"github.com/twofold-dev/twofold/bench/seed"
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
-	"github.com/twofold-dev/twofold/server/internal/serve"
-	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
 
 // BenchmarkIssueTicket is what every sign-in starts with on the verifier: the app's
@@ -20,15 +18,7 @@ import (
 // One at a time (<store>), and 64 at a time (<store>-parallel), as a busy backend sends
 // them.
 func BenchmarkIssueTicket(b *testing.B) {
-	for _, v := range []struct {
-		name   string
-		config func(testing.TB) serve.Config
-	}{
-		{"sqlite", func(tb testing.TB) serve.Config { return serve.Config{DataDir: tb.TempDir()} }},
-		{"postgres", func(tb testing.TB) serve.Config {
-			return serve.Config{DataDir: tb.TempDir(), Store: pgtest.NewDatabase(tb)}
-		}},
-	} {
+	for _, v := range verifiers[:2] {
 		for _, inFlight := range []int{1, 64} {
 			name := v.name
 			if inFlight > 1 {
