@@ -93,9 +93,10 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	case !w.Allowed:
 		return w, tooMany(w.RetryAfter, "Too many failed attempts from your network.")
 	case d.Locked:
-		return d, wire.NewError(wire.CodeFactorLocked, "Too many wrong codes: this is locked to protect your account. Sign in with a recovery code, or ask the app's support to reset your second factor.")
+		// One message for every factor: codes, recovery codes and passkeys.
+		return d, wire.NewError(wire.CodeFactorLocked, "Too many failed attempts: this is locked to protect your account. Sign in another way (a recovery code, or another of your second factors), or ask the app's support to reset your second factor.")
 	case !d.Allowed:
-		return d, tooMany(d.RetryAfter, "Too many wrong codes.")
+		return d, tooMany(d.RetryAfter, "Too many failed attempts.")
 	}
 	return d, nil
 }
