@@ -441,3 +441,45 @@ func TestBruteForce_100FailedPasskeyLogins_LockUntilRecoveryCode(t *testing.T) {
 		t.Fatalf("passkey after the recovery code: %d %s, want 200", r.Status, r.Raw)
 	}
 }
+
+// Two first authenticators confirmed at once (two tabs): each confirmation that shows
+// recovery codes must show codes that work, since the person saves the ones they see.
+func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testing.T) {
+	for _, be := range stores {
+		t.Run(be.name, func(t *testing.T) {
+			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
+			for i := range 6 {
+				user := fmt.Sprintf("tabs%d", i)
+				b := v.ticket(user)
+				var confirms []func() reply
+				for range 2 {
+					e := b.call("POST", "/v1/totp/enrollments", nil)
+					if e.Status != 201 {
+						t.Fatalf("enroll: %d %s", e.Status, e.Raw)
+					}
+					confirms = append(confirms, func() reply {
+						return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
+					})
+				}
+				answers := make([]reply, len(confirms))
+				var wg sync.WaitGroup
+				for j, confirm := range confirms {
+					wg.Go(func() { answers[j] = confirm() })
+				}
+				wg.Wait()
+				for j, r := range answers {
+					if r.Status != 200 {
+						t.Fatalf("round %d, confirmation %d: %d %s", i, j, r.Status, r.Raw)
+					}
+					shown, _ := r.Body["recovery_codes"].([]any)
+					if len(shown) == 0 {
+						continue
+					}
+					if rv := v.ticket(user).call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: shown[0].(string)}); rv.Status != 200 {
+						t.Fatalf("round %d: a recovery code confirmation %d showed does not sign in: %d %s", i, j, rv.Status, rv.Raw)
+					}
+				}
+			}
+		})
+	}
+}

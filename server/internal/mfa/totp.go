@@ -116,6 +116,18 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes, c.Replaces); err != nil {
 			return err
 		}
+		if codes != nil {
+			// ConfirmTOTP gave the codes only if no other authenticator was confirmed first
+			// (a second tab); then that one's codes stay, and these are not shown. It holds
+			// the user's credentials until the end, so the count is settled.
+			totps, _, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
+			if err != nil {
+				return err
+			}
+			if totps > 1 {
+				codes = nil
+			}
+		}
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err
 		}

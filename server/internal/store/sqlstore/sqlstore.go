@@ -479,10 +479,18 @@ func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 				return fmt.Errorf("confirm totp: %w", err)
 			}
 		}
-		if len(recoveryHashes) > 0 {
-			if err := replaceCodes(w, appID, user, recoveryHashes, now); err != nil {
-				return fmt.Errorf("confirm totp: %w", err)
-			}
+		if len(recoveryHashes) == 0 {
+			return nil
+		}
+		// Codes come with a first authenticator only. When another was confirmed meanwhile
+		// (the lock above waited for it), the codes it brought stay.
+		var others int
+		err = w.queryRow(`SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1 AND id <> ?`, appID, user, id).Scan(&others)
+		if err == nil && others == 0 {
+			err = replaceCodes(w, appID, user, recoveryHashes, now)
+		}
+		if err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
 		}
 		return nil
 	})

@@ -60,7 +60,7 @@ var tests = []contractCase{
 	{"ConfirmTOTP_Twice_SecondErrNotFound", testConfirmTwice},
 	{"ConfirmTOTP_SameEnrollmentConcurrently_OneWins", testConfirmConcurrently},
 	{"ConfirmTOTP_RecoveryCodes_ReplaceTheOldSet", testConfirmReplacesCodes},
-	{"ConfirmTOTP_NoRecoveryCodes_KeepsTheOldSet", testConfirmKeepsCodes},
+	{"ConfirmTOTP_NoRecoveryCodesOrNotTheFirst_KeepsTheOldSet", testConfirmKeepsCodes},
 	{"ConfirmTOTP_Refused_LeavesRecoveryCodesAlone", testConfirmRefusedKeepsCodes},
 	{"ConfirmTOTP_TwoEnrollmentsConcurrently_OneCodeSetRemains", testConfirmCodeSetsConcurrently},
 	{"AdvanceTOTP_OnlyAHigherStep_Accepted", testAdvance},
@@ -640,6 +640,9 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 		t.Fatal("code of the first set refused")
 	}
 
+	// A first authenticator again (the last one gone, as after passkey_only): its set
+	// replaces the old one.
+	must(t, s.DeleteTOTP(ctx, "shop", "alice", "c1"))
 	must(t, s.CreateTOTP(ctx, newPending("c2", "shop", "alice")))
 	must(t, s.ConfirmTOTP(ctx, "c2", 20, at(2*time.Minute), fresh, ""))
 	if n := codesLeft(t, s, "shop", "alice"); n != 3 {
@@ -672,8 +675,14 @@ func testConfirmKeepsCodes(t *testing.T, s store.Store) {
 	must(t, s.ConfirmTOTP(ctx, "c2", 10, at(time.Minute), nil, ""))
 	must(t, s.CreateTOTP(ctx, newPending("c3", "shop", "alice")))
 	must(t, s.ConfirmTOTP(ctx, "c3", 10, at(time.Minute), [][]byte{}, ""))
+	// Not the first authenticator: a set given with it is not installed.
+	must(t, s.CreateTOTP(ctx, newPending("c4", "shop", "alice")))
+	must(t, s.ConfirmTOTP(ctx, "c4", 10, at(time.Minute), hashes("other", 4), ""))
 	if n := codesLeft(t, s, "shop", "alice"); n != 4 {
 		t.Errorf("RecoveryCodesLeft = %d, want the old 4", n)
+	}
+	if consume(t, s, "shop", "alice", []byte("other-0")) {
+		t.Error("a set given with a second authenticator was installed")
 	}
 	if !consume(t, s, "shop", "alice", old[3]) {
 		t.Error("old code refused after a confirmation without codes")
@@ -696,12 +705,15 @@ func testConfirmRefusedKeepsCodes(t *testing.T, s store.Store) {
 	}
 }
 
-// Two enrollments of one user confirmed at once each bring a full set of codes; the user must
-// end up with one of the sets, never with both (twice the codes an attacker could guess).
+// Enrollments of one user confirmed at once each bring a full set of codes, as a first
+// authenticator does; the user must end up with one of the sets, never with several (more
+// codes an attacker could guess). That it is the set the first confirmation showed is
+// checked end to end (TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork).
 func testConfirmCodeSetsConcurrently(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	const n = 8
 	withCodes(t, s, "shop", "alice", hashes("old", 3))
+	must(t, s.DeleteTOTP(ctx, "shop", "alice", "shop/alice")) // codes left, no authenticator
 	for i := range n {
 		must(t, s.CreateTOTP(ctx, newPending(fmt.Sprint("c", i), "shop", "alice")))
 	}
