@@ -13,7 +13,7 @@ import (
 
 // attempt is one code typed for a factor whose budgets limit guessing.
 type attempt struct {
-	factor string     // the factor's budget and its name in the trail: "totp", "recovery"
+	factor string     // the factor's budget and its name in the trail: "totp", "recovery", "passkey"
 	amr    string     // what a success proves
 	passed audit.Kind // the event a success records
 	detail string     // and what that record says beside the factor's id
