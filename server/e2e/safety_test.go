@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
 // wrongCode is a code that is not the current one (nor near it) for secret.
@@ -246,6 +248,48 @@ func TestFactors_ReplacePhoneInOneStep_OldRemovedOnlyOnConfirm(t *testing.T) {
 	}
 	if r := v.ticket("sam").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, old.Secret, v.Clock.Now().Add(60*time.Second))}); r.Status != 401 {
 		t.Fatalf("the old phone still signs in: %d %s", r.Status, r.Raw)
+	}
+}
+
+// Two new phones each meant to replace the old one (two tabs): the first confirmed
+// removes it, and the trail says so once; the second confirmation adds its phone and
+// records no removal it did not make.
+func TestFactors_TwoReplacementsOfOnePhone_RemovalRecordedOnce(t *testing.T) {
+	v := startVerifier(t)
+	old := v.enroll("sal")
+	oldID := v.factors(old.browser)[0]
+	b := v.ticket("sal")
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, old.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("step-up: %d %s", r.Status, r.Raw)
+	}
+	var news []reply
+	for _, label := range []string{"new phone", "other new phone"} {
+		r := b.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: label, Replaces: oldID})
+		if r.Status != 201 {
+			t.Fatalf("enroll: %d %s", r.Status, r.Raw)
+		}
+		news = append(news, r)
+	}
+	for _, r := range news {
+		if c := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: code(t, r.str("secret"), v.Clock.Now())}); c.Status != 200 {
+			t.Fatalf("confirm: %d %s", c.Status, c.Raw)
+		}
+	}
+	if ids := v.factors(b); len(ids) != 2 || slices.Contains(ids, oldID) {
+		t.Fatalf("factors = %v, want the two new phones", ids)
+	}
+	removals := 0
+	err := v.env().Store.AuditRecords(t.Context(), store.AuditFilter{}, func(r store.AuditRecord) error {
+		if r.Kind == string(audit.FactorRemoved) && r.Factor == oldID {
+			removals++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removals != 1 {
+		t.Fatalf("the old phone's removal is recorded %d times, want once", removals)
 	}
 }
 

@@ -113,7 +113,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	// The confirmation signs the user in: like a verification, it commits with its audit
 	// records and the ticket's elevation, or not at all.
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
-		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes, c.Replaces); err != nil {
+		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes); err != nil {
 			return err
 		}
 		if codes != nil {
@@ -131,9 +131,15 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err
 		}
-		if c.Replaces != "" {
-			if err := s.recordIn(ctx, tx, p, audit.FactorRemoved, c.Replaces, true, "replaced by "+c.ID); err != nil {
+		if c.Replaces != "" && c.Replaces != c.ID {
+			switch err := tx.DeleteTOTP(ctx, p.App.ID, p.Ticket.User, c.Replaces); {
+			case isNotFound(err): // another new phone replaced it first: no removal of ours
+			case err != nil:
 				return err
+			default:
+				if err := s.recordIn(ctx, tx, p, audit.FactorRemoved, c.Replaces, true, "replaced by "+c.ID); err != nil {
+					return err
+				}
 			}
 		}
 		return s.elevate(ctx, tx, p, "otp", now)

@@ -214,11 +214,11 @@ type Tx interface {
 	// ConfirmTOTP turns a pending, unexpired enrollment into a credential whose last accepted
 	// step is step, and, when recoveryHashes is not empty and the user has no other
 	// confirmed credential, gives the user that set of recovery codes in place of any old
-	// one; when replaces names another credential of the same user, that one is removed.
-	// All of it happens atomically, and confirmations of one user's enrollments one after
-	// the other. ErrNotFound when there is no such pending enrollment (unknown, expired or
-	// already confirmed).
-	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error
+	// one. All of it happens atomically, and confirmations of one user's enrollments one
+	// after the other: it holds the user's credentials until the transaction ends.
+	// ErrNotFound when there is no such pending enrollment (unknown, expired or already
+	// confirmed).
+	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error
 	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.

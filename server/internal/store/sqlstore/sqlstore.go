@@ -459,7 +459,7 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 	return out, rows.Err()
 }
 
-func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte, replaces string) error {
+func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error {
 	return t.x.inTx(ctx, func(w *writeTx) error {
 		// Lock every credential row of the user first, so confirmations of two enrollments of
 		// one user run one after the other. Otherwise, on PostgreSQL, neither DELETE below
@@ -473,11 +473,6 @@ func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id, user_id`, step, ms(now), id, ms(now)).Scan(&appID, &user)
 		if err != nil {
 			return fmt.Errorf("confirm totp: %w", notFound(err))
-		}
-		if replaces != "" && replaces != id {
-			if _, err := w.exec(`DELETE FROM totp_credentials WHERE id = ? AND app_id = ? AND user_id = ?`, replaces, appID, user); err != nil {
-				return fmt.Errorf("confirm totp: %w", err)
-			}
 		}
 		if len(recoveryHashes) == 0 {
 			return nil
