@@ -25,7 +25,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/tokens"
 )
 
-func newVerifier(t *testing.T, cfg client.Config) (*client.Verifier, *countingClient) {
+func newVerifier(t testing.TB, cfg client.Config) (*client.Verifier, *countingClient) {
 	t.Helper()
 	cc := &countingClient{}
 	if cfg.Issuer == "" {
@@ -520,5 +520,29 @@ func TestJWKS_RotationWithLead_FirstTokenOfTheNewKeyNeedsNoFetch(t *testing.T) {
 	}
 	if n := cc.n.Load(); n != 1 {
 		t.Fatalf("%d fetches; want the one before the new key's time only", n)
+	}
+}
+
+// BenchmarkVerify is what a backend pays per request to check a token: the signature
+// against the cached key set, then iss, aud, exp, nbf and the claims. Per algorithm an
+// app can sign with; a real token of this verifier each.
+//
+//	go test -run '^$' -bench Verify ./server/client
+func BenchmarkVerify(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct{ app, alg string }{{"shop", "EdDSA"}, {"es-shop", "ES256"}, {"rs-shop", "RS256"}} {
+		b.Run(tc.alg, func(b *testing.B) {
+			v, _ := newVerifier(b, client.Config{Audience: tc.app, Algorithms: []string{tc.alg}})
+			tok := signIn(b, verifierURL, tc.app, "bench-"+tc.alg, "")
+			if _, err := v.Verify(ctx, tok); err != nil { // fetches the key set
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
