@@ -326,3 +326,28 @@ func TestPasskey_IPOrigins_RPIDFromAHostNameOrAClearRefusal(t *testing.T) {
 		t.Fatalf("passkeys for an IP-only app: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A user whose only factor is a passkey (they removed their authenticator app) is not a
+// user without a second factor: someone holding only their password, and so a fresh
+// ticket, must not enroll an authenticator of their own and sign in with it.
+func TestPasskey_OnlyFactor_EnrollingAnAppNeedsStepUp(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("ivy")
+	key := passkeytest.New(origin, "localhost")
+	v.registerPasskey(b, key)
+	app := v.factors(b)[0]
+	if r := b.call("DELETE", "/v1/factors/"+app, nil); r.Status != 204 {
+		t.Fatalf("removing the app: %d %s", r.Status, r.Raw)
+	}
+	stranger := v.ticket("ivy") // the first factor passed, not the second
+	if r := stranger.call("POST", "/v1/totp/enrollments", nil); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Fatalf("enrolling an app without the passkey: %d %s, want 403 step_up_required", r.Status, r.Raw)
+	}
+	// With the passkey first, the same ticket may.
+	if r := stranger.call("POST", "/v1/webauthn/assertions/finish", v.assertion(stranger, key)); r.Status != 200 {
+		t.Fatalf("passkey: %d %s", r.Status, r.Raw)
+	}
+	if r := stranger.call("POST", "/v1/totp/enrollments", nil); r.Status != 201 {
+		t.Fatalf("enrolling an app after the passkey: %d %s, want 201", r.Status, r.Raw)
+	}
+}

@@ -43,11 +43,16 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.Enr
 		req.Label = "Authenticator app"
 	}
 	existing := p.Account.TOTPs
-	if len(existing) > 0 && !p.Elevated() {
-		return wire.Enrollment{}, errStepUp
-	}
 	if only, err := s.passkeyOnly(ctx, p); err != nil || only {
 		return wire.Enrollment{}, cmp.Or(err, error(errPasskeyRequired))
+	}
+	// A ticket proves the first factor only: a user with any second factor, an
+	// authenticator app or only a passkey, passes it with this ticket first, or whoever
+	// has the password would add an authenticator of their own and sign in with it.
+	if !p.Elevated() {
+		if has, err := s.hasFactor(ctx, p); err != nil || has {
+			return wire.Enrollment{}, cmp.Or(err, error(errStepUp))
+		}
 	}
 	if req.Replaces != "" && !hasCredential(existing, req.Replaces) {
 		return wire.Enrollment{}, wire.NewError(wire.CodeNotFound, "The authenticator to replace is not one of yours.")
@@ -76,6 +81,19 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.Enr
 	}
 	s.record(ctx, p, audit.EnrollmentStarted, c.ID, true, "")
 	return wire.Enrollment{ID: c.ID, OTPAuthURI: uri, Secret: totp.EncodeSecret(secret), QRSVG: svg, ExpiresAt: c.ExpiresAt}, nil
+}
+
+// hasFactor reports whether the user has a second factor: a confirmed authenticator app or
+// a passkey.
+func (s *Service) hasFactor(ctx context.Context, p Principal) (bool, error) {
+	if len(p.Account.TOTPs) > 0 {
+		return true, nil
+	}
+	pks, err := s.st.PasskeysOfUser(ctx, p.App.ID, p.Ticket.User)
+	if err != nil {
+		return false, fault("passkeys", err)
+	}
+	return len(pks) > 0, nil
 }
 
 func hasCredential(creds []store.TOTPCredential, id string) bool {
