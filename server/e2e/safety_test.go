@@ -256,12 +256,8 @@ func TestFactors_ReplacePhoneInOneStep_OldRemovedOnlyOnConfirm(t *testing.T) {
 // records no removal it did not make.
 func TestFactors_TwoReplacementsOfOnePhone_RemovalRecordedOnce(t *testing.T) {
 	v := startVerifier(t)
-	old := v.enroll("sal")
-	oldID := v.factors(old.browser)[0]
-	b := v.ticket("sal")
-	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, old.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
-		t.Fatalf("step-up: %d %s", r.Status, r.Raw)
-	}
+	b, _ := v.elevated("sal")
+	oldID := v.factors(b)[0]
 	var news []reply
 	for _, label := range []string{"new phone", "other new phone"} {
 		r := b.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: label, Replaces: oldID})
@@ -401,54 +397,48 @@ func TestBruteForce_ReplaysCount_LikeWrongCodes(t *testing.T) {
 // passkey), cannot both pass the check that another factor is left: one is removed, the
 // other answers 409 last_factor, and the user keeps a second factor.
 func TestDeleteFactor_BothFactorsAtOnce_OneStays(t *testing.T) {
-	for _, be := range stores {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			for i := range 8 {
-				b, _ := v.elevated(fmt.Sprintf("racer%d", i))
-				v.registerPasskey(b, passkeytest.New(origin, "localhost"))
-				ids := v.factors(b)
-				if len(ids) != 2 {
-					t.Fatalf("factors = %v, want an app and a passkey", ids)
-				}
-				status := make([]int, len(ids))
-				var wg sync.WaitGroup
-				for j, id := range ids {
-					wg.Go(func() { status[j] = b.call("DELETE", "/v1/factors/"+id, nil).Status })
-				}
-				wg.Wait()
-				slices.Sort(status)
-				if left := v.factors(b); len(left) != 1 || status[0] != 204 || status[1] != 409 {
-					t.Fatalf("round %d: removals answered %v and left %v, want 204 and 409 and one factor", i, status, left)
-				}
+	onEachStore(t, func(t *testing.T, v *verifier) {
+		for i := range 8 {
+			b, _ := v.elevated(fmt.Sprintf("racer%d", i))
+			v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+			ids := v.factors(b)
+			if len(ids) != 2 {
+				t.Fatalf("factors = %v, want an app and a passkey", ids)
 			}
-		})
-	}
+			status := make([]int, len(ids))
+			var wg sync.WaitGroup
+			for j, id := range ids {
+				wg.Go(func() { status[j] = b.call("DELETE", "/v1/factors/"+id, nil).Status })
+			}
+			wg.Wait()
+			slices.Sort(status)
+			if left := v.factors(b); len(left) != 1 || status[0] != 204 || status[1] != 409 {
+				t.Fatalf("round %d: removals answered %v and left %v, want 204 and 409 and one factor", i, status, left)
+			}
+		}
+	})
 }
 
 // passkey_only set while the user removes their passkey: the policy must not end the
 // user's TOTP secrets for a passkey that is going, nor may the removal take the passkey
 // the policy counted on. Whatever the order, the user keeps a second factor.
 func TestPasskeyOnly_WhileThePasskeyIsRemoved_OneFactorStays(t *testing.T) {
-	for _, be := range stores {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			for i := range 8 {
-				user := fmt.Sprintf("racer%d", i)
-				b, _ := v.elevated(user)
-				key := v.registerPasskey(b, passkeytest.New(origin, "localhost"))
-				var wg sync.WaitGroup
-				wg.Go(func() { b.call("DELETE", "/v1/factors/"+key, nil) })
-				wg.Go(func() {
-					v.call("PUT", "/v1/users/"+user+"/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"})
-				})
-				wg.Wait()
-				if left := v.factors(b); len(left) != 1 {
-					t.Fatalf("round %d: the user is left with factors %v, want one", i, left)
-				}
+	onEachStore(t, func(t *testing.T, v *verifier) {
+		for i := range 8 {
+			user := fmt.Sprintf("racer%d", i)
+			b, _ := v.elevated(user)
+			key := v.registerPasskey(b, passkeytest.New(origin, "localhost"))
+			var wg sync.WaitGroup
+			wg.Go(func() { b.call("DELETE", "/v1/factors/"+key, nil) })
+			wg.Go(func() {
+				v.call("PUT", "/v1/users/"+user+"/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"})
+			})
+			wg.Wait()
+			if left := v.factors(b); len(left) != 1 {
+				t.Fatalf("round %d: the user is left with factors %v, want one", i, left)
 			}
-		})
-	}
+		}
+	})
 }
 
 // lockPasskey makes 100 failed passkey logins for user with key, as someone holding the
@@ -489,41 +479,47 @@ func TestBruteForce_100FailedPasskeyLogins_LockUntilRecoveryCode(t *testing.T) {
 // Two first authenticators confirmed at once (two tabs): each confirmation that shows
 // recovery codes must show codes that work, since the person saves the ones they see.
 func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testing.T) {
-	for _, be := range stores {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			for i := range 6 {
-				user := fmt.Sprintf("tabs%d", i)
-				b := v.ticket(user)
-				var confirms []func() reply
-				for range 2 {
-					e := b.call("POST", "/v1/totp/enrollments", nil)
-					if e.Status != 201 {
-						t.Fatalf("enroll: %d %s", e.Status, e.Raw)
-					}
-					confirms = append(confirms, func() reply {
-						return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
-					})
+	onEachStore(t, func(t *testing.T, v *verifier) {
+		for i := range 6 {
+			user := fmt.Sprintf("tabs%d", i)
+			b := v.ticket(user)
+			var confirms []func() reply
+			for range 2 {
+				e := b.call("POST", "/v1/totp/enrollments", nil)
+				if e.Status != 201 {
+					t.Fatalf("enroll: %d %s", e.Status, e.Raw)
 				}
-				answers := make([]reply, len(confirms))
-				var wg sync.WaitGroup
-				for j, confirm := range confirms {
-					wg.Go(func() { answers[j] = confirm() })
+				confirms = append(confirms, func() reply {
+					return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
+				})
+			}
+			answers := make([]reply, len(confirms))
+			var wg sync.WaitGroup
+			for j, confirm := range confirms {
+				wg.Go(func() { answers[j] = confirm() })
+			}
+			wg.Wait()
+			for j, r := range answers {
+				if r.Status != 200 {
+					t.Fatalf("round %d, confirmation %d: %d %s", i, j, r.Status, r.Raw)
 				}
-				wg.Wait()
-				for j, r := range answers {
-					if r.Status != 200 {
-						t.Fatalf("round %d, confirmation %d: %d %s", i, j, r.Status, r.Raw)
-					}
-					shown, _ := r.Body["recovery_codes"].([]any)
-					if len(shown) == 0 {
-						continue
-					}
-					if rv := v.ticket(user).call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: shown[0].(string)}); rv.Status != 200 {
-						t.Fatalf("round %d: a recovery code confirmation %d showed does not sign in: %d %s", i, j, rv.Status, rv.Raw)
-					}
+				shown, _ := r.Body["recovery_codes"].([]any)
+				if len(shown) == 0 {
+					continue
+				}
+				if rv := v.ticket(user).call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: shown[0].(string)}); rv.Status != 200 {
+					t.Fatalf("round %d: a recovery code confirmation %d showed does not sign in: %d %s", i, j, rv.Status, rv.Raw)
 				}
 			}
+		}
+	})
+}
+
+// onEachStore runs f against a fresh verifier on each store.
+func onEachStore(t *testing.T, f func(t *testing.T, v *verifier)) {
+	for _, be := range stores {
+		t.Run(be.name, func(t *testing.T) {
+			f(t, startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) }))
 		})
 	}
 }
