@@ -106,7 +106,8 @@ func (s *Service) recoveryPepper(ctx context.Context) ([]byte, error) {
 }
 
 // VerifyRecovery signs in with a recovery code, which is used up atomically. It also lifts
-// a lock on the user's authenticators: a recovery code is how a locked-out person gets in.
+// a lock on the user's authenticators and passkeys: a recovery code is how a locked-out
+// person gets in.
 func (s *Service) VerifyRecovery(ctx context.Context, p Principal, code string) (wire.Token, error) {
 	if len(code) > 64 {
 		return wire.Token{}, errBadRecovery
