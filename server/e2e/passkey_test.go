@@ -351,3 +351,34 @@ func TestPasskey_OnlyFactor_EnrollingAnAppNeedsStepUp(t *testing.T) {
 		t.Fatalf("enrolling an app after the passkey: %d %s, want 201", r.Status, r.Raw)
 	}
 }
+
+// A registration's challenge is answered once, even by a refused answer: a credential
+// created for another origin is refused, and a good one for the same challenge after it
+// is told to start again.
+func TestPasskey_RegistrationChallenge_RefusedAnswerUsesItUp(t *testing.T) {
+	v := startVerifier(t)
+	b, _ := v.elevated("ria")
+	opts := b.call("POST", "/v1/webauthn/registrations", nil)
+	if opts.Status != 200 {
+		t.Fatalf("begin: %d %s", opts.Status, opts.Raw)
+	}
+	a := passkeytest.New("http://phish.example", "localhost")
+	phished, err := a.Create(opts.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := b.call("POST", "/v1/webauthn/registrations/finish", phished); r.Status != 401 || r.errCode() != wire.CodeInvalidPasskey {
+		t.Fatalf("a credential made for another origin: %d %s, want 401 invalid_passkey", r.Status, r.Raw)
+	}
+	a.Origin = origin
+	good, err := a.Create(opts.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := b.call("POST", "/v1/webauthn/registrations/finish", good); r.Status != 400 || r.errCode() != wire.CodeChallengeExpired {
+		t.Fatalf("a second answer to the same challenge: %d %s, want 400 challenge_expired", r.Status, r.Raw)
+	}
+	if ids := v.factors(b); len(ids) != 1 {
+		t.Fatalf("factors = %v, want the app only", ids)
+	}
+}

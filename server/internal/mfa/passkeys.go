@@ -95,22 +95,21 @@ func (s *Service) begin(ctx context.Context, p Principal, kind string, c passkey
 	return c.Options, nil
 }
 
-// take finds and consumes the ceremony an answer belongs to. It must have been begun with
-// this very ticket: a challenge cannot be answered twice, late, or from another session.
-func (s *Service) take(ctx context.Context, p Principal, kind string, body []byte) (store.Ceremony, error) {
+// ceremonyOf reads, without taking it, the ceremony an answer belongs to. It must have been
+// begun with this very ticket for kind, and not have expired: a challenge cannot be answered
+// late or from another session. It is taken, so answered once, in the transaction that
+// makes the answer's outcome durable.
+func (s *Service) ceremonyOf(ctx context.Context, p Principal, kind string, body []byte, now time.Time) (store.Ceremony, error) {
 	challenge, err := passkey.ChallengeOf(body)
 	if err != nil {
 		return store.Ceremony{}, errPasskeyRefused
 	}
-	c, err := s.st.TakeCeremony(ctx, challenge, s.now())
-	if isNotFound(err) {
+	c, err := s.st.Ceremony(ctx, challenge)
+	if isNotFound(err) || err == nil && (!begunWith(c, p, kind) || !now.Before(c.ExpiresAt)) {
 		return store.Ceremony{}, errChallenge
 	}
 	if err != nil {
-		return store.Ceremony{}, fault("take ceremony", err)
-	}
-	if !begunWith(c, p, kind) {
-		return store.Ceremony{}, errChallenge
+		return store.Ceremony{}, fault("read ceremony", err)
 	}
 	return c, nil
 }
@@ -143,7 +142,8 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	if !p.Elevated() {
 		return wire.PasskeyRegistered{}, errStepUp
 	}
-	c, err := s.take(ctx, p, "registration", body)
+	now := s.now()
+	c, err := s.ceremonyOf(ctx, p, "registration", body, now)
 	if err != nil {
 		return wire.PasskeyRegistered{}, err
 	}
@@ -153,18 +153,27 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	}
 	cred, err := rp.FinishRegistration(u, c.Session, body)
 	if err != nil {
+		// A refused answer uses the challenge up as well.
+		if _, terr := s.st.TakeCeremony(ctx, c.Challenge, now); terr != nil && !isNotFound(terr) {
+			return wire.PasskeyRegistered{}, fault("take ceremony", terr)
+		}
 		return wire.PasskeyRegistered{}, s.passkeyRefused(ctx, p, err)
 	}
 	if label == "" {
 		label = "Passkey"
 	}
-	// The passkey, its audit record and, under passkey_only, the end of the user's TOTP
-	// secrets commit together.
+	// The ceremony taken, the passkey, its audit record and, under passkey_only, the end of
+	// the user's TOTP secrets commit together.
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if _, err := tx.TakeCeremony(ctx, c.Challenge, now); isNotFound(err) {
+			return errChallenge // answered twice at once, or expired meanwhile
+		} else if err != nil {
+			return err
+		}
 		err := tx.AddPasskey(ctx, store.Passkey{
 			ID: cred.ID, AppID: p.App.ID, User: p.Ticket.User, Label: label, Data: cred.Record,
 			SignCount: int64(cred.SignCount), AAGUID: cred.AAGUID, Transports: strings.Join(cred.Transports, ","),
-			BackupEligible: cred.BackupEligible, BackupState: cred.BackupState, CreatedAt: s.now(),
+			BackupEligible: cred.BackupEligible, BackupState: cred.BackupState, CreatedAt: now,
 		})
 		if err != nil {
 			return err
@@ -177,10 +186,12 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 		}
 		return s.destroyTOTPs(ctx, tx, p)
 	})
-	if errors.Is(err, store.ErrConflict) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		return wire.PasskeyRegistered{}, wire.NewError(wire.CodeConflict, "This passkey is already registered.")
-	}
-	if err != nil {
+	case errors.Is(err, errChallenge):
+		return wire.PasskeyRegistered{}, errChallenge
+	case err != nil:
 		return wire.PasskeyRegistered{}, fault("add passkey", err)
 	}
 	return wire.PasskeyRegistered{ID: cred.ID}, nil
@@ -292,20 +303,15 @@ type weighedAssertion struct {
 // take. Only a failure of the verifier itself is an error.
 func (s *Service) weighAssertion(ctx context.Context, p Principal, body []byte, now time.Time) (weighedAssertion, error) {
 	a := weighedAssertion{amr: []string{"hwk"}}
-	challenge, err := passkey.ChallengeOf(body)
-	if err != nil {
-		a.refusal = errPasskeyRefused
-		return a, nil
-	}
-	c, err := s.st.Ceremony(ctx, challenge)
-	if isNotFound(err) || err == nil && (!begunWith(c, p, "assertion") || !now.Before(c.ExpiresAt)) {
-		a.refusal = errChallenge
+	c, err := s.ceremonyOf(ctx, p, "assertion", body, now)
+	if errors.Is(err, errPasskeyRefused) || errors.Is(err, errChallenge) {
+		a.refusal = err
 		return a, nil
 	}
 	if err != nil {
-		return a, fault("read ceremony", err)
+		return a, err
 	}
-	a.challenge = challenge
+	a.challenge = c.Challenge
 	rp, u, stored, err := s.party(ctx, p)
 	if err != nil {
 		return a, err
