@@ -51,6 +51,8 @@ type PasskeyStore interface {
 	Passkey(ctx context.Context, appID, id string) (Passkey, error)
 	PasskeysOfUser(ctx context.Context, appID, user string) ([]Passkey, error)
 
+	// PutCeremony stores c. A ticket keeps its newest eight ceremonies: putting a ninth
+	// drops the oldest.
 	PutCeremony(ctx context.Context, c Ceremony) error
 	// Ceremony returns the ceremony of a challenge without taking it, expired or not;
 	// ErrNotFound when it is unknown or taken.

@@ -127,9 +127,23 @@ func (t txn) LockFactors(ctx context.Context, appID, user string) (totps, passke
 	return totps, passkeys, nil
 }
 
+// ceremoniesPerTicket bounds the ceremonies one ticket keeps open. A page needs one or two
+// (an autofill prompt beside a button's); without a bound, anyone holding a ticket could
+// add rows as fast as they can ask until the sweep.
+const ceremoniesPerTicket = 8
+
 func (s *DB) PutCeremony(ctx context.Context, c store.Ceremony) error {
-	if _, err := s.exec(ctx, `INSERT INTO ceremonies (challenge, kind, app_id, user_id, ticket_hash, session, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.Challenge, c.Kind, c.AppID, c.User, c.TicketHash, c.Session, ms(c.ExpiresAt)); err != nil {
+	err := s.inTx(ctx, func(w *writeTx) error {
+		if _, err := w.exec(`INSERT INTO ceremonies (challenge, kind, app_id, user_id, ticket_hash, session, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.Challenge, c.Kind, c.AppID, c.User, c.TicketHash, c.Session, ms(c.ExpiresAt)); err != nil {
+			return err
+		}
+		_, err := w.exec(`DELETE FROM ceremonies WHERE ticket_hash = ? AND challenge NOT IN
+			(SELECT challenge FROM ceremonies WHERE ticket_hash = ? ORDER BY expires_at DESC, challenge LIMIT ?)`,
+			c.TicketHash, c.TicketHash, ceremoniesPerTicket)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("put ceremony: %w", err)
 	}
 	return nil

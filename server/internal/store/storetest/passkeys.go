@@ -15,6 +15,7 @@ func init() {
 		{"AddPasskey_RoundTrips_DuplicateIDConflicts", testPasskeyRoundTrip},
 		{"UsePasskey_SameCountConcurrently_OneWins", testUsePasskeyConcurrently},
 		{"TakeCeremony_Once_AndNeverExpired_ReadTakesNothing", testTakeCeremony},
+		{"PutCeremony_ATicketKeepsItsNewestEight", testCeremoniesPerTicket},
 		{"LockFactors_CountsConfirmed_TwoRemovalsAtOnce_OneStays", testLockFactors},
 		{"UserPolicy_SetAndReplace", testUserPolicy},
 		{"ClaimOnce_ConcurrentClaims_OneWins_SweptAfterwards", testClaimOnce},
@@ -174,6 +175,25 @@ func testLockFactors(t *testing.T, s store.Store) {
 			}
 			return nil
 		}))
+	}
+}
+
+func testCeremoniesPerTicket(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	other := store.Ceremony{Challenge: "other", Kind: "assertion", AppID: "app", User: "u", TicketHash: []byte{2}, Session: []byte("{}"), ExpiresAt: at(time.Minute)}
+	must(t, s.PutCeremony(ctx, other))
+	for i := range 12 {
+		must(t, s.PutCeremony(ctx, store.Ceremony{Challenge: fmt.Sprint("c", i), Kind: "assertion", AppID: "app", User: "u",
+			TicketHash: []byte{1}, Session: []byte("{}"), ExpiresAt: at(time.Duration(i+2) * time.Minute)}))
+	}
+	for i := range 12 {
+		_, err := s.Ceremony(ctx, fmt.Sprint("c", i))
+		if kept := i >= 4; kept != (err == nil) {
+			t.Errorf("ceremony %d of 12: %v, kept %v", i, err, kept)
+		}
+	}
+	if _, err := s.Ceremony(ctx, "other"); err != nil {
+		t.Errorf("another ticket's ceremony: %v", err)
 	}
 }
 
