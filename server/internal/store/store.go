@@ -137,6 +137,8 @@ type Store interface {
 	// one read of the store before its write instead of three.
 	TicketAccount(ctx context.Context, hash []byte) (Ticket, Account, error)
 
+	// CreateTOTP stores c. A user keeps their newest eight pending enrollments: creating a
+	// ninth drops the oldest.
 	CreateTOTP(ctx context.Context, c TOTPCredential) error
 	TOTP(ctx context.Context, id string) (TOTPCredential, error)
 	// TOTPsOfUser lists the user's confirmed credentials.

@@ -424,13 +424,22 @@ func scanTOTP(row interface{ Scan(...any) error }) (store.TOTPCredential, error)
 	return c, err
 }
 
+// pendingPerUser bounds the enrollments one user keeps pending: a person finishes one, and
+// without a bound whoever may start them could add rows as fast as they can ask.
+const pendingPerUser = 8
+
 func (s *DB) CreateTOTP(ctx context.Context, c store.TOTPCredential) error {
-	confirmed := 0
-	if c.Confirmed {
-		confirmed = 1
-	}
-	_, err := s.exec(ctx, `INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, confirmed, ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt), c.Steps, c.LastOffset, c.Replaces)
+	err := s.inTx(ctx, func(w *writeTx) error {
+		_, err := w.exec(`INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, boolInt(c.Confirmed), ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt), c.Steps, c.LastOffset, c.Replaces)
+		if err != nil || c.Confirmed {
+			return err
+		}
+		_, err = w.exec(`DELETE FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 0 AND id NOT IN
+			(SELECT id FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 0 ORDER BY created_at DESC, id LIMIT ?)`,
+			c.AppID, c.User, c.AppID, c.User, pendingPerUser)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create totp credential: %w", err)
 	}

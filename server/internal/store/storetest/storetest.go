@@ -60,6 +60,7 @@ var tests = []contractCase{
 	{"ConfirmTOTP_Twice_SecondErrNotFound", testConfirmTwice},
 	{"ConfirmTOTP_SameEnrollmentConcurrently_OneWins", testConfirmConcurrently},
 	{"ConfirmTOTP_RecoveryCodes_ReplaceTheOldSet", testConfirmReplacesCodes},
+	{"CreateTOTP_AUserKeepsTheNewestEightPending", testPendingPerUser},
 	{"ConfirmTOTP_NoRecoveryCodesOrNotTheFirst_KeepsTheOldSet", testConfirmKeepsCodes},
 	{"ConfirmTOTP_Refused_LeavesRecoveryCodesAlone", testConfirmRefusedKeepsCodes},
 	{"ConfirmTOTP_TwoEnrollmentsConcurrently_OneCodeSetRemains", testConfirmCodeSetsConcurrently},
@@ -663,6 +664,28 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 	}
 	if n := codesLeft(t, s, "blog", "alice"); n != 5 {
 		t.Errorf("the same user's codes in another app: %d left, want 5", n)
+	}
+}
+
+func testPendingPerUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	confirmed(t, s, "kept", "shop", "alice", 10)
+	must(t, s.CreateTOTP(ctx, newPending("bob-pending", "shop", "bob")))
+	for i := range 12 {
+		c := newPending(fmt.Sprint("p", i), "shop", "alice")
+		c.CreatedAt = at(time.Duration(i) * time.Second)
+		must(t, s.CreateTOTP(ctx, c))
+	}
+	for i := range 12 {
+		_, err := s.TOTP(ctx, fmt.Sprint("p", i))
+		if kept := i >= 4; kept != (err == nil) {
+			t.Errorf("pending enrollment %d of 12: %v, kept %v", i, err, kept)
+		}
+	}
+	for _, id := range []string{"kept", "bob-pending"} {
+		if _, err := s.TOTP(ctx, id); err != nil {
+			t.Errorf("%s: %v (a confirmed credential, another user's enrollment)", id, err)
+		}
 	}
 }
 
