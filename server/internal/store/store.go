@@ -206,8 +206,8 @@ type Tx interface {
 	// passkey of the user, atomically.
 	ResetUserFactors(ctx context.Context, appID, user string) (FactorsRemoved, error)
 	// LockFactors counts the user's second factors (confirmed authenticator apps and
-	// passkeys) and keeps any other transaction from removing one until this one ends, so
-	// that two removals at once cannot both find another factor left.
+	// passkeys) and keeps any other transaction from changing the user's factors until this
+	// one ends, so that two removals at once cannot both find another factor left.
 	LockFactors(ctx context.Context, appID, user string) (totps, passkeys int, err error)
 	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
 	DeleteTOTP(ctx context.Context, appID, user, id string) error

@@ -367,8 +367,9 @@ func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastE
 
 func (t txn) ResetUserFactors(ctx context.Context, appID, user string) (store.FactorsRemoved, error) {
 	var out store.FactorsRemoved
-	// Credentials before codes: the order ConfirmTOTP locks them in, so the two cannot
-	// deadlock on PostgreSQL. The first statement of each pair counts what was in use.
+	// The user first, as every change of a user's factors does, so that none of them can
+	// deadlock with it on PostgreSQL. The first statement of each pair counts what was in
+	// use.
 	steps := []struct {
 		query string
 		count *int
@@ -380,6 +381,9 @@ func (t txn) ResetUserFactors(ctx context.Context, appID, user string) (store.Fa
 		{`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`, &out.Passkeys},
 	}
 	err := t.x.inTx(ctx, func(w *writeTx) error {
+		if err := lockUser(w, appID, user); err != nil {
+			return err
+		}
 		for _, st := range steps {
 			res, err := w.exec(st.query, appID, user)
 			if err != nil {

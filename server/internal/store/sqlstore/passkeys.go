@@ -107,20 +107,14 @@ func (t txn) DeletePasskey(ctx context.Context, appID, user, id string) error {
 }
 
 func (t txn) LockFactors(ctx context.Context, appID, user string) (totps, passkeys int, err error) {
-	// Writing the rows (to what they hold) locks them on PostgreSQL until the transaction
-	// ends, in one order for every caller; SQLite's one writer needs no lock. The count
-	// that follows, a statement of its own, sees whatever a transaction that held them
-	// first committed.
-	for _, q := range []string{
-		`UPDATE totp_credentials SET label = label WHERE app_id = ? AND user_id = ? AND confirmed = 1`,
-		`UPDATE passkeys SET label = label WHERE app_id = ? AND user_id = ?`,
-	} {
-		if _, err := t.x.exec(ctx, q, appID, user); err != nil {
-			return 0, 0, fmt.Errorf("lock factors: %w", err)
+	err = t.x.inTx(ctx, func(w *writeTx) error {
+		if err := lockUser(w, appID, user); err != nil {
+			return err
 		}
-	}
-	err = t.x.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1),
-		(SELECT COUNT(*) FROM passkeys WHERE app_id = ? AND user_id = ?)`, appID, user, appID, user).Scan(&totps, &passkeys)
+		// A statement of its own after the lock: it sees what the user's last holder wrote.
+		return w.queryRow(`SELECT (SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1),
+			(SELECT COUNT(*) FROM passkeys WHERE app_id = ? AND user_id = ?)`, appID, user, appID, user).Scan(&totps, &passkeys)
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("lock factors: %w", err)
 	}

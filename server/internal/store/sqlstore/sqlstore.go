@@ -430,6 +430,11 @@ const pendingPerUser = 8
 
 func (s *DB) CreateTOTP(ctx context.Context, c store.TOTPCredential) error {
 	err := s.inTx(ctx, func(w *writeTx) error {
+		if !c.Confirmed {
+			if err := lockUser(w, c.AppID, c.User); err != nil {
+				return err
+			}
+		}
 		_, err := w.exec(`INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, boolInt(c.Confirmed), ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt), c.Steps, c.LastOffset, c.Replaces)
 		if err != nil || c.Confirmed {
@@ -470,16 +475,17 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 
 func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error {
 	return t.x.inTx(ctx, func(w *writeTx) error {
-		// Lock every credential row of the user first, so confirmations of two enrollments of
-		// one user run one after the other. Otherwise, on PostgreSQL, neither DELETE below
-		// sees the codes the other is inserting and the user keeps both sets.
-		if _, err := w.exec(`UPDATE totp_credentials SET label = label
-		WHERE (app_id, user_id) = (SELECT app_id, user_id FROM totp_credentials WHERE id = ?)`, id); err != nil {
+		// The user first, so confirmations of two enrollments of one user run one after the
+		// other. Otherwise, on PostgreSQL, neither would see the other's codes or credential.
+		var appID, user string
+		if err := w.queryRow(`SELECT app_id, user_id FROM totp_credentials WHERE id = ?`, id).Scan(&appID, &user); err != nil {
+			return fmt.Errorf("confirm totp: %w", notFound(err))
+		}
+		if err := lockUser(w, appID, user); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
-		var appID, user string
 		err := w.queryRow(`UPDATE totp_credentials SET confirmed = 1, last_step = ?, expires_at = 0, last_used_at = ?
-		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id, user_id`, step, ms(now), id, ms(now)).Scan(&appID, &user)
+		WHERE id = ? AND confirmed = 0 AND expires_at > ? RETURNING app_id`, step, ms(now), id, ms(now)).Scan(&appID)
 		if err != nil {
 			return fmt.Errorf("confirm totp: %w", notFound(err))
 		}
@@ -487,7 +493,7 @@ func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 			return nil
 		}
 		// Codes come with a first authenticator only. When another was confirmed meanwhile
-		// (the lock above waited for it), the codes it brought stay.
+		// (lockUser waited for it), the codes it brought stay.
 		var others int
 		err = w.queryRow(`SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1 AND id <> ?`, appID, user, id).Scan(&others)
 		if err == nil && others == 0 {
@@ -498,6 +504,15 @@ func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 		}
 		return nil
 	})
+}
+
+// lockUser makes the transaction w the only one changing the user's factors until it
+// ends: on PostgreSQL the others that lock the user wait for it, then see what it wrote.
+// SQLite's one writer runs them in turn anyway.
+func lockUser(w *writeTx, appID, user string) error {
+	_, err := w.exec(`INSERT INTO user_locks (app_id, user_id, n) VALUES (?, ?, 1)
+		ON CONFLICT (app_id, user_id) DO UPDATE SET n = user_locks.n + 1`, appID, user)
+	return err
 }
 
 func replaceCodes(w *writeTx, appID, user string, hashes [][]byte, now time.Time) error {
