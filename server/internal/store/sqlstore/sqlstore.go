@@ -529,7 +529,11 @@ func replaceCodes(w *writeTx, appID, user string, hashes [][]byte, now time.Time
 
 func (t txn) ReplaceRecoveryCodes(ctx context.Context, appID, user string, hashes [][]byte, now time.Time) error {
 	return t.x.inTx(ctx, func(w *writeTx) error {
-		if err := replaceCodes(w, appID, user, hashes, now); err != nil {
+		err := lockUser(w, appID, user) // two sets at once would delete each other's rows
+		if err == nil {
+			err = replaceCodes(w, appID, user, hashes, now)
+		}
+		if err != nil {
 			return fmt.Errorf("replace recovery codes: %w", err)
 		}
 		return nil

@@ -61,6 +61,7 @@ var tests = []contractCase{
 	{"ConfirmTOTP_SameEnrollmentConcurrently_OneWins", testConfirmConcurrently},
 	{"ConfirmTOTP_RecoveryCodes_ReplaceTheOldSet", testConfirmReplacesCodes},
 	{"CreateTOTP_AUserKeepsTheNewestEightPending", testPendingPerUser},
+	{"ReplaceRecoveryCodes_SetsAtOnce_OneSetRemains", testReplaceCodesConcurrently},
 	{"ConfirmTOTP_NoRecoveryCodesOrNotTheFirst_KeepsTheOldSet", testConfirmKeepsCodes},
 	{"ConfirmTOTP_Refused_LeavesRecoveryCodesAlone", testConfirmRefusedKeepsCodes},
 	{"ConfirmTOTP_TwoEnrollmentsConcurrently_OneCodeSetRemains", testConfirmCodeSetsConcurrently},
@@ -686,6 +687,21 @@ func testPendingPerUser(t *testing.T, s store.Store) {
 		if _, err := s.TOTP(ctx, id); err != nil {
 			t.Errorf("%s: %v (a confirmed credential, another user's enrollment)", id, err)
 		}
+	}
+}
+
+// Sets of recovery codes given at once (a regeneration clicked twice) leave one set, never
+// the union of several.
+func testReplaceCodesConcurrently(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	withCodes(t, s, "shop", "alice", hashes("old", 3))
+	goroutines(8, func(i int) {
+		if err := s.ReplaceRecoveryCodes(ctx, "shop", "alice", hashes(fmt.Sprint("set", i), 4), at(time.Minute)); err != nil {
+			t.Errorf("ReplaceRecoveryCodes #%d: %v", i, err)
+		}
+	})
+	if n := codesLeft(t, s, "shop", "alice"); n != 4 {
+		t.Errorf("RecoveryCodesLeft = %d after sets given at once, want the 4 of one set", n)
 	}
 }
 
