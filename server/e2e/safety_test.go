@@ -476,8 +476,9 @@ func TestBruteForce_100FailedPasskeyLogins_LockUntilRecoveryCode(t *testing.T) {
 	}
 }
 
-// Two first authenticators confirmed at once (two tabs): each confirmation that shows
-// recovery codes must show codes that work, since the person saves the ones they see.
+// Two first authenticators confirmed at once (two tabs, one ticket): one goes through, the
+// other is asked to step up, and a confirmation that shows recovery codes shows codes that
+// work, since the person saves the ones they see.
 func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testing.T) {
 	onEachStore(t, func(t *testing.T, v *verifier) {
 		for i := range 6 {
@@ -499,10 +500,15 @@ func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testin
 				wg.Go(func() { answers[j] = confirm() })
 			}
 			wg.Wait()
+			signedIn := 0
 			for j, r := range answers {
+				if r.Status == 403 && r.errCode() == wire.CodeStepUpRequired {
+					continue // the other tab: the user has a factor now, which this ticket has not passed
+				}
 				if r.Status != 200 {
 					t.Fatalf("round %d, confirmation %d: %d %s", i, j, r.Status, r.Raw)
 				}
+				signedIn++
 				shown, _ := r.Body["recovery_codes"].([]any)
 				if len(shown) == 0 {
 					continue
@@ -510,6 +516,9 @@ func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testin
 				if rv := v.ticket(user).call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: shown[0].(string)}); rv.Status != 200 {
 					t.Fatalf("round %d: a recovery code confirmation %d showed does not sign in: %d %s", i, j, rv.Status, rv.Raw)
 				}
+			}
+			if signedIn == 0 {
+				t.Fatalf("round %d: no confirmation went through: %d, %d", i, answers[0].Status, answers[1].Status)
 			}
 		}
 	})
@@ -521,5 +530,26 @@ func onEachStore(t *testing.T, f func(t *testing.T, v *verifier)) {
 		t.Run(be.name, func(t *testing.T) {
 			f(t, startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) }))
 		})
+	}
+}
+
+// An enrollment started while the user had no second factor must not be confirmable
+// without step-up once they have one: whoever held the password and started it first
+// would otherwise add an authenticator of their own to the account, and sign in with it,
+// minutes after the user set up theirs.
+func TestConfirmEnrollment_StartedBeforeTheUsersFirstFactor_NeedsStepUpAfterIt(t *testing.T) {
+	v := startVerifier(t)
+	attacker := v.ticket("una")
+	e := attacker.call("POST", "/v1/totp/enrollments", nil)
+	if e.Status != 201 {
+		t.Fatalf("enroll: %d %s", e.Status, e.Raw)
+	}
+	v.enroll("una") // the user sets up their own authenticator
+	r := attacker.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
+	if r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Fatalf("confirming it after the user's own: %d %s, want 403 step_up_required", r.Status, r.Raw)
+	}
+	if n := len(v.factors(v.ticket("una"))); n != 1 {
+		t.Fatalf("the user has %d factors, want their own only", n)
 	}
 }

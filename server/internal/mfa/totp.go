@@ -134,17 +134,21 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes); err != nil {
 			return err
 		}
-		if codes != nil {
-			// ConfirmTOTP gave the codes only if no other authenticator was confirmed first
-			// (a second tab); then that one's codes stay, and these are not shown. It holds
-			// the user's credentials until the end, so the count is settled.
-			totps, _, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
-			if err != nil {
-				return err
-			}
-			if totps > 1 {
-				codes = nil
-			}
+		// ConfirmTOTP holds the user's lock until the end, so these counts are settled.
+		totps, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
+		if err != nil {
+			return err
+		}
+		if !p.Elevated() && totps-1+passkeys > 0 {
+			// Started while the user had no second factor, but they have one now: this
+			// ticket passes it first, or whoever held the password and started this
+			// enrollment would add an authenticator of their own.
+			return errStepUp
+		}
+		if totps > 1 {
+			// ConfirmTOTP gave the codes only if no other authenticator was confirmed
+			// first; that one's codes stay, and these are not shown.
+			codes = nil
 		}
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err
@@ -162,10 +166,12 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		}
 		return s.elevate(ctx, tx, p, "otp", now)
 	})
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
 		return wire.Confirmation{}, errNoEnrollment
-	}
-	if err != nil {
+	case errors.Is(err, errStepUp):
+		return wire.Confirmation{}, errStepUp
+	case err != nil:
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}
 	tok, err := s.issue(ctx, p, []string{"otp"}, now)
