@@ -20,26 +20,23 @@ import (
 // used up, the ticket is not elevated. Once the trail takes records again, the same code
 // signs in.
 func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
-	for _, be := range trailRefusers {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			e := v.enroll("ann")
-			v.Clock.Advance(30 * time.Second)
-			good, wrong := code(t, e.Secret, v.Clock.Now()), wrongCode(t, e.Secret, v.Clock.Now())
-			fresh := v.ticket("ann") // not yet elevated
-			db, done := v.sqlHandle()
-			defer done()
-			var refused []func() reply
-			for _, c := range []string{good, wrong, good} {
-				refused = append(refused, func() reply { return fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}) })
+	onEachTrail(t, func(t *testing.T, v *verifier, be trailRefuser) {
+		e := v.enroll("ann")
+		v.Clock.Advance(30 * time.Second)
+		good, wrong := code(t, e.Secret, v.Clock.Now()), wrongCode(t, e.Secret, v.Clock.Now())
+		fresh := v.ticket("ann") // not yet elevated
+		db, done := v.sqlHandle()
+		defer done()
+		var refused []func() reply
+		for _, c := range []string{good, wrong, good} {
+			refused = append(refused, func() reply { return fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}) })
+		}
+		underRefusal(t, db, be, func() string { return attemptState(t, db) }, refused, func() {
+			if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
+				t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
 			}
-			underRefusal(t, db, be, func() string { return attemptState(t, db) }, refused, func() {
-				if r := fresh.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: good}); r.Status != 200 {
-					t.Fatalf("the same code once the trail works: %d %s, want 200", r.Status, r.Raw)
-				}
-			})
 		})
-	}
+	})
 }
 
 // A passkey login is one such transaction too: the reservation, the ceremony taken, the
@@ -48,33 +45,30 @@ func TestVerify_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
 // and leave nothing: no failure counted, the ceremonies still there, the counter where it
 // was, the ticket not elevated. Once the trail works, the same valid assertion signs in.
 func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) {
-	for _, be := range trailRefusers {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			b, _ := v.elevated("ann")
-			key := passkeytest.New(origin, "localhost")
-			v.registerPasskey(b, key)
-			fresh := v.ticket("ann") // not yet elevated
-			good := v.assertion(fresh, key)
-			key.Origin = "http://phish.example" // signed for a page the app does not own
-			phished := v.assertion(fresh, key)
-			key.Origin = origin
-			db, done := v.sqlHandle()
-			defer done()
-			state := func() string {
-				return attemptState(t, db) + rowsOf(t, db, `SELECT challenge, kind FROM ceremonies ORDER BY challenge`) +
-					rowsOf(t, db, `SELECT id, sign_count FROM passkeys ORDER BY id`)
+	onEachTrail(t, func(t *testing.T, v *verifier, be trailRefuser) {
+		b, _ := v.elevated("ann")
+		key := passkeytest.New(origin, "localhost")
+		v.registerPasskey(b, key)
+		fresh := v.ticket("ann") // not yet elevated
+		good := v.assertion(fresh, key)
+		key.Origin = "http://phish.example" // signed for a page the app does not own
+		phished := v.assertion(fresh, key)
+		key.Origin = origin
+		db, done := v.sqlHandle()
+		defer done()
+		state := func() string {
+			return attemptState(t, db) + rowsOf(t, db, `SELECT challenge, kind FROM ceremonies ORDER BY challenge`) +
+				rowsOf(t, db, `SELECT id, sign_count FROM passkeys ORDER BY id`)
+		}
+		finish := func(body []byte) func() reply {
+			return func() reply { return fresh.call("POST", "/v1/webauthn/assertions/finish", body) }
+		}
+		underRefusal(t, db, be, state, []func() reply{finish(phished), finish(good)}, func() {
+			if r := finish(good)(); r.Status != 200 {
+				t.Fatalf("the same assertion once the trail works: %d %s, want 200", r.Status, r.Raw)
 			}
-			finish := func(body []byte) func() reply {
-				return func() reply { return fresh.call("POST", "/v1/webauthn/assertions/finish", body) }
-			}
-			underRefusal(t, db, be, state, []func() reply{finish(phished), finish(good)}, func() {
-				if r := finish(good)(); r.Status != 200 {
-					t.Fatalf("the same assertion once the trail works: %d %s, want 200", r.Status, r.Raw)
-				}
-			})
 		})
-	}
+	})
 }
 
 // Confirming a first authenticator signs the user in too, and commits with its audit
@@ -82,30 +76,27 @@ func TestPasskeyLogin_AuditRecordRefused_NothingOfTheAttemptStays(t *testing.T) 
 // gets 500 and leaves the enrollment pending, the user without recovery codes and the
 // ticket not elevated; once the trail works, the same code confirms it.
 func TestConfirmEnrollment_AuditRecordRefused_NothingStays(t *testing.T) {
-	for _, be := range trailRefusers {
-		t.Run(be.name, func(t *testing.T) {
-			v := startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) })
-			b := v.ticket("ann")
-			e := b.call("POST", "/v1/totp/enrollments", nil)
-			if e.Status != 201 {
-				t.Fatalf("enroll: %d %s", e.Status, e.Raw)
+	onEachTrail(t, func(t *testing.T, v *verifier, be trailRefuser) {
+		b := v.ticket("ann")
+		e := b.call("POST", "/v1/totp/enrollments", nil)
+		if e.Status != 201 {
+			t.Fatalf("enroll: %d %s", e.Status, e.Raw)
+		}
+		confirm := func() reply {
+			return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
+		}
+		db, done := v.sqlHandle()
+		defer done()
+		state := func() string {
+			return attemptState(t, db) + rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials ORDER BY id`) +
+				rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes GROUP BY user_id ORDER BY user_id`)
+		}
+		underRefusal(t, db, be, state, []func() reply{confirm}, func() {
+			if r := confirm(); r.Status != 200 || r.str("token") == "" {
+				t.Fatalf("the same code once the trail works: %d %s, want 200 with a token", r.Status, r.Raw)
 			}
-			confirm := func() reply {
-				return b.call("POST", "/v1/totp/enrollments/"+e.str("id")+"/confirm", wire.CodeRequest{Code: code(t, e.str("secret"), v.Clock.Now())})
-			}
-			db, done := v.sqlHandle()
-			defer done()
-			state := func() string {
-				return attemptState(t, db) + rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials ORDER BY id`) +
-					rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes GROUP BY user_id ORDER BY user_id`)
-			}
-			underRefusal(t, db, be, state, []func() reply{confirm}, func() {
-				if r := confirm(); r.Status != 200 || r.str("token") == "" {
-					t.Fatalf("the same code once the trail works: %d %s, want 200 with a token", r.Status, r.Raw)
-				}
-			})
 		})
-	}
+	})
 }
 
 // Adding or removing a factor commits with its audit records or not at all. With the
@@ -137,9 +128,8 @@ func TestFactorChange_AuditRecordRefused_NothingChanges(t *testing.T) {
 			return v.call("PUT", "/v1/users/ann/policy", "Bearer "+v.APIKey, "", wire.PolicyRequest{Policy: "passkey_only"})
 		}, 204},
 	} {
-		for _, be := range trailRefusers {
-			t.Run(c.name+"/"+be.name, func(t *testing.T) {
-				v := startVerifierWith(t, func(cfg *serve.Config) { cfg.Store = be.store(t) })
+		t.Run(c.name, func(t *testing.T) {
+			onEachTrail(t, func(t *testing.T, v *verifier, be trailRefuser) {
 				b, _ := v.elevated("ann")
 				v.registerPasskey(b, passkeytest.New(origin, "localhost"))
 				db, done := v.sqlHandle()
@@ -156,7 +146,7 @@ func TestFactorChange_AuditRecordRefused_NothingChanges(t *testing.T) {
 					}
 				})
 			})
-		}
+		})
 	}
 }
 
@@ -190,6 +180,11 @@ type storeCase struct {
 	store func(testing.TB) string
 }
 
+// on is the adjustment that starts a verifier on this store.
+func (s storeCase) on(t *testing.T) func(*serve.Config) {
+	return func(c *serve.Config) { c.Store = s.store(t) }
+}
+
 var stores = []storeCase{{"sqlite", func(testing.TB) string { return "" }}, {"postgres", pgtest.NewDatabase}}
 
 // trailRefuser makes a store's audit trail refuse records (down) and take them again
@@ -197,6 +192,14 @@ var stores = []storeCase{{"sqlite", func(testing.TB) string { return "" }}, {"po
 type trailRefuser struct {
 	storeCase
 	down, up []string
+}
+
+// onEachTrail runs f against a fresh verifier on each store, with the way to make that
+// store's trail refuse records.
+func onEachTrail(t *testing.T, f func(t *testing.T, v *verifier, be trailRefuser)) {
+	for _, be := range trailRefusers {
+		t.Run(be.name, func(t *testing.T) { f(t, startVerifierWith(t, be.on(t)), be) })
+	}
 }
 
 var trailRefusers = []trailRefuser{

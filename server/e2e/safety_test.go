@@ -528,7 +528,7 @@ func TestConfirmEnrollment_TwoFirstAuthenticatorsAtOnce_ShownCodesWork(t *testin
 func onEachStore(t *testing.T, f func(t *testing.T, v *verifier)) {
 	for _, be := range stores {
 		t.Run(be.name, func(t *testing.T) {
-			f(t, startVerifierWith(t, func(c *serve.Config) { c.Store = be.store(t) }))
+			f(t, startVerifierWith(t, be.on(t)))
 		})
 	}
 }
