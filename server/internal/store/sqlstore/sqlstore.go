@@ -430,10 +430,8 @@ const pendingPerUser = 8
 
 func (s *DB) CreateTOTP(ctx context.Context, c store.TOTPCredential) error {
 	err := s.inTx(ctx, func(w *writeTx) error {
-		if !c.Confirmed {
-			if err := lockUser(w, c.AppID, c.User); err != nil {
-				return err
-			}
+		if err := lockUser(w, c.AppID, c.User); err != nil {
+			return err
 		}
 		_, err := w.exec(`INSERT INTO totp_credentials (`+totpColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.AppID, c.User, c.Label, c.Sealed, c.Algorithm, c.Digits, c.Period, c.LastStep, boolInt(c.Confirmed), ms(c.ExpiresAt), ms(c.CreatedAt), ms(c.LastUsedAt), c.Steps, c.LastOffset, c.Replaces)
