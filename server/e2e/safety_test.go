@@ -553,3 +553,70 @@ func TestConfirmEnrollment_StartedBeforeTheUsersFirstFactor_NeedsStepUpAfterIt(t
 		t.Fatalf("the user has %d factors, want their own only", n)
 	}
 }
+
+// Whoever stole the phone keeps a ticket that passed its code (a fresh one every few
+// minutes stays within a ticket's life). Once the user changes their factors, or support
+// resets them, that ticket must not change the new ones: otherwise it replaces the user's
+// new phone with the thief's and takes a fresh set of recovery codes.
+func TestStolenPhone_ElevatedTicketOutlivesNoFactorChange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// change is what the user (or support) does after the theft; want is what the
+		// thief's ticket is then told when it tries to enroll an authenticator.
+		change func(t *testing.T, v *verifier, e enrolled)
+		want   string
+	}{
+		{"user replaces the phone after a recovery code", func(t *testing.T, v *verifier, e enrolled) {
+			b := v.ticket("vera")
+			if r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+				t.Fatalf("recovery sign-in: %d %s", r.Status, r.Raw)
+			}
+			old := v.factors(b)[0]
+			r := b.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: "new phone", Replaces: old})
+			if r.Status != 201 {
+				t.Fatalf("enroll: %d %s", r.Status, r.Raw)
+			}
+			if c := b.call("POST", "/v1/totp/enrollments/"+r.str("id")+"/confirm", wire.CodeRequest{Code: code(t, r.str("secret"), v.Clock.Now())}); c.Status != 200 {
+				t.Fatalf("confirm: %d %s", c.Status, c.Raw)
+			}
+		}, wire.CodeStepUpRequired},
+		{"user regenerates the recovery codes", func(t *testing.T, v *verifier, e enrolled) {
+			b := v.ticket("vera")
+			if r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+				t.Fatalf("recovery sign-in: %d %s", r.Status, r.Raw)
+			}
+			if r := b.call("POST", "/v1/recovery/codes", nil); r.Status != 200 {
+				t.Fatalf("regenerate: %d %s", r.Status, r.Raw)
+			}
+		}, wire.CodeStepUpRequired},
+		{"support resets the user", func(t *testing.T, v *verifier, e enrolled) {
+			if err := v.env().MFA.ResetUser(t.Context(), "shop", "vera", "phone stolen", "support"); err != nil {
+				t.Fatal(err)
+			}
+		}, wire.CodeInvalidTicket},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			onEachStore(t, func(t *testing.T, v *verifier) {
+				e := v.enroll("vera")
+				thief := v.ticket("vera")
+				if r := thief.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+					t.Fatalf("the thief's sign-in with the stolen phone: %d %s", r.Status, r.Raw)
+				}
+				v.Clock.Advance(time.Minute)
+				tc.change(t, v, e)
+				r := thief.call("POST", "/v1/totp/enrollments", wire.EnrollmentRequest{Label: "thief"})
+				if r.errCode() != tc.want {
+					t.Fatalf("the thief's old ticket enrolls after the change: %d %s, want %s", r.Status, r.errCode(), tc.want)
+				}
+				if tc.want == wire.CodeStepUpRequired {
+					if s := thief.call("GET", "/v1/session", nil); s.Body["elevated"] != false {
+						t.Fatalf("the thief's ticket is still elevated: %s", s.Raw)
+					}
+					if r := thief.call("POST", "/v1/recovery/codes", nil); r.errCode() != wire.CodeStepUpRequired {
+						t.Fatalf("the thief's old ticket regenerates codes: %d %s", r.Status, r.Raw)
+					}
+				}
+			})
+		})
+	}
+}

@@ -67,6 +67,9 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 		if err := del(ctx, p.App.ID, p.Ticket.User, id); err != nil {
 			return err
 		}
+		if err := s.factorsChanged(ctx, tx, p); err != nil {
+			return err
+		}
 		return s.recordIn(ctx, tx, p, audit.FactorRemoved, id, true, "")
 	})
 	switch {

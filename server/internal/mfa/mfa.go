@@ -132,6 +132,14 @@ func (s *Service) recordIn(ctx context.Context, to audit.Appender, p Principal, 
 	})
 }
 
+// factorsChanged ends the elevation of the user's other tickets, in the transaction that
+// changes the user's factors: whoever passed the old ones on another ticket (a stolen
+// phone, say) must pass the new ones before changing anything again, or that ticket would
+// outlive the phone's replacement and take the account back.
+func (s *Service) factorsChanged(ctx context.Context, tx store.Tx, p Principal) error {
+	return tx.EndElevations(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
+}
+
 // unrecorded logs an event that could not be stored.
 func (s *Service) unrecorded(ctx context.Context, err error) {
 	if err != nil {

@@ -181,10 +181,12 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, cred.ID, true, "passkey: "+label); err != nil {
 			return err
 		}
-		if policy(p) != store.PolicyPasskeyOnly {
-			return nil
+		if policy(p) == store.PolicyPasskeyOnly {
+			if err := s.destroyTOTPs(ctx, tx, p); err != nil {
+				return err
+			}
 		}
-		return s.destroyTOTPs(ctx, tx, p)
+		return s.factorsChanged(ctx, tx, p)
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -368,7 +370,13 @@ func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy
 		return nil
 	}
 	p := Principal{App: app, Ticket: store.Ticket{AppID: app.ID, User: user}, Account: store.Account{Policy: policy}}
-	if err := s.st.Atomically(ctx, func(tx store.Tx) error { return s.destroyTOTPs(ctx, tx, p) }); err != nil {
+	err := s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := s.destroyTOTPs(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.factorsChanged(ctx, tx, p)
+	})
+	if err != nil {
 		return fault("passkey only", err)
 	}
 	return nil

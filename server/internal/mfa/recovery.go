@@ -154,6 +154,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wir
 		if err := tx.ReplaceRecoveryCodes(ctx, p.App.ID, p.Ticket.User, hashes, s.now()); err != nil {
 			return err
 		}
+		if err := s.factorsChanged(ctx, tx, p); err != nil {
+			return err
+		}
 		return s.recordIn(ctx, tx, p, audit.CodesRegenerated, "recovery", true, "")
 	})
 	if err != nil {

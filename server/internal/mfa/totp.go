@@ -164,6 +164,9 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 				}
 			}
 		}
+		if err := s.factorsChanged(ctx, tx, p); err != nil {
+			return err
+		}
 		return s.elevate(ctx, tx, p, "otp", now)
 	})
 	switch {

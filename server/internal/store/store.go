@@ -202,8 +202,8 @@ type Tx interface {
 	// DeleteTOTPsOfUser destroys every authenticator-app secret of the user, pending ones
 	// too, and returns the ids of the confirmed ones, in order.
 	DeleteTOTPsOfUser(ctx context.Context, appID, user string) ([]string, error)
-	// ResetUserFactors removes every TOTP credential (pending ones too), recovery code and
-	// passkey of the user, atomically.
+	// ResetUserFactors removes every TOTP credential (pending ones too), recovery code,
+	// passkey and ticket of the user, atomically.
 	ResetUserFactors(ctx context.Context, appID, user string) (FactorsRemoved, error)
 	// LockFactors counts the user's second factors (confirmed authenticator apps and
 	// passkeys) and keeps any other transaction from changing the user's factors until this
@@ -225,6 +225,9 @@ type Tx interface {
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.
 	ElevateTicket(ctx context.Context, hash []byte, at time.Time, by string) error
+	// EndElevations makes every elevated ticket of the user but the one whose hash is
+	// except (nil for none) pass a second factor again.
+	EndElevations(ctx context.Context, appID, user string, except []byte) error
 	// QueueAudit records r for the audit trail, to be chained (given its ID, PrevHash and
 	// Hash) in the order queued records committed, by the next AppendAudit, AuditRecords
 	// or ClaimDeliveries. A transaction that queues a record takes no lock that every

@@ -379,6 +379,9 @@ func (t txn) ResetUserFactors(ctx context.Context, appID, user string) (store.Fa
 		{`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ? AND used_at = 0`, &out.RecoveryCodes},
 		{`DELETE FROM recovery_codes WHERE app_id = ? AND user_id = ?`, nil},
 		{`DELETE FROM passkeys WHERE app_id = ? AND user_id = ?`, &out.Passkeys},
+		// A ticket issued before the reset, elevated or not, must not set up the new
+		// factors: whoever held it may be who the reset is against.
+		{`DELETE FROM tickets WHERE app_id = ? AND user_id = ?`, nil},
 	}
 	err := t.x.inTx(ctx, func(w *writeTx) error {
 		if err := lockUser(w, appID, user); err != nil {

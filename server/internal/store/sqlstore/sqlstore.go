@@ -412,6 +412,13 @@ func (t txn) ElevateTicket(ctx context.Context, hash []byte, at time.Time, by st
 	return t.x.execLater(ctx, `UPDATE tickets SET elevated_at = ?, elevated_by = ? WHERE hash = ? AND elevated_at = 0`, ms(at), by, hash)
 }
 
+func (t txn) EndElevations(ctx context.Context, appID, user string, except []byte) error {
+	if except == nil {
+		except = []byte{} // no ticket's hash, and unlike NULL it compares
+	}
+	return t.x.execLater(ctx, `UPDATE tickets SET elevated_at = 0, elevated_by = '' WHERE app_id = ? AND user_id = ? AND elevated_at <> 0 AND hash <> ?`, appID, user, except)
+}
+
 const totpColumns = `id, app_id, user_id, label, sealed, algorithm, digits, period, last_step, confirmed, expires_at, created_at, last_used_at, drift, last_offset, replaces`
 
 func scanTOTP(row interface{ Scan(...any) error }) (store.TOTPCredential, error) {

@@ -50,6 +50,7 @@ var tests = []contractCase{
 	{"Ticket_Unknown_ErrNotFound", testTicketUnknown},
 	{"ElevateTicket_KeepsTheFirstTime", testElevateKeepsFirst},
 	{"ElevateTicket_Concurrently_OneTimeSticks", testElevateConcurrently},
+	{"EndElevations_EndsTheUsersOtherTicketsOnly", testEndElevations},
 
 	{"CreateTOTP_Pending_RoundTripsEveryField", testTOTPRoundTrip},
 	{"TOTP_Unknown_ErrNotFound", testTOTPUnknown},
@@ -1452,5 +1453,48 @@ func testSweep(t *testing.T, s store.Store) {
 	must(t, s.Sweep(ctx, at(1000*time.Hour)))
 	if _, err := s.TOTP(ctx, "confirmed"); err != nil {
 		t.Errorf("confirmed credential after a far-future Sweep: %v", err)
+	}
+}
+
+func testEndElevations(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tickets := map[string]store.Ticket{}
+	for _, tc := range []struct{ hash, app, user string }{
+		{"own", "shop", "alice"}, {"thief", "shop", "alice"}, {"plain", "shop", "alice"},
+		{"bob", "shop", "bob"}, {"blog", "blog", "alice"},
+	} {
+		tk := newTicket(tc.hash)
+		tk.AppID, tk.User = tc.app, tc.user
+		if tc.hash != "plain" {
+			tk.ElevatedAt = at(time.Second)
+		}
+		must(t, s.CreateTicket(ctx, tk))
+		tickets[tc.hash] = tk
+	}
+	must(t, s.Atomically(ctx, func(tx store.Tx) error {
+		return tx.EndElevations(ctx, "shop", "alice", []byte("own"))
+	}))
+	for hash, elevated := range map[string]bool{"own": true, "thief": false, "plain": false, "bob": true, "blog": true} {
+		got, err := s.Ticket(ctx, []byte(hash))
+		must(t, err)
+		if !got.ElevatedAt.IsZero() != elevated {
+			t.Errorf("ticket %s: elevated at %v, want elevated %v", hash, got.ElevatedAt, elevated)
+		}
+	}
+	// Without a ticket of its own (an app's call), every one of the user's ends.
+	must(t, s.Atomically(ctx, func(tx store.Tx) error { return tx.EndElevations(ctx, "shop", "alice", nil) }))
+	if got, err := s.Ticket(ctx, []byte("own")); err != nil || !got.ElevatedAt.IsZero() {
+		t.Errorf("own ticket after EndElevations(nil): %+v, %v", got, err)
+	}
+	// A reset removes the user's tickets, and nobody else's.
+	_, err := s.ResetUserFactors(ctx, "shop", "alice")
+	must(t, err)
+	for hash, kept := range map[string]bool{"own": false, "thief": false, "bob": true, "blog": true} {
+		_, err := s.Ticket(ctx, []byte(hash))
+		if kept {
+			must(t, err)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ticket %s after the user's reset: %v, want not found", hash, err)
+		}
 	}
 }
