@@ -405,3 +405,19 @@ func TestUserEvents_NewestFirst_OnlyTheAppsOwn(t *testing.T) {
 		t.Fatalf("a browser ticket reads events: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A user id in the path is URL-decoded, as the Go kit encodes it: /v1/users/a%20b is the
+// user "a b", never another user who is literally called "a%20b".
+func TestUserPaths_Encoded_NameTheDecodedUser(t *testing.T) {
+	v := startVerifier(t)
+	spaced := v.enroll("ul la")
+	v.enroll("ul%20la")
+	r := v.call("GET", "/v1/users/ul%20la/events?limit=1", "Bearer "+v.APIKey, "", nil)
+	var list wire.EventList
+	if err := json.Unmarshal(r.Raw, &list); r.Status != 200 || err != nil || len(list.Events) != 1 {
+		t.Fatalf("events of %q: %d %s", "ul la", r.Status, r.Raw)
+	}
+	if ids := v.factors(spaced.browser); list.Events[0].Factor != ids[0] {
+		t.Fatalf("events of %q name factor %s, want theirs %s", "ul la", list.Events[0].Factor, ids[0])
+	}
+}

@@ -55,7 +55,11 @@ func (h *handlers) setUserPolicy(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := h.MFA.SetUserPolicy(c.UserContext(), principal(c).App, c.Params("user"), req.Policy); err != nil {
+	user, err := pathParam(c, "user")
+	if err != nil {
+		return err
+	}
+	if err := h.MFA.SetUserPolicy(c.UserContext(), principal(c).App, user, req.Policy); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -63,7 +67,11 @@ func (h *handlers) setUserPolicy(c *fiber.Ctx) error {
 
 // userEvents lists a user's recent security events for the app's account page.
 func (h *handlers) userEvents(c *fiber.Ctx) error {
-	ev, err := h.MFA.Events(c.UserContext(), principal(c).App, c.Params("user"), c.QueryInt("limit", 20))
+	user, err := pathParam(c, "user")
+	if err != nil {
+		return err
+	}
+	ev, err := h.MFA.Events(c.UserContext(), principal(c).App, user, c.QueryInt("limit", 20))
 	if err != nil {
 		return err
 	}
