@@ -241,12 +241,16 @@ func TestVerify_CodeFromPhoneWithWrongClock_SaysWhichWay(t *testing.T) {
 	v := startVerifier(t)
 	e := v.enroll("frank")
 	for _, tc := range []struct {
-		off   time.Duration
-		clock string
-	}{{3 * time.Minute, wire.ClockAhead}, {-3 * time.Minute, wire.ClockBehind}, {20 * time.Minute, ""}} {
+		off          time.Duration
+		clock, words string
+	}{
+		{3 * time.Minute, wire.ClockAhead, "180 seconds ahead of the real time"},
+		{-3 * time.Minute, wire.ClockBehind, "180 seconds behind the real time"},
+		{20 * time.Minute, "", "That code is not right"},
+	} {
 		r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(tc.off))})
-		if r.Status != 401 || r.errCode() != wire.CodeInvalidCode || r.str("clock") != tc.clock {
-			t.Errorf("phone %v off: got %d %s, want invalid_code clock=%q", tc.off, r.Status, r.Raw, tc.clock)
+		if r.Status != 401 || r.errCode() != wire.CodeInvalidCode || r.str("clock") != tc.clock || !strings.Contains(r.str("message"), tc.words) {
+			t.Errorf("phone %v off: got %d %s, want invalid_code clock=%q saying %q", tc.off, r.Status, r.Raw, tc.clock, tc.words)
 		}
 	}
 }

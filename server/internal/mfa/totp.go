@@ -296,7 +296,7 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 	if off, ok := totp.Drift(secret, code, pr, now, s.cfg.ClockHintSteps, s.cfg.Skew); ok {
 		e := *errInvalidCode
 		e.Clock = wire.ClockAhead
-		dir := "ahead"
+		dir := "ahead of"
 		if off < 0 {
 			e.Clock, dir = wire.ClockBehind, "behind"
 		}
@@ -304,7 +304,7 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 		if secs < 0 {
 			secs = -secs
 		}
-		e.Message = "That code is from about " + strconv.Itoa(secs) + " seconds " + dir + " of the real time: the clock on your phone is off. Set your phone's time to automatic, then try a new code."
+		e.Message = "That code is from about " + strconv.Itoa(secs) + " seconds " + dir + " the real time: the clock on your phone is off. Set your phone's time to automatic, then try a new code."
 		return 0, 0, &e
 	}
 	return 0, 0, errInvalidCode
