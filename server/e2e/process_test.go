@@ -211,6 +211,12 @@ func TestCLI_BadFlags_OneLineAndExit2(t *testing.T) {
 		{"serve", "--bogus"},
 		{"apps", "create", "--data", t.TempDir(), "--id", "Bad Id", "--origin", "ftp://x"},
 		{"frobnicate"},
+		// Values that name something unusable are the caller's mistake as much.
+		{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"},
+		{"serve", "--addr", "127.0.0.1:0", "--data", "/etc/passwd"},
+		// Reading a trail never creates one: a mistyped path is not an empty, verified trail.
+		{"audit", "--data", filepath.Join(t.TempDir(), "typo")},
+		{"audit", "verify", "--data", filepath.Join(t.TempDir(), "typo")},
 	} {
 		cmd := exec.CommandContext(context.Background(), binary, args...)
 		out, err := cmd.CombinedOutput()

@@ -24,6 +24,9 @@ type command struct {
 	fs     *flag.FlagSet
 	parse  func() error
 	stdout io.Writer
+	// reads says the command only reads the store: a --data directory that does not exist
+	// is a mistake to report, not a new store to create.
+	reads bool
 }
 
 // adminCommands are the audit, webhook and support subcommands.
@@ -53,6 +56,11 @@ func (c command) open(ctx context.Context) (*serve.Env, error) {
 	if err := c.cfg.Validate(false); err != nil {
 		return nil, usageError{err}
 	}
+	if c.reads && c.cfg.Store == "" {
+		if _, err := os.Stat(c.cfg.DataDir); err != nil {
+			return nil, usageError{fmt.Errorf("--data %s: %w", c.cfg.DataDir, err)}
+		}
+	}
 	return serve.Open(ctx, *c.cfg)
 }
 
@@ -61,6 +69,7 @@ func auditList(ctx context.Context, c command) error {
 	c.fs.StringVar(&f.User, "user", "", "only this user's events")
 	c.fs.StringVar(&f.AppID, "app", "", "only this app's events")
 	since := c.fs.String("since", "", "only events from this time on: RFC 3339 (2030-01-02T15:04:05Z) or a duration back from now (24h)")
+	c.reads = true
 	env, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -90,6 +99,7 @@ var errChainBroken = errors.New("audit verify: the audit trail's hash chain is b
 
 func auditVerify(ctx context.Context, c command) error {
 	maxAge := c.fs.Duration("max-checkpoint-age", 0, "fail when the newest signed checkpoint is older than this (the end of the trail may have been cut off); 0 checks no age")
+	c.reads = true
 	env, err := c.open(ctx)
 	if err != nil {
 		return err

@@ -103,6 +103,15 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	} else if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+	}
+	if c.Store == "" && c.DataDir != "" {
+		if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("--data %s is a file, not a directory", c.DataDir))
+		}
 	}
 	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
 		errs = append(errs, err)
