@@ -12,6 +12,7 @@ import (
 type TokenError struct {
 	Code   string
 	Detail string
+	cause  error // what made it, when an error did (a caller's context ending)
 }
 
 func (e *TokenError) Error() string {
@@ -20,6 +21,10 @@ func (e *TokenError) Error() string {
 	}
 	return "twofold token refused: " + e.Code + ": " + e.Detail
 }
+
+// Unwrap returns the error behind the refusal, if any: context.Canceled or
+// context.DeadlineExceeded when the caller's context ended while the keys were being fetched.
+func (e *TokenError) Unwrap() error { return e.cause }
 
 // Is reports whether target is a TokenError with the same code.
 func (e *TokenError) Is(target error) bool {

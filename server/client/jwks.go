@@ -25,8 +25,12 @@ type publicKey struct {
 	key crypto.PublicKey
 }
 
-// keySet is the cached JWKS. Fetches are serialised and spaced at least minRefresh apart,
-// whatever tokens arrive; a fetch that fails keeps the keys already known.
+// keySet is the cached JWKS. Fetches are spaced at least minRefresh apart, whatever tokens
+// arrive; a fetch that fails keeps the keys already known. There is at most one fetch in
+// flight, shared by every caller that needs it; it runs detached from the caller that
+// started it (only its own timeout ends it), so a caller that gives up (a client that hangs
+// up) neither cancels it nor makes it count as failed. mu is never held across the network:
+// a token whose key is known and fresh never waits for a fetch.
 type keySet struct {
 	url        string
 	http       *http.Client
@@ -37,45 +41,85 @@ type keySet struct {
 
 	mu        sync.Mutex
 	keys      map[string]publicKey
-	fetchedAt time.Time // last successful fetch
-	triedAt   time.Time // last attempt, successful or not
+	fetchedAt time.Time  // last successful fetch (when it began)
+	triedAt   time.Time  // last attempt, successful or not
+	inflight  *keysFetch // the fetch under way, if any
 	fetches   int
 }
 
+// keysFetch is one fetch of the set; done is closed once its result is in the keySet.
+type keysFetch struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
 // key returns the key kid names, fetching the set when it is stale or the kid is unknown
-// (and the last fetch is at least minRefresh ago).
+// (and the last fetch is at least minRefresh ago), or waiting for the fetch under way. If
+// ctx ends first, key refuses with ErrKeysUnavailable and the fetch goes on for the others.
 func (s *keySet) key(ctx context.Context, kid string) (publicKey, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	k, ok := s.keys[kid]
 	stale := s.keys == nil || now.Sub(s.fetchedAt) >= s.cacheFor || now.Before(s.fetchedAt)
 	if ok && !stale {
+		s.mu.Unlock()
 		return k, nil
 	}
-	mayFetch := s.triedAt.IsZero() || now.Sub(s.triedAt) >= s.minRefresh || now.Before(s.triedAt)
-	if !mayFetch {
-		if ok { // stale, but refetched lately without success: keep using what we know
-			return k, nil
+	f := s.inflight
+	if f == nil {
+		mayFetch := s.triedAt.IsZero() || now.Sub(s.triedAt) >= s.minRefresh || now.Before(s.triedAt)
+		if !mayFetch {
+			defer s.mu.Unlock()
+			if ok { // stale, but refetched lately without success: keep using what we know
+				return k, nil
+			}
+			if s.keys == nil {
+				return publicKey{}, refuse(ErrKeysUnavailable, "the JWKS could not be fetched; next try in %s", s.minRefresh-now.Sub(s.triedAt))
+			}
+			return publicKey{}, refuse(ErrUnknownKey, "no key %q in the JWKS (fetched %s ago)", kid, now.Sub(s.fetchedAt).Round(time.Second))
 		}
-		if s.keys == nil {
-			return publicKey{}, refuse(ErrKeysUnavailable, "the JWKS could not be fetched; next try in %s", s.minRefresh-now.Sub(s.triedAt))
-		}
-		return publicKey{}, refuse(ErrUnknownKey, "no key %q in the JWKS (fetched %s ago)", kid, now.Sub(s.fetchedAt).Round(time.Second))
+		s.triedAt = now
+		s.fetches++
+		f = &keysFetch{done: make(chan struct{})}
+		s.inflight = f
+		go s.run(context.WithoutCancel(ctx), f, now)
 	}
-	s.triedAt = now
-	keys, err := s.fetch(ctx)
-	if err != nil {
-		if ok {
-			return k, nil
+	s.mu.Unlock()
+
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		select {
+		case <-f.done: // finished as well: use it
+		default:
+			return publicKey{}, &TokenError{Code: ErrKeysUnavailable.Code,
+				Detail: fmt.Sprintf("gave up waiting for the JWKS: %v", ctx.Err()), cause: ctx.Err()}
 		}
-		return publicKey{}, refuse(ErrKeysUnavailable, "%v", err)
 	}
-	s.keys, s.fetchedAt = keys, now
-	if k, ok = keys[kid]; !ok {
+	s.mu.Lock()
+	k, ok = s.keys[kid]
+	s.mu.Unlock()
+	switch {
+	case ok: // fetched now, or kept from before when the fetch failed
+		return k, nil
+	case f.err != nil:
+		return publicKey{}, refuse(ErrKeysUnavailable, "%v", f.err)
+	default:
 		return publicKey{}, refuse(ErrUnknownKey, "no key %q in the JWKS", kid)
 	}
-	return k, nil
+}
+
+// run fetches the set for f, begun at started, and records the result.
+func (s *keySet) run(ctx context.Context, f *keysFetch, started time.Time) {
+	keys, err := s.fetch(ctx)
+	s.mu.Lock()
+	if err == nil {
+		s.keys, s.fetchedAt = keys, started
+	}
+	f.err = err
+	s.inflight = nil
+	s.mu.Unlock()
+	close(f.done)
 }
 
 type jwk struct {
@@ -91,8 +135,8 @@ type jwk struct {
 	E      string   `json:"e"`
 }
 
+// fetch gets and parses the set; it touches no field under mu.
 func (s *keySet) fetch(ctx context.Context) (map[string]publicKey, error) {
-	s.fetches++
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
