@@ -386,3 +386,20 @@ func TestPasskey_RegistrationChallenge_RefusedAnswerUsesItUp(t *testing.T) {
 		t.Fatalf("factors = %v, want the app only", ids)
 	}
 }
+
+// The relying party ID defaults to the first origin given, as `apps create --help` says;
+// the store keeps origins as a set, so it is chosen when the app is created.
+func TestCreateApp_DefaultRPID_IsTheFirstOriginGiven(t *testing.T) {
+	v := startVerifier(t)
+	env := v.env()
+	if _, err := env.MFA.CreateApp(t.Context(), mfa.NewApp{ID: "zz", Origins: []string{"https://zeta.example.com", "https://alpha.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	app, err := env.Store.App(t.Context(), "zz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.RPID != "zeta.example.com" {
+		t.Fatalf("RP ID %q, want the first origin's host zeta.example.com", app.RPID)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/passkey"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -64,6 +65,10 @@ func (s *Service) CreateApp(ctx context.Context, a NewApp) (string, error) {
 	}
 	if a.Name == "" {
 		a.Name = a.ID
+	}
+	if a.RPID == "" {
+		// Chosen now, from the origins in the order given: the store keeps them as a set.
+		a.RPID = passkey.DefaultRPID(a.Origins)
 	}
 	key := a.ID + "." + randomToken(32)
 	err := s.st.CreateApp(ctx, store.App{

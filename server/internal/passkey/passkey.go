@@ -49,20 +49,24 @@ type RP struct {
 	Timeout time.Duration
 }
 
+// DefaultRPID is the host of the first of origins that has a host name (browsers refuse IP
+// addresses as RP IDs), or "" when none has.
+func DefaultRPID(origins []string) string {
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil && net.ParseIP(u.Hostname()) == nil && u.Hostname() != "" {
+			return u.Hostname()
+		}
+	}
+	return ""
+}
+
 // New validates cfg once and returns its relying party.
 func New(cfg Config) (*RP, error) {
 	if len(cfg.Origins) == 0 {
 		return nil, errors.New("passkey: an app needs an origin")
 	}
 	if cfg.RPID == "" {
-		// The first origin with a host name: browsers refuse IP addresses as RP IDs.
-		for _, o := range cfg.Origins {
-			if u, err := url.Parse(o); err == nil && net.ParseIP(u.Hostname()) == nil && u.Hostname() != "" {
-				cfg.RPID = u.Hostname()
-				break
-			}
-		}
-		if cfg.RPID == "" {
+		if cfg.RPID = DefaultRPID(cfg.Origins); cfg.RPID == "" {
 			return nil, ErrNoRPID
 		}
 	}
