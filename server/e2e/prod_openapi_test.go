@@ -68,4 +68,8 @@ func TestOpenAPI_RealAnswersMatchTheDocumentedShapes(t *testing.T) {
 	check("/v1/recovery/codes", "post", b.call("POST", "/v1/recovery/codes", nil))
 	check("/readyz", "get", v.call("GET", "/readyz", "", "", nil))
 	check("/healthz", "get", v.call("GET", "/healthz", "", "", nil))
+	// Answers that come before the handler's own: a body over the limit, a passkey login
+	// for a user with no passkey.
+	check("/v1/totp/verify", "post", b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: strings.Repeat("1", 1<<20)}))
+	check("/v1/webauthn/assertions", "post", v.ticket("oa-nopasskey").call("POST", "/v1/webauthn/assertions", nil))
 }

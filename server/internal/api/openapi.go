@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -129,7 +130,11 @@ func (o op) build() schema {
 		ok["headers"] = schema{"Cache-Control": schema{"schema": schema{"type": "string", "const": "no-store"}}}
 	}
 	res[itoa(o.status)] = ok
-	for _, st := range o.errors {
+	errs := o.errors
+	if o.body != "" { // the body limit answers before the handler
+		errs = append(slices.Clone(errs), fiber.StatusRequestEntityTooLarge)
+	}
+	for _, st := range errs {
 		e := schema{"description": http.StatusText(st), "content": schema{"application/json": schema{"schema": ref(errSchema)}}}
 		if st == fiber.StatusTooManyRequests {
 			e["headers"] = schema{"Retry-After": schema{"schema": schema{"type": "integer"}}}
@@ -171,7 +176,7 @@ func operations() map[string]map[string]op {
 		"/v1/origin-refusals":               {"post": b(op{summary: "The SDK reports a page its origin guard refused.", body: "OriginRefusal", status: 204})},
 		"/v1/webauthn/registrations":        {"post": b(op{summary: "Passkey creation options (elevated ticket).", status: 200, result: "PublicKeyOptions"})},
 		"/v1/webauthn/registrations/finish": {"post": b(op{summary: "Register the credential as the browser's toJSON() gives it; ?label= names it.", body: "WebAuthnCredential", status: 201, result: "PasskeyRegistered"})},
-		"/v1/webauthn/assertions":           {"post": b(op{summary: "Passkey request options.", body: "AssertionStart", status: 200, result: "PublicKeyOptions"})},
+		"/v1/webauthn/assertions":           {"post": b(op{summary: "Passkey request options.", body: "AssertionStart", status: 200, result: "PublicKeyOptions", errors: []int{404}})},
 		"/v1/webauthn/assertions/finish":    {"post": b(op{summary: "Check the assertion; a token when it is right.", body: "WebAuthnCredential", status: 200, result: "Token", errors: []int{429}})},
 		"/v1/admin/users/{user}/reset":      {"post": {summary: "Support reset: remove a user's authenticators and recovery codes, lift their limits.", auth: "admin", body: "ResetRequest", status: 200, result: "ResetResult", errors: []int{400, 401, 403, 404, 500}, params: []string{"user"}, noStore: true}},
 	}
