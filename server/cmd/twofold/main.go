@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if cmd == "config check" {
 			return configCheck(&cfg, fs, layerErrs, stdout)
 		}
-		if err := cfg.Validate(true); err != nil {
+		if err := errors.Join(cfg.Validate(true), cfg.CheckTLSFiles()); err != nil {
 			return usageError{err}
 		}
 		serve.TuneRuntime(cfg)

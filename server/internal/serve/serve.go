@@ -103,10 +103,6 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
-	} else if c.TLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
-		}
 	}
 	if c.Store == "" && c.DataDir != "" {
 		if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
@@ -117,6 +113,18 @@ func (c *Config) Validate(needAddr bool) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckTLSFiles reports a certificate or key that cannot be loaded, before serve starts
+// anything. config check leaves it out: it may check a file meant for another machine.
+func (c *Config) CheckTLSFiles() error {
+	if c.TLSCert == "" || c.TLSKey == "" {
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {
