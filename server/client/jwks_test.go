@@ -130,13 +130,14 @@ func (j *heldJWKS) awaitHit(t *testing.T) {
 	}
 }
 
-func heldVerifier(t *testing.T, j *heldJWKS, clock *fakeClock) *client.Verifier {
+func heldVerifier(t *testing.T, j *heldJWKS) (*client.Verifier, *fakeClock) {
 	t.Helper()
+	clock := newClock()
 	v, err := client.NewVerifier(client.Config{Issuer: heldIssuer, Audience: "shop", JWKSURL: j.srv.URL, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
+	return v, clock
 }
 
 // verifyAsync runs Verify in the background; its result arrives on the channel.
@@ -184,8 +185,7 @@ func TestVerify_CallerHangsUp_KeySetStillFetched(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := newHeldJWKS(t, newSigningKey(t, "k1"))
-			clock := newClock()
-			v := heldVerifier(t, j, clock)
+			v, clock := heldVerifier(t, j)
 			hungUp, legit, want := tc.setup(t, j, v, clock)
 			before := j.fetches.Load()
 
@@ -221,8 +221,7 @@ func TestVerify_CallerHangsUp_KeySetStillFetched(t *testing.T) {
 func TestMiddleware_ClientHangsUp_OthersStillServed(t *testing.T) {
 	k1 := newSigningKey(t, "k1")
 	j := newHeldJWKS(t, k1)
-	clock := newClock()
-	v := heldVerifier(t, j, clock)
+	v, clock := heldVerifier(t, j)
 	handled := make(chan struct{}, 10)
 	mw := v.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -263,8 +262,7 @@ func TestMiddleware_ClientHangsUp_OthersStillServed(t *testing.T) {
 func TestVerify_FreshKeyNotHeldBehindSlowFetch(t *testing.T) {
 	k1 := newSigningKey(t, "k1")
 	j := newHeldJWKS(t, k1)
-	clock := newClock()
-	v := heldVerifier(t, j, clock)
+	v, clock := heldVerifier(t, j)
 	if _, err := v.Verify(context.Background(), k1.sign(t, clock.Now())); err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +295,7 @@ func TestVerify_FreshKeyNotHeldBehindSlowFetch(t *testing.T) {
 func TestVerify_WaiterGivesUp_OthersGetTheSharedFetch(t *testing.T) {
 	k1 := newSigningKey(t, "k1")
 	j := newHeldJWKS(t, k1)
-	clock := newClock()
-	v := heldVerifier(t, j, clock)
+	v, clock := heldVerifier(t, j)
 
 	j.holdNext()
 	first := verifyAsync(context.Background(), v, k1.sign(t, clock.Now()))
