@@ -121,7 +121,7 @@ func (c *Config) CheckTLSFiles() error {
 	if c.TLSCert == "" || c.TLSKey == "" {
 		return nil
 	}
-	if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+	if _, err := certs.Load(c.TLSCert, c.TLSKey); err != nil {
 		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	return nil
