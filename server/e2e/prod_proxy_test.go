@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -97,19 +99,72 @@ func TestProxies_XFFFromTrustedProxy_SetsAddressForLimitsAndAudit(t *testing.T) 
 		t.Fatalf("audited addresses %v, want %v", got, want)
 	}
 
-	// One client behind the proxy spends its own budget, whatever it writes itself.
+	// One client behind the proxy spends its own budget, whatever it writes itself: a
+	// proxy that writes X-Forwarded-For passes the client's own Forwarded header through,
+	// and a fresh address there on every attempt buys nothing.
 	f := v.enroll("dave")
 	for i := range 3 {
-		if r := wrongCodeFrom(t, f, map[string]string{"Forwarded": fmt.Sprintf(`for=7.7.7.%d, for="198.51.100.50:1234"`, i)}); r.Status != 401 {
+		h := map[string]string{"Forwarded": fmt.Sprintf("for=7.7.7.%d", i), "X-Forwarded-For": "198.51.100.50"}
+		if r := wrongCodeFrom(t, f, h); r.Status != 401 {
 			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
 		}
 	}
-	if r := wrongCodeFrom(t, f, map[string]string{"X-Forwarded-For": "198.51.100.50"}); r.Status != 429 {
-		t.Fatalf("4th attempt of 198.51.100.50: %d %s, want 429", r.Status, r.Raw)
+	if r := wrongCodeFrom(t, f, map[string]string{"Forwarded": "for=7.7.7.99", "X-Forwarded-For": "198.51.100.50"}); r.Status != 429 {
+		t.Fatalf("4th attempt of 198.51.100.50 with a fresh Forwarded address: %d %s, want 429", r.Status, r.Raw)
 	}
 	for _, ip := range auditIPs(t, v, "dave") {
 		if ip != "198.51.100.50" {
 			t.Errorf("audited %q, want 198.51.100.50", ip)
 		}
+	}
+}
+
+// With --client-ip-header forwarded the proxy's Forwarded header names the client, and an
+// X-Forwarded-For the client wrote is passed through unread.
+func TestProxies_ForwardedHeaderNamed_ClientWrittenXFFIgnored(t *testing.T) {
+	v := startVerifierWith(t, func(c *serve.Config) {
+		c.IPBudget = 3
+		c.TrustedProxies = []string{"127.0.0.0/8", "::1"}
+		c.ClientIPHeader = "forwarded"
+	})
+	e := v.enroll("erin")
+	for i := range 3 {
+		h := map[string]string{"X-Forwarded-For": fmt.Sprintf("7.7.7.%d", i), "Forwarded": fmt.Sprintf(`for=6.6.6.%d, for="198.51.100.60:1234"`, i)}
+		if r := wrongCodeFrom(t, e, h); r.Status != 401 {
+			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "7.7.7.99", "Forwarded": "for=198.51.100.60"}); r.Status != 429 {
+		t.Fatalf("4th attempt of 198.51.100.60: %d %s, want 429", r.Status, r.Raw)
+	}
+	for _, ip := range auditIPs(t, v, "erin") {
+		if ip != "198.51.100.60" {
+			t.Errorf("audited %q, want 198.51.100.60", ip)
+		}
+	}
+}
+
+// --behind-proxy without --trusted-proxies serves, since the proxy may not forward the
+// client's address at all, but says at start what that costs.
+func TestProxies_BehindProxyWithoutTrustedProxies_WarnsAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		warns   bool
+	}{
+		{"no trusted proxies", nil, true},
+		{"trusted proxies named", []string{"127.0.0.0/8"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &lockedWriter{w: &strings.Builder{}}
+			startVerifierWith(t, func(c *serve.Config) {
+				c.BehindProxy = true
+				c.TrustedProxies = tc.trusted
+				c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			})
+			if got := strings.Contains(logs.String(), "--behind-proxy without --trusted-proxies"); got != tc.warns {
+				t.Fatalf("warned: %v, want %v; logs:\n%s", got, tc.warns, logs.String())
+			}
+		})
 	}
 }

@@ -21,7 +21,7 @@ import (
 // file or --master-key-command, not from a file of settings.
 var settings = []string{
 	"addr", "data", "store", "redis", "redis-prefix", "issuer", "behind-proxy", "ip-budget",
-	"tls-cert", "tls-key", "trusted-proxies", "ntp", "master-key-command",
+	"tls-cert", "tls-key", "trusted-proxies", "client-ip-header", "ntp", "master-key-command",
 }
 
 // envName is the variable that sets a setting: TWOFOLD_ and the flag in capitals.
@@ -129,14 +129,7 @@ func (c checkFailed) Error() string { return errors.Join(c...).Error() }
 // configCheck reports every problem of the layered settings at once, or prints the
 // effective settings as JSON with the secrets in them redacted.
 func configCheck(cfg *serve.Config, fs *flag.FlagSet, layerErrs []error, stdout io.Writer) error {
-	problems := layerErrs
-	if err := cfg.Validate(true); err != nil {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			problems = append(problems, j.Unwrap()...)
-		} else {
-			problems = append(problems, err)
-		}
-	}
+	problems := append(layerErrs, leaves(cfg.Validate(true))...)
 	if len(problems) > 0 {
 		return checkFailed(problems)
 	}
@@ -159,6 +152,22 @@ func configCheck(cfg *serve.Config, fs *flag.FlagSet, layerErrs []error, stdout 
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// leaves lists the problems a joined error holds, however deeply joined, one per line.
+func leaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
 }
 
 // redactURL hides a password in a postgres:// or redis:// URL.

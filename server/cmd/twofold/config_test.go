@@ -55,7 +55,7 @@ func check(t *testing.T, args ...string) (map[string]any, []string) {
 
 func TestConfig_FlagsBeatEnvironmentBeatsFileBeatsDefaults(t *testing.T) {
 	file := `{"addr": "127.0.0.1:7001", "data": "/srv/file", "ip-budget": 50, "behind-proxy": true,
-		"trusted-proxies": ["10.0.0.0/8", "fd00::/8"], "issuer": "https://file.example"}`
+		"trusted-proxies": ["10.0.0.0/8", "fd00::/8"], "client-ip-header": "forwarded", "issuer": "https://file.example"}`
 	for _, tc := range []struct {
 		name  string
 		file  string
@@ -64,9 +64,9 @@ func TestConfig_FlagsBeatEnvironmentBeatsFileBeatsDefaults(t *testing.T) {
 		want  map[string]any
 	}{
 		{"defaults alone", "", nil, nil,
-			map[string]any{"addr": "127.0.0.1:8080", "data": "./data", "ip-budget": 0.0, "behind-proxy": false, "issuer": "", "trusted-proxies": []any{}}},
+			map[string]any{"addr": "127.0.0.1:8080", "data": "./data", "ip-budget": 0.0, "behind-proxy": false, "issuer": "", "trusted-proxies": []any{}, "client-ip-header": "x-forwarded-for"}},
 		{"the file over defaults", file, nil, nil,
-			map[string]any{"addr": "127.0.0.1:7001", "data": "/srv/file", "ip-budget": 50.0, "behind-proxy": true, "issuer": "https://file.example", "trusted-proxies": []any{"10.0.0.0/8", "fd00::/8"}}},
+			map[string]any{"addr": "127.0.0.1:7001", "data": "/srv/file", "ip-budget": 50.0, "behind-proxy": true, "issuer": "https://file.example", "trusted-proxies": []any{"10.0.0.0/8", "fd00::/8"}, "client-ip-header": "forwarded"}},
 		{"the environment over the file", file,
 			map[string]string{"TWOFOLD_ADDR": "127.0.0.1:7002", "TWOFOLD_DATA": "/srv/env", "TWOFOLD_IP_BUDGET": "60", "TWOFOLD_TRUSTED_PROXIES": "192.168.0.0/16"}, nil,
 			map[string]any{"addr": "127.0.0.1:7002", "data": "/srv/env", "ip-budget": 60.0, "behind-proxy": true, "issuer": "https://file.example", "trusted-proxies": []any{"192.168.0.0/16"}}},
@@ -120,9 +120,9 @@ func TestConfigCheck_ReportsEveryProblemAtOnce_OneLineEach(t *testing.T) {
 			[]string{`unknown keys "listen", "tls_cert"`}},
 		{"file, environment and validation problems together",
 			`{"bogus": 1, "ip-budget": "many", "tls-cert": "/etc/cert.pem", "trusted-proxies": [10]}`,
-			map[string]string{"TWOFOLD_STORE": "mysql://db", "TWOFOLD_BEHIND_PROXY": "perhaps"},
+			map[string]string{"TWOFOLD_STORE": "mysql://db", "TWOFOLD_BEHIND_PROXY": "perhaps", "TWOFOLD_CLIENT_IP_HEADER": "x-real-ip", "TWOFOLD_TRUSTED_PROXIES": "10.0.0.0/8,nope"},
 			[]string{"--addr", "0.0.0.0:80", "--redis", "memcached://x"},
-			[]string{`unknown keys "bogus"`, `"trusted-proxies" must be`, "TWOFOLD_BEHIND_PROXY", `"ip-budget": "many"`, "--store must be a postgres:// URL", "--redis must be", "--tls-cert and --tls-key go together"}},
+			[]string{`unknown keys "bogus"`, `"trusted-proxies" must be`, "TWOFOLD_BEHIND_PROXY", `"ip-budget": "many"`, "--store must be a postgres:// URL", "--redis must be", "--tls-cert and --tls-key go together", `--client-ip-header "x-real-ip" must be`, `--trusted-proxies: "nope"`}},
 		{"a file that is not JSON", `addr = "x"`, nil, []string{"--addr", "nope"},
 			[]string{"not a JSON object", `--addr "nope" must be HOST:PORT`}},
 		{"a missing file", "", nil, []string{"--config", "/nonexistent/twofold.json"},

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/tokens"
@@ -113,7 +114,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; read again on SIGHUP")
 		fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 		fs.StringVar(&cfg.NTP, "ntp", "", "HOST[:PORT] of an NTP server to check this verifier's clock against (none by default)")
-		proxies := fs.String("trusted-proxies", "", "CIDR,... of proxies whose Forwarded / X-Forwarded-For headers name the client")
+		proxies := fs.String("trusted-proxies", "", "CIDR,... of proxies whose forwarding header names the client")
+		fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", clientip.XForwardedFor, "the one header --trusted-proxies write: x-forwarded-for or forwarded")
 		if err := parse(); err != nil {
 			return err
 		}

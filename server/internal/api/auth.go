@@ -101,14 +101,11 @@ func (h *handlers) clientIP(c *fiber.Ctx) string {
 	if !h.Proxies.Trusts(peer) {
 		return peer.Unmap().String()
 	}
-	values := func(name string) []string {
-		var vs []string
-		for _, v := range c.Request().Header.PeekAll(name) {
-			vs = append(vs, string(v))
-		}
-		return vs
+	var values []string
+	for _, v := range c.Request().Header.PeekAll(h.Proxies.Header()) {
+		values = append(values, string(v))
 	}
-	return h.Proxies.Client(peer, values(fiber.HeaderForwarded), values(fiber.HeaderXForwardedFor)).String()
+	return h.Proxies.Client(peer, values).String()
 }
 
 // fetchedByScript checks the Fetch Metadata a browser adds: browser calls come from the

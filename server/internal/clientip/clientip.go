@@ -1,25 +1,46 @@
 // Package clientip decides which address a request comes from when proxies stand in front
-// of the verifier. The forwarding headers are believed only when the peer is a proxy the
+// of the verifier. The forwarding header is believed only when the peer is a proxy the
 // operator named; then the client is the rightmost hop that is not one of those proxies,
 // because everything left of it was written by someone the operator does not trust.
+//
+// Only the one header the operator's proxy writes is read. A proxy appends to that header
+// and passes every other one through untouched, so reading a second header would let a
+// client choose the address its attempts are counted under.
 package clientip
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 )
 
-// Resolver holds the trusted proxies. The zero value trusts no one: the peer address is
-// the client address and forwarding headers are ignored.
+// The forwarding headers a proxy may write, as --client-ip-header names them.
+const (
+	XForwardedFor = "x-forwarded-for" // nginx, HAProxy, AWS ALB, Cloudflare, Traefik: the default
+	Forwarded     = "forwarded"       // RFC 7239
+)
+
+// Resolver holds the trusted proxies and the header they write. The zero value trusts no
+// one: the peer address is the client address and forwarding headers are ignored.
 type Resolver struct {
 	trusted []netip.Prefix
+	header  string
 }
 
-// Parse builds a Resolver from CIDRs (a bare address means just that address). Every bad
-// entry is reported at once.
-func Parse(cidrs []string) (*Resolver, error) {
-	r := &Resolver{}
+// Parse builds a Resolver from the header the proxies write (XForwardedFor when empty)
+// and their CIDRs (a bare address means just that address). Every bad entry is reported
+// at once.
+func Parse(header string, cidrs []string) (*Resolver, error) {
+	r := &Resolver{header: XForwardedFor}
+	var errs []error
+	switch strings.ToLower(strings.TrimSpace(header)) {
+	case "", XForwardedFor:
+	case Forwarded:
+		r.header = Forwarded
+	default:
+		errs = append(errs, fmt.Errorf("--client-ip-header %q must be %s or %s", header, XForwardedFor, Forwarded))
+	}
 	var bad []string
 	for _, s := range cidrs {
 		s = strings.TrimSpace(s)
@@ -38,9 +59,20 @@ func Parse(cidrs []string) (*Resolver, error) {
 		r.trusted = append(r.trusted, netip.PrefixFrom(p.Addr().Unmap(), unmapBits(p)).Masked())
 	}
 	if len(bad) > 0 {
-		return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", strings.Join(bad, `", "`))
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", strings.Join(bad, `", "`)))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return r, nil
+}
+
+// Header is the name of the one forwarding header the trusted proxies write.
+func (r *Resolver) Header() string {
+	if r == nil || r.header == "" {
+		return XForwardedFor
+	}
+	return r.header
 }
 
 // unmapBits keeps a ::ffff:a.b.c.d/n prefix meaningful once its address is unmapped.
@@ -66,18 +98,19 @@ func (r *Resolver) Trusts(a netip.Addr) bool {
 }
 
 // Client returns the client address of a request that arrived from peer carrying the
-// given Forwarded (RFC 7239) and X-Forwarded-For header values, in the order they came.
-// Forwarded wins when both are present. A hop that is not an address (an obfuscated
-// identifier, "unknown", garbage) stops the walk: the last address before it is the
-// client, since nothing beyond it can be checked.
-func (r *Resolver) Client(peer netip.Addr, forwarded, xff []string) netip.Addr {
+// given values of Header(), in the order they came. A hop that is not an address (an
+// obfuscated identifier, "unknown", garbage) stops the walk: the last address before it
+// is the client, since nothing beyond it can be checked.
+func (r *Resolver) Client(peer netip.Addr, values []string) netip.Addr {
 	peer = peer.Unmap()
 	if !r.Trusts(peer) {
 		return peer
 	}
-	hops := forwardedFor(forwarded)
-	if hops == nil {
-		hops = xffHops(xff)
+	var hops []hop
+	if r.Header() == Forwarded {
+		hops = forwardedFor(values)
+	} else {
+		hops = xffHops(values)
 	}
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -128,7 +161,7 @@ func xffHops(values []string) []hop {
 }
 
 // forwardedFor extracts the for= parameters of RFC 7239 Forwarded values, one per
-// forwarded-element; nil when there is none.
+// forwarded-element.
 func forwardedFor(values []string) []hop {
 	var hops []hop
 	for _, v := range values {

@@ -6,58 +6,81 @@ import (
 	"testing"
 )
 
-func TestClient_OnlyTrustedPeersForwardingHeadersAreBelieved(t *testing.T) {
-	r, err := Parse([]string{"10.0.0.0/8", "192.168.1.1", "fd00::/8"})
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestClient_OnlyTrustedPeersForwardingHeaderIsBelieved(t *testing.T) {
+	cidrs := []string{"10.0.0.0/8", "192.168.1.1", "fd00::/8"}
 	for _, tc := range []struct {
-		name      string
-		peer      string
-		forwarded []string
-		xff       []string
-		want      string
+		name   string
+		header string
+		peer   string
+		values []string
+		want   string
 	}{
-		{"untrusted peer, spoofed XFF ignored", "203.0.113.9", nil, []string{"1.2.3.4"}, "203.0.113.9"},
-		{"untrusted peer, spoofed Forwarded ignored", "203.0.113.9", []string{"for=1.2.3.4"}, nil, "203.0.113.9"},
-		{"trusted peer, no header: the peer", "10.1.2.3", nil, nil, "10.1.2.3"},
-		{"trusted peer, one hop", "10.1.2.3", nil, []string{"198.51.100.7"}, "198.51.100.7"},
-		{"trusted peer, client-written prefix skipped", "10.1.2.3", nil, []string{"6.6.6.6, 198.51.100.7"}, "198.51.100.7"},
-		{"two trusted proxies in a row", "10.1.2.3", nil, []string{"6.6.6.6, 198.51.100.7, 10.9.9.9"}, "198.51.100.7"},
-		{"several XFF headers joined in order", "10.1.2.3", nil, []string{"6.6.6.6", "198.51.100.7, 192.168.1.1"}, "198.51.100.7"},
-		{"only trusted hops: the leftmost", "10.1.2.3", nil, []string{"10.5.5.5, 10.6.6.6"}, "10.5.5.5"},
-		{"garbage hop stops the walk", "10.1.2.3", nil, []string{"1.1.1.1, nonsense, 10.6.6.6"}, "10.6.6.6"},
-		{"Forwarded wins over XFF", "10.1.2.3", []string{`for=6.6.6.6, for="198.51.100.8:4711"`}, []string{"198.51.100.7"}, "198.51.100.8"},
-		{"Forwarded with IPv6 and params", "10.1.2.3", []string{`for="[2001:db8::1]:443";proto=https;by=10.1.2.3`}, nil, "2001:db8::1"},
-		{"Forwarded obfuscated hop", "10.1.2.3", []string{"for=_hidden"}, nil, "10.1.2.3"},
-		{"IPv4-mapped peer is trusted", "::ffff:10.1.2.3", nil, []string{"198.51.100.7"}, "198.51.100.7"},
-		{"IPv6 trusted proxy", "fd00::5", nil, []string{"2001:db8::2"}, "2001:db8::2"},
-		{"XFF with port", "10.1.2.3", nil, []string{"198.51.100.7:5555"}, "198.51.100.7"},
+		{"untrusted peer, spoofed XFF ignored", XForwardedFor, "203.0.113.9", []string{"1.2.3.4"}, "203.0.113.9"},
+		{"untrusted peer, spoofed Forwarded ignored", Forwarded, "203.0.113.9", []string{"for=1.2.3.4"}, "203.0.113.9"},
+		{"trusted peer, no header: the peer", XForwardedFor, "10.1.2.3", nil, "10.1.2.3"},
+		{"trusted peer, one hop", XForwardedFor, "10.1.2.3", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"trusted peer, client-written prefix skipped", XForwardedFor, "10.1.2.3", []string{"6.6.6.6, 198.51.100.7"}, "198.51.100.7"},
+		{"two trusted proxies in a row", XForwardedFor, "10.1.2.3", []string{"6.6.6.6, 198.51.100.7, 10.9.9.9"}, "198.51.100.7"},
+		{"several XFF headers joined in order", XForwardedFor, "10.1.2.3", []string{"6.6.6.6", "198.51.100.7, 192.168.1.1"}, "198.51.100.7"},
+		{"only trusted hops: the leftmost", XForwardedFor, "10.1.2.3", []string{"10.5.5.5, 10.6.6.6"}, "10.5.5.5"},
+		{"garbage hop stops the walk", XForwardedFor, "10.1.2.3", []string{"1.1.1.1, nonsense, 10.6.6.6"}, "10.6.6.6"},
+		{"Forwarded, client-written prefix skipped", Forwarded, "10.1.2.3", []string{`for=6.6.6.6, for="198.51.100.8:4711"`}, "198.51.100.8"},
+		{"Forwarded with IPv6 and params", Forwarded, "10.1.2.3", []string{`for="[2001:db8::1]:443";proto=https;by=10.1.2.3`}, "2001:db8::1"},
+		{"Forwarded obfuscated hop", Forwarded, "10.1.2.3", []string{"for=_hidden"}, "10.1.2.3"},
+		{"Forwarded element without for=", Forwarded, "10.1.2.3", []string{"for=6.6.6.6, proto=https"}, "10.1.2.3"},
+		{"IPv4-mapped peer is trusted", XForwardedFor, "::ffff:10.1.2.3", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"IPv6 trusted proxy", XForwardedFor, "fd00::5", []string{"2001:db8::2"}, "2001:db8::2"},
+		{"XFF with port", XForwardedFor, "10.1.2.3", []string{"198.51.100.7:5555"}, "198.51.100.7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := r.Client(netip.MustParseAddr(tc.peer), tc.forwarded, tc.xff)
-			if got.String() != tc.want {
+			r, err := Parse(tc.header, cidrs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Client(netip.MustParseAddr(tc.peer), tc.values); got.String() != tc.want {
 				t.Fatalf("client %s, want %s", got, tc.want)
 			}
 		})
 	}
 }
 
+// A proxy appends to the header it writes and passes any other through as the client
+// sent it, so the resolver reads the named header and nothing else.
+func TestParse_HeaderNamesTheOnlyHeaderRead(t *testing.T) {
+	for _, tc := range []struct{ given, want string }{
+		{"", "x-forwarded-for"},
+		{"x-forwarded-for", "x-forwarded-for"},
+		{"X-Forwarded-For", "x-forwarded-for"},
+		{"Forwarded", "forwarded"},
+	} {
+		r, err := Parse(tc.given, nil)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.given, err)
+		}
+		if got := r.Header(); got != tc.want {
+			t.Errorf("Parse(%q).Header() = %q, want %q", tc.given, got, tc.want)
+		}
+	}
+	if got := (*Resolver)(nil).Header(); got != XForwardedFor {
+		t.Errorf("nil resolver reads %q", got)
+	}
+}
+
 func TestClient_NoTrustedProxies_PeerAlways(t *testing.T) {
 	var r *Resolver
 	for _, peer := range []string{"127.0.0.1", "10.0.0.1", "::1"} {
-		if got := r.Client(netip.MustParseAddr(peer), []string{"for=1.2.3.4"}, []string{"1.2.3.4"}); got.String() != peer {
+		if got := r.Client(netip.MustParseAddr(peer), []string{"1.2.3.4"}); got.String() != peer {
 			t.Errorf("peer %s: client %s", peer, got)
 		}
 	}
 }
 
 func TestParse_ReportsEveryBadEntry(t *testing.T) {
-	_, err := Parse([]string{"10.0.0.0/8", "nope", "300.1.1.1/8"})
+	_, err := Parse("x-real-ip", []string{"10.0.0.0/8", "nope", "300.1.1.1/8"})
 	if err == nil {
 		t.Fatal("bad CIDRs accepted")
 	}
-	for _, s := range []string{"nope", "300.1.1.1/8"} {
+	for _, s := range []string{"nope", "300.1.1.1/8", "--client-ip-header \"x-real-ip\""} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %q", err, s)
 		}

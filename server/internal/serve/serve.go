@@ -64,9 +64,11 @@ type Config struct {
 	RedisPrefix string
 	// TLSCert and TLSKey serve HTTPS; the pair is read again on SIGHUP.
 	TLSCert, TLSKey string
-	// TrustedProxies are CIDRs of the proxies whose Forwarded / X-Forwarded-For headers
-	// name the client address.
+	// TrustedProxies are CIDRs of the proxies whose forwarding header names the client
+	// address; ClientIPHeader is that header, "x-forwarded-for" (the default) or
+	// "forwarded". The other one is never read.
 	TrustedProxies []string
+	ClientIPHeader string
 	// NTP names an NTP server (host or host:port) to check this verifier's clock against
 	// every NTPInterval (10 minutes); empty checks none. There is no default server.
 	NTP         string
@@ -109,7 +111,7 @@ func (c *Config) Validate(needAddr bool) error {
 			errs = append(errs, fmt.Errorf("--data %s is a file, not a directory", c.DataDir))
 		}
 	}
-	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
+	if _, err := clientip.Parse(c.ClientIPHeader, c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -264,7 +266,7 @@ func (c *Config) KeySource() (seal.KeySource, error) {
 // Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
 // ready, if not nil, receives the bound address once the listener is open.
 func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
-	proxies, err := clientip.Parse(cfg.TrustedProxies)
+	proxies, err := clientip.Parse(cfg.ClientIPHeader, cfg.TrustedProxies)
 	if err != nil {
 		return err
 	}
@@ -286,6 +288,9 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
+	if cfg.BehindProxy && len(cfg.TrustedProxies) == 0 {
+		cfg.Logger.Warn("--behind-proxy without --trusted-proxies: every client counts against the proxy's address, so one attacker's guesses can lock everyone out of the per-address budget")
+	}
 	if err := env.Warm(ctx); err != nil {
 		cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
 	}
