@@ -299,8 +299,12 @@ func TestProbes_HealthAndReadiness(t *testing.T) {
 			t.Errorf("%s: %d %s", path, r.Status, r.Raw)
 		}
 	}
-	if r := v.call("GET", "/v1/nothing-here", "", "", nil); r.Status != 404 || r.errCode() != wire.CodeNotFound {
-		t.Errorf("unknown path: %d %s", r.Status, r.Raw)
+	// A path names one route exactly: a proxy rule that keeps /metrics or /v1/admin from the
+	// internet must not be stepped around by /METRICS or /metrics/.
+	for _, path := range []string{"/v1/nothing-here", "/METRICS", "/metrics/", "/Healthz", "/healthz/", "/V1/admin/users/alice/reset"} {
+		if r := v.call("GET", path, "", "", nil); r.Status != 404 || r.errCode() != wire.CodeNotFound {
+			t.Errorf("%s: %d %s, want 404 not_found", path, r.Status, r.Raw)
+		}
 	}
 }
 

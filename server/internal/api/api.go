@@ -68,7 +68,11 @@ func New(d Deps) *fiber.App {
 		BodyLimit: BodyLimit,
 		// Fiber's strings otherwise alias fasthttp's reused buffers: one kept past the
 		// request (a cache key, a log field) would change under our feet.
-		Immutable:             true,
+		Immutable: true,
+		// One spelling per route, so a proxy rule that keeps /metrics or /v1/admin from the
+		// internet is not stepped around by /METRICS or /metrics/.
+		CaseSensitive:         true,
+		StrictRouting:         true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           60 * time.Second,
