@@ -168,3 +168,29 @@ func TestProxies_BehindProxyWithoutTrustedProxies_WarnsAtStart(t *testing.T) {
 		})
 	}
 }
+
+// An IPv6 client can send from any address of the /64 it was handed: a fresh address per
+// attempt still spends the one budget of that /64, and audits each address as it came.
+func TestProxies_IPv6FreshAddressPerAttempt_OneBudgetPerSlash64(t *testing.T) {
+	v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+	e := v.enroll("frank")
+	var want []string
+	for i := range 3 {
+		ip := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		want = append(want, ip)
+		if r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": ip}); r.Status != 401 {
+			t.Fatalf("attempt from %s: %d %s", ip, r.Status, r.Raw)
+		}
+	}
+	r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "2001:db8:1:2:ffff::99"})
+	if r.Status != 429 || r.errCode() != wire.CodeRateLimited {
+		t.Fatalf("4th attempt from a fresh address of the same /64: %d %s, want 429", r.Status, r.Raw)
+	}
+	// Another /64 is another client. (The user's own back-off allows five failures.)
+	if r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "2001:db8:1:3::1"}); r.Status != 401 {
+		t.Fatalf("attempt from another /64: %d %s, want 401", r.Status, r.Raw)
+	}
+	if got := auditIPs(t, v, "frank"); fmt.Sprint(got) != fmt.Sprint(append(want, "2001:db8:1:3::1")) {
+		t.Fatalf("audited addresses %v", got)
+	}
+}

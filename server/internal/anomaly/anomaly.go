@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/clientip"
 )
 
 // Config sets the thresholds; zero values mean the defaults in withDefaults.
@@ -96,10 +97,10 @@ func (d *Detector) observe(e audit.Event) []audit.Event {
 	var out []audit.Event
 	user := e.AppID + "\x00" + e.User
 	if e.IP != "" && e.Kind == audit.Failed { // refusals by the per-address limit are not new users
-		if n := d.note(d.byIP, e.IP, user, now, d.cfg.StuffingWindow, d.cfg.StuffingUsers); n > 0 {
+		if n := d.note(d.byIP, clientip.Network(e.IP), user, now, d.cfg.StuffingWindow, d.cfg.StuffingUsers); n > 0 {
 			out = append(out, audit.Event{At: now, Kind: audit.CredentialStuffing, AppID: e.AppID, User: e.User, IP: e.IP,
 				UserAgent: e.UserAgent, Outcome: "refused",
-				Detail: fmt.Sprintf("failures for %d different users from this address within %s", n, d.cfg.StuffingWindow)})
+				Detail: fmt.Sprintf("failures for %d different users from %s within %s", n, clientip.Network(e.IP), d.cfg.StuffingWindow)})
 		}
 	}
 	d.n++

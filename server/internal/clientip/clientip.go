@@ -126,6 +126,21 @@ func (r *Resolver) Client(peer netip.Addr, values []string) netip.Addr {
 	return client
 }
 
+// Network is the address block one client is taken to control, for counting its attempts:
+// an IPv4 address alone, an IPv6 address's /64. A single IPv6 host is usually handed a
+// whole /64, so counting per address would give it 2^64 fresh budgets. Anything that is
+// not an address is returned as it is.
+func Network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+}
+
 type hop struct {
 	addr netip.Addr
 	ok   bool

@@ -86,3 +86,22 @@ func TestParse_ReportsEveryBadEntry(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 client is usually handed a /64 and can send from any address in it, so its
+// attempts count against the /64.
+func TestNetwork_IPv4AloneIPv6ItsSlash64(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"198.51.100.7", "198.51.100.7"},
+		{"::ffff:198.51.100.7", "198.51.100.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := Network(tc.ip); got != tc.want {
+			t.Errorf("Network(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -20,8 +21,8 @@ type Policy struct {
 	// a back-off of 30 s doubling to 15 minutes, and a lock after 100 (NIST SP 800-63B
 	// §5.2.2) until a recovery code or an admin reset.
 	Factor store.Backoff
-	// IP limits failures from one client address across all users, which stops one source
-	// from spraying many accounts. Successes are given back.
+	// IP limits failures from one client address (an IPv6 client's /64) across all users,
+	// which stops one source from spraying many accounts. Successes are given back.
 	IP store.Window
 }
 
@@ -77,13 +78,9 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	var w, d store.Decision
 	var err error
 	if cb, ok := l.b.(checkedBudgets); ok {
-		windowKey := ""
-		if ip != "" {
-			windowKey = "ip:" + ip
-		}
-		w, d, err = cb.CheckPair(ctx, windowKey, l.p.IP, "f:"+factor, l.p.Factor, now)
+		w, d, err = cb.CheckPair(ctx, addressKey(ip), l.p.IP, "f:"+factor, l.p.Factor, now)
 	} else if pb, ok := l.b.(pairedBudgets); ok && ip != "" {
-		w, d, err = pb.ReservePair(ctx, "ip:"+ip, l.p.IP, "f:"+factor, l.p.Factor, now)
+		w, d, err = pb.ReservePair(ctx, addressKey(ip), l.p.IP, "f:"+factor, l.p.Factor, now)
 	} else {
 		w, d, err = l.reserve(ctx, factor, ip, now)
 	}
@@ -105,7 +102,7 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time) (window, backoff store.Decision, err error) {
 	window.Allowed = true
 	if ip != "" {
-		if window, err = l.b.ReserveWindow(ctx, "ip:"+ip, now, l.p.IP); err != nil || !window.Allowed {
+		if window, err = l.b.ReserveWindow(ctx, addressKey(ip), now, l.p.IP); err != nil || !window.Allowed {
 			return window, backoff, err
 		}
 	}
@@ -113,7 +110,16 @@ func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time)
 		return window, backoff, err
 	}
 	// The address's attempt was never weighed.
-	return window, backoff, l.b.RefundAttempt(ctx, "ip:"+ip)
+	return window, backoff, l.b.RefundAttempt(ctx, addressKey(ip))
+}
+
+// addressKey names the budget of the network a client address belongs to (an IPv6
+// address's /64); "" for no address.
+func addressKey(ip string) string {
+	if ip == "" {
+		return ""
+	}
+	return "ip:" + clientip.Network(ip)
 }
 
 // Failed records that the attempt Reserve let through failed. Reserve counted it already,
@@ -142,7 +148,7 @@ func (l *Limiter) Passed(ctx context.Context, factor, ip string, unlocks ...stri
 		for i, f := range factors {
 			keys[i] = "f:" + f
 		}
-		if err := pb.GiveBack(ctx, "ip:"+ip, keys...); err != nil {
+		if err := pb.GiveBack(ctx, addressKey(ip), keys...); err != nil {
 			return unavailable(err)
 		}
 		return nil
@@ -153,7 +159,7 @@ func (l *Limiter) Passed(ctx context.Context, factor, ip string, unlocks ...stri
 		}
 	}
 	if ip != "" {
-		if err := l.b.RefundAttempt(ctx, "ip:"+ip); err != nil {
+		if err := l.b.RefundAttempt(ctx, addressKey(ip)); err != nil {
 			return unavailable(err)
 		}
 	}
