@@ -59,7 +59,9 @@ func TestDetector_StuffingAndBursts_RaiseOneEventPerWindow(t *testing.T) {
 	}{
 		{"quiet", failures(5, func(i int) failure { return failure{fmt.Sprint("u", i), "1.1.1.1", time.Second, false} }), 0, 0, "", ""},
 		{"one address, many users: stuffing once", failures(25, func(i int) failure { return failure{fmt.Sprint("u", i), "6.6.6.6", time.Second, false} }), 1, 0, "6.6.6.6", ""},
-		{"one IPv6 /64, a fresh address per user: stuffing once", failures(25, func(i int) failure { return failure{fmt.Sprint("u", i), fmt.Sprintf("2001:db8:1:2::%x", i+1), time.Second, false} }), 1, 0, "2001:db8:1:2::a", ""},
+		{"one IPv6 /64, a fresh address per user: stuffing once", failures(25, func(i int) failure {
+			return failure{fmt.Sprint("u", i), fmt.Sprintf("2001:db8:1:2::%x", i+1), time.Second, false}
+		}), 1, 0, "2001:db8:1:2::a", ""},
 		{"many users, many addresses: nothing", failures(25, func(i int) failure { return failure{fmt.Sprint("u", i), fmt.Sprint("10.0.0.", i), time.Second, false} }), 0, 0, "", ""},
 		{"one address, many users, spread thin: nothing", failures(25, func(i int) failure { return failure{fmt.Sprint("u", i), "6.6.6.6", 2 * time.Minute, false} }), 0, 0, "", ""},
 		{"one user, many guesses from many addresses: burst once", failures(15, func(i int) failure { return failure{"alice", fmt.Sprint("10.0.0.", i), time.Second, false} }), 0, 1, "", "alice"},
