@@ -1,11 +1,11 @@
 package api
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -13,6 +13,10 @@ import (
 
 // decode reads a JSON object body into v. An empty body is allowed where every field is
 // optional. It is the one place request bodies are parsed; its callers are fuzzed.
+//
+// It parses with the JSON v2 library (encoding/json/v2 in waiting), which refuses a name
+// given twice and matches names only as spelled: encoding/json takes the last of two and
+// folds case, so a proxy or a log could read a different user or code from the same body.
 func decode(body []byte, v any, optional bool) error {
 	if len(body) == 0 && optional {
 		return nil
