@@ -159,7 +159,7 @@ func TestAdminReset_WithoutBothAdminKeyAndFreshSecondFactor_Refused(t *testing.T
 	if rec.Status != 200 {
 		t.Fatalf("recovery sign-in: %d %s", rec.Status, rec.Raw)
 	}
-	good := struct{ Reason, App string }{"lost phone", "shop"}
+	good := map[string]string{"reason": "lost phone", "app": "shop"}
 	for _, tc := range []struct {
 		name, auth, token string
 		status            int
