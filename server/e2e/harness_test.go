@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,16 +141,19 @@ func (r reply) errCode() string { return r.str("error") }
 // call sends one request; auth is the full Authorization header value or "".
 func (v *verifier) call(method, path, auth, origin string, body any) reply {
 	v.t.Helper()
-	var rd io.Reader
+	var payload []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		payload = b
 	case string:
-		rd = strings.NewReader(b)
+		payload = []byte(b)
 	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+		payload, _ = json.Marshal(b)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequest(method, v.URL+path, rd)
 	if err != nil {
@@ -167,8 +169,8 @@ func (v *verifier) call(method, path, auth, origin string, body any) reply {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	var res *http.Response
-	if b, ok := body.([]byte); ok && len(b) > 1<<20 {
-		res, err = sendEarlyAnswered(req, b)
+	if len(payload) > 1<<20 { // whatever the body's type: the verifier answers 413 early
+		res, err = sendEarlyAnswered(req, payload)
 	} else {
 		res, err = client.Do(req)
 	}
