@@ -36,6 +36,8 @@ export interface Session {
   serverTime: Date;
   /** This ticket already passed a second factor. */
   elevated: boolean;
+  /** This ticket passed with a recovery code: ask the person to set up a new authenticator. */
+  recoveryUsed: boolean;
   /** The app's origins. */
   origins: string[];
 }
@@ -146,6 +148,7 @@ export class Twofold {
       factors: { totp: w.factors.totp, passkeys: w.factors.passkeys, recoveryCodesRemaining: w.factors.recovery_codes_remaining },
       serverTime: new Date(w.server_time),
       elevated: w.elevated,
+      recoveryUsed: w.recovery_used,
       origins: w.origins,
     }));
   }

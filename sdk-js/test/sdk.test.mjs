@@ -50,6 +50,7 @@ beforeEach(() => {
       factors: { totp: false, passkeys: 0, recovery_codes_remaining: 0 },
       server_time: new Date(Date.now() + serverOffsetMs).toISOString(),
       elevated: false,
+      recovery_used: false,
       origins: [ORIGIN],
     }],
     "POST /v1/totp/enrollments": () => [201, enrollment()],
@@ -85,6 +86,19 @@ test("load reads the session with the ticket and measures no skew on a true cloc
   assert.deepEqual(s.factors, { totp: false, passkeys: 0, recoveryCodesRemaining: 0 });
   assert.ok(s.serverTime instanceof Date);
   assert.deepEqual(s.origins, [ORIGIN]);
+  assert.equal(s.recoveryUsed, false);
+});
+
+test("session says when the ticket passed with a recovery code, so the app can ask for a new authenticator", async () => {
+  const tf = await load();
+  const plain = routes["GET /v1/session"];
+  routes["GET /v1/session"] = (call) => {
+    const [status, body] = plain(call);
+    return [status, { ...body, elevated: true, recovery_used: true }];
+  };
+  const s = await tf.session();
+  assert.equal(s.elevated, true);
+  assert.equal(s.recoveryUsed, true);
 });
 
 test("a clock two minutes off warns, and clockSkew says by how much", async () => {
