@@ -179,7 +179,7 @@ func TestVerify_CallerHangsUp_KeySetStillFetched(t *testing.T) {
 				t.Fatal(err)
 			}
 			j.setKeys(newSigningKey(t, "k2")) // k1 withdrawn
-			clock.Advance(11 * time.Minute)   // past CacheFor: the set must be fetched again
+			clock.Advance(61 * time.Second)   // past the default CacheFor: the set must be fetched again
 			return k1.sign(t, clock.Now()), k1.sign(t, clock.Now()), client.ErrUnknownKey
 		}},
 	} {

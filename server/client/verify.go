@@ -31,8 +31,9 @@ type Config struct {
 	// Leeway tolerates clock differences on exp, nbf and iat; default 30 s, at most 5 min.
 	Leeway time.Duration
 	// CacheFor is how long fetched keys are used before the set is fetched again; default
-	// 10 minutes. A token with an unknown kid fetches sooner, but never more often than
-	// MinRefresh (default 30 s).
+	// 1 minute, the max-age the verifier serves the set with, so a key withdrawn from it
+	// (`twofold keys withdraw-signing`) is refused within a minute. A token with an
+	// unknown kid fetches sooner, but never more often than MinRefresh (default 30 s).
 	CacheFor   time.Duration
 	MinRefresh time.Duration
 	// Require is checked on every Verify, before the requirements passed to the call.
@@ -83,7 +84,7 @@ func (c Config) withDefaults() Config {
 		c.Leeway = 30 * time.Second
 	}
 	if c.CacheFor == 0 {
-		c.CacheFor = 10 * time.Minute
+		c.CacheFor = time.Minute
 	}
 	if c.MinRefresh == 0 {
 		c.MinRefresh = 30 * time.Second

@@ -492,7 +492,8 @@ func TestJWKS_Rotation_NewKidFetchedOnce(t *testing.T) {
 func TestJWKS_RotationWithLead_FirstTokenOfTheNewKeyNeedsNoFetch(t *testing.T) {
 	ctx := context.Background()
 	clock := newClock()
-	v, cc := newVerifier(t, client.Config{Now: clock.Now})
+	// Keys kept longer than the lead, so that a fetch could only be for the new kid.
+	v, cc := newVerifier(t, client.Config{Now: clock.Now, CacheFor: 10 * time.Minute})
 	env, err := serve.Open(ctx, serve.Config{DataDir: dataDir, Issuer: verifierURL})
 	if err != nil {
 		t.Fatal(err)

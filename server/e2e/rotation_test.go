@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -134,4 +135,41 @@ func kidOf(t *testing.T, token string) string {
 		t.Fatalf("token header %q: %v", seg, err)
 	}
 	return h.Kid
+}
+
+// A signing key that may have leaked is withdrawn while the verifier serves: it leaves the
+// JWKS at once, a backend that fetches the set refuses the tokens it signed, and sign-ins
+// go on under the key that replaced it.
+func TestWithdrawSigningKey_WhileServing_TokensRefusedSignInsGoOn(t *testing.T) {
+	v := startVerifier(t)
+	e := v.enroll("leaked-key")
+	joseVerify(t, v, "shop", e.Token)
+	oldKid := kidOf(t, e.Token)
+
+	var out struct{ Withdrawn, Kid string }
+	if err := json.Unmarshal(runCLI(t, "keys", "withdraw-signing", "--data", v.Data, "--kid", oldKid), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Withdrawn != oldKid || out.Kid == "" || out.Kid == oldKid {
+		t.Fatalf("withdraw-signing printed %+v; want %s withdrawn and a new kid", out, oldKid)
+	}
+	r := v.call("GET", "/.well-known/jwks.json", "", "", nil)
+	var set struct{ Keys []struct{ Kid string } }
+	if err := json.Unmarshal(r.Raw, &set); err != nil || len(set.Keys) != 1 || set.Keys[0].Kid != out.Kid {
+		t.Fatalf("JWKS right after the withdrawal: %s; want only %s", r.Raw, out.Kid)
+	}
+	script, _ := filepath.Abs("../../sdk-js/test/verify-jwt.mjs")
+	if msg, err := exec.Command("node", script, v.URL+"/.well-known/jwks.json", v.URL, "shop", e.Token).CombinedOutput(); err == nil {
+		t.Fatalf("jose accepted a token of the withdrawn key: %s", msg)
+	}
+
+	v.Clock.Advance(6 * time.Second) // past the verifier's signing-key cache
+	r = e.call("POST", "/v1/totp/verify", map[string]string{"code": code(t, e.Secret, v.Clock.Now().Add(30*time.Second))})
+	if r.Status != 200 {
+		t.Fatalf("sign-in after the withdrawal: %d %s", r.Status, r.Raw)
+	}
+	if kid := kidOf(t, r.str("token")); kid != out.Kid {
+		t.Fatalf("token after the withdrawal signed by %s, want %s", kid, out.Kid)
+	}
+	joseVerify(t, v, "shop", r.str("token"))
 }

@@ -9,7 +9,7 @@ ISSUER, AUDIENCE = sys.argv[1], sys.argv[2]
 
 # One client per process: it caches the key set (lifespan, seconds) and refetches it when a
 # token names a kid it does not have.
-jwks = jwt.PyJWKClient(ISSUER + "/.well-known/jwks.json", lifespan=600)
+jwks = jwt.PyJWKClient(ISSUER + "/.well-known/jwks.json", lifespan=60)
 
 
 def verify(token: str) -> dict:

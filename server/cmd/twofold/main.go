@@ -5,6 +5,7 @@
 //	twofold apps create --data ./data --id demo --origin http://localhost:3000
 //	twofold keys rotate-master --data ./data
 //	twofold keys rotate-signing --data ./data [--alg EdDSA] [--publish-ahead 2m]
+//	twofold keys withdraw-signing --data ./data --kid KID
 //	twofold apps webhook --data ./data --id demo --url https://demo.example/hooks/twofold
 //	twofold users reset --data ./data --app demo --user alice --reason "lost phone, ticket #123"
 //	twofold audit --data ./data [--user alice] [--app demo] [--since 24h]
@@ -63,7 +64,7 @@ func main() {
 	os.Exit(1)
 }
 
-const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|users reset|audit|audit verify|config check|version [flags]"
+const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|keys withdraw-signing|users reset|audit|audit verify|config check|version [flags]"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -196,6 +197,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return json.NewEncoder(stdout).Encode(map[string]string{"kid": kid, "alg": *alg, "signs_from": from.UTC().Format(time.RFC3339)})
+	case "keys withdraw-signing":
+		kid := fs.String("kid", "", "kid of the signing key to take out of use at once (a key that may have leaked)")
+		if err := parse(); err != nil {
+			return err
+		}
+		if *kid == "" {
+			return usageError{errors.New("keys withdraw-signing: --kid is required (the kid in a token's header or in /.well-known/jwks.json)")}
+		}
+		env, err := serve.Open(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer env.Close()
+		replacement, err := env.Tokens.Withdraw(ctx, *kid)
+		if errors.Is(err, tokens.ErrUnknownKey) {
+			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: no published signing key has that kid", *kid)}
+		}
+		if err != nil {
+			return err
+		}
+		out := map[string]string{"withdrawn": *kid}
+		if replacement != "" {
+			out["kid"] = replacement
+		}
+		return json.NewEncoder(stdout).Encode(out)
 	}
 	if sub, ok := adminCommands[cmd]; ok {
 		return sub(ctx, command{cfg: &cfg, fs: fs, parse: parse, stdout: stdout})

@@ -153,6 +153,10 @@ type Store interface {
 	AddSigningKey(ctx context.Context, k SigningKey, replace bool) error
 	// SigningKeys lists keys still active or retired after retiredAfter.
 	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error)
+	// WithdrawSigningKey takes a key out of use at once, by retiring it at the Unix epoch:
+	// SigningKeys with any later retiredAfter no longer lists it, so it is not published,
+	// signs nothing and verifies nothing. ErrNotFound when there is no such key.
+	WithdrawSigningKey(ctx context.Context, kid string) error
 
 	// Secret returns a named sealed value; PutSecret stores it unless the name exists, and
 	// returns whichever value is stored.

@@ -23,6 +23,7 @@ import (
 type KeyStore interface {
 	AddSigningKey(ctx context.Context, k store.SigningKey, replace bool) error
 	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]store.SigningKey, error)
+	WithdrawSigningKey(ctx context.Context, kid string) error
 }
 
 // Sealer protects private keys at rest; seal.Keyring is one.
@@ -218,6 +219,43 @@ func (i *Issuer) Rotate(ctx context.Context, alg string, lead time.Duration) (ki
 		return "", time.Time{}, fmt.Errorf("rotate %s signing key: %w", alg, err)
 	}
 	return k.kid, signsFrom, nil
+}
+
+// ErrUnknownKey is Withdraw's answer for a kid that is not published.
+var ErrUnknownKey = errors.New("no published signing key has that kid")
+
+// Withdraw takes a key out of use at once, for a key that may have leaked: it leaves the
+// JWKS, signs nothing more and verifies nothing more, here at once and on every other
+// instance within CacheFor. A backend keeps a cached JWKS until it fetches it again (at
+// most max-age 60 s). If the key is the one signing now, a new key of its algorithm
+// signs from now on: replacement is its kid, else "". Tokens the key signed stop
+// verifying with it.
+func (i *Issuer) Withdraw(ctx context.Context, kid string) (replacement string, err error) {
+	keys, err := i.keys(ctx, true)
+	if err != nil {
+		return "", err
+	}
+	var k *signingKey
+	for _, c := range keys {
+		if c.kid == kid {
+			k = c
+		}
+	}
+	if k == nil {
+		return "", fmt.Errorf("withdraw %q: %w", kid, ErrUnknownKey)
+	}
+	if activeOf(keys, k.alg, i.cfg.Now()) == k {
+		// Replaced first: an instance that read the store in between finds a key to sign
+		// with rather than making one of its own.
+		if replacement, _, err = i.Rotate(ctx, k.alg, 0); err != nil {
+			return "", err
+		}
+	}
+	defer i.invalidate()
+	if err := i.ks.WithdrawSigningKey(ctx, kid); err != nil {
+		return replacement, fmt.Errorf("withdraw %q: %w", kid, err)
+	}
+	return replacement, nil
 }
 
 // Discovery is the OpenID configuration document.

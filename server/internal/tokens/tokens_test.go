@@ -65,6 +65,18 @@ func (m *memKeys) SigningKeys(ctx context.Context, retiredAfter time.Time) ([]st
 	return out, nil
 }
 
+func (m *memKeys) WithdrawSigningKey(ctx context.Context, kid string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, k := range m.keys {
+		if k.KID == kid {
+			m.keys[i].RetiredAt = time.UnixMilli(1)
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}
+
 func (m *memKeys) active() map[string][]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -669,5 +681,81 @@ func TestDiscovery(t *testing.T) {
 	b, _ := json.Marshal(want)
 	if string(a) != string(b) {
 		t.Fatalf("Discovery = %s\nwant %s", a, b)
+	}
+}
+
+// A key that may have leaked is withdrawn: it leaves the JWKS at once, tokens it signed
+// stop verifying, a new key signs in its place, and another instance follows within
+// CacheFor.
+func TestWithdraw_SigningKey_GoneFromJWKSAndVerifyReplacedEverywhereWithinCacheFor(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	ks := &memKeys{}
+	a, b := newIssuer(ks, clk), newIssuer(ks, clk)
+	issue := func(iss *Issuer) (token, kid string) {
+		t.Helper()
+		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, header(t, tok)["kid"].(string)
+	}
+	leaked, oldKid := issue(a)
+	if _, err := b.Verify(ctx, leaked, "app1"); err != nil { // b has the key cached now
+		t.Fatal(err)
+	}
+
+	newKid, err := a.Withdraw(ctx, oldKid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newKid == "" || newKid == oldKid {
+		t.Fatalf("Withdraw of the signing key replaced it with %q", newKid)
+	}
+	if keys := jwksOf(t, a); keys[oldKid] != nil || keys[newKid] == nil {
+		t.Fatalf("JWKS after Withdraw has %v, want %s and not %s", slices.Collect(mapKeys(keys)), newKid, oldKid)
+	}
+	if _, err := a.Verify(ctx, leaked, "app1"); err == nil {
+		t.Fatal("a token of the withdrawn key still verifies on the instance that withdrew it")
+	}
+	if _, kid := issue(a); kid != newKid {
+		t.Fatalf("a signs with %s after Withdraw, want %s", kid, newKid)
+	}
+
+	clk.Add(5 * time.Second) // b's CacheFor
+	if _, err := b.Verify(ctx, leaked, "app1"); err == nil {
+		t.Fatal("another instance still verifies a token of the withdrawn key after CacheFor")
+	}
+	if _, kid := issue(b); kid != newKid {
+		t.Fatalf("another instance signs with %s after CacheFor, want %s", kid, newKid)
+	}
+
+	for _, kid := range []string{oldKid, "no-such-kid"} {
+		if _, err := a.Withdraw(ctx, kid); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("Withdraw(%s): %v, want ErrUnknownKey", kid, err)
+		}
+	}
+}
+
+// Withdrawing a key that already retired (still published for its tokens) leaves the key
+// that signs now alone.
+func TestWithdraw_RetiredKey_NoReplacement(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	iss := newIssuer(&memKeys{}, clk)
+	tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKid := header(t, tok)["kid"].(string)
+	newKid, _, err := iss.Rotate(ctx, "EdDSA", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := iss.Withdraw(ctx, oldKid); err != nil || r != "" {
+		t.Fatalf("Withdraw of the retired key = %q, %v; want no replacement", r, err)
+	}
+	if keys := jwksOf(t, iss); keys[oldKid] != nil || keys[newKid] == nil || len(keys) != 1 {
+		t.Fatalf("JWKS has %v, want only %s", slices.Collect(mapKeys(keys)), newKid)
 	}
 }

@@ -620,6 +620,20 @@ func (s *DB) SigningKeys(ctx context.Context, retiredAfter time.Time) ([]store.S
 	return out, rows.Err()
 }
 
+func (s *DB) WithdrawSigningKey(ctx context.Context, kid string) error {
+	return s.inTx(ctx, func(w *writeTx) error {
+		// 1 ms after the epoch: 0 means active.
+		res, err := w.exec(`UPDATE signing_keys SET retired_at = 1 WHERE kid = ?`, kid)
+		if err != nil {
+			return fmt.Errorf("withdraw signing key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
 func (s *DB) Secret(ctx context.Context, name string) ([]byte, error) {
 	var v []byte
 	err := s.queryRow(ctx, `SELECT sealed FROM secrets WHERE name = ?`, name).Scan(&v)

@@ -84,6 +84,7 @@ var tests = []contractCase{
 	{"AddSigningKey_FirstKeyConcurrently_OneWins", testFirstKeyConcurrently},
 	{"AddSigningKey_ReplaceConcurrently_OneActiveKeyRemains", testReplaceKeyConcurrently},
 	{"SigningKeys_RetiredAfter_FiltersRetiredKeys", testSigningKeysFilter},
+	{"WithdrawSigningKey_ListedNoMore_OthersUntouched", testWithdrawSigningKey},
 
 	{"Secret_Unknown_ErrNotFound", testSecretUnknown},
 	{"PutSecret_FirstWins_ReturnsStoredValue", testPutSecretFirstWins},
@@ -1160,6 +1161,25 @@ func testSigningKeysFilter(t *testing.T, s store.Store) {
 			t.Errorf("SigningKeys(%s):\n%s", tc.name, d)
 		}
 	}
+}
+
+func testWithdrawSigningKey(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	k1, k2, es := newKey("k1", "EdDSA", at(0)), newKey("k2", "EdDSA", at(time.Hour)), newKey("es", "ES256", at(0))
+	for _, k := range []store.SigningKey{k1, k2, es} {
+		must(t, s.AddSigningKey(ctx, k, true))
+	}
+	k1.RetiredAt = k2.CreatedAt
+	must(t, s.WithdrawSigningKey(ctx, "k2")) // the active key
+	must(t, s.WithdrawSigningKey(ctx, "k1")) // a retired one, still published
+	got, err := s.SigningKeys(ctx, at(-1000*time.Hour))
+	must(t, err)
+	if d := diffKeys(got, []store.SigningKey{es}); d != "" {
+		t.Errorf("after withdrawing k1 and k2:\n%s", d)
+	}
+	wantNotFound(t, "WithdrawSigningKey(unknown)", s.WithdrawSigningKey(ctx, "nope"))
+	// With the active key withdrawn, a new first key of its algorithm is no conflict.
+	must(t, s.AddSigningKey(ctx, newKey("k3", "EdDSA", at(2*time.Hour)), false))
 }
 
 // --- secrets ---
