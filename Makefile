@@ -59,7 +59,7 @@ wasm: sdk-js/node_modules
 	cd sdk-js && npx tsc -p tsconfig.json
 	@printf 'twofold.wasm: %s bytes raw, %s gzip -9, %s brotli -q 11 (budget 560000)\n' \
 		"$$(wc -c < $(SDK_DIST)/twofold.wasm)" "$$(gzip -9 -c $(SDK_DIST)/twofold.wasm | wc -c)" \
-		"$$(brotli -q 11 -c $(SDK_DIST)/twofold.wasm | wc -c)"
+		"$$(if command -v brotli >/dev/null; then brotli -q 11 -c $(SDK_DIST)/twofold.wasm | wc -c; else echo '? (brotli not installed)'; fi)"
 
 # The engine's pure packages, under Node as WebAssembly (they also run natively in test-go).
 test-wasm:
