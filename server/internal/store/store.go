@@ -171,10 +171,6 @@ type Store interface {
 	// Sweep deletes tickets and pending enrollments that expired before now.
 	Sweep(ctx context.Context, now time.Time) error
 
-	// ClaimOnce records key as used until until; false if it already was: a token that
-	// authorises one action cannot authorise a second.
-	ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error)
-
 	// Atomically runs fn as one transaction: what fn does through its Tx commits when fn
 	// returns nil and is undone when it returns an error. On SQLite fn runs on the one
 	// writer connection, among the group commit's other writes, so it must not wait on
@@ -232,6 +228,11 @@ type Tx interface {
 	// EndElevations makes every elevated ticket of the user but the one whose hash is
 	// except (nil for none) pass a second factor again.
 	EndElevations(ctx context.Context, appID, user string, except []byte) error
+	// ClaimOnce records key as used until until; false if it already was: a token that
+	// authorises one action cannot authorise a second. Inside a transaction the claim
+	// commits with the action, so an action that fails leaves its token unused; a second
+	// claim of the key waits for the first transaction to end, and wins only if it failed.
+	ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error)
 	// QueueAudit records r for the audit trail, to be chained (given its ID, PrevHash and
 	// Hash) in the order queued records committed, by the next AppendAudit, AuditRecords
 	// or ClaimDeliveries. A transaction that queues a record takes no lock that every

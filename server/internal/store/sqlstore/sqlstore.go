@@ -710,8 +710,8 @@ func (s *DB) Sweep(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-func (s *DB) ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error) {
-	res, err := s.exec(ctx, `INSERT INTO used_once (key, until) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, ms(until))
+func (t txn) ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error) {
+	res, err := t.x.exec(ctx, `INSERT INTO used_once (key, until) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, ms(until))
 	if err != nil {
 		return false, fmt.Errorf("claim once: %w", err)
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ func init() {
 		{"Atomically_Error_UndoesEveryWrite", testAtomicallyUndone},
 		{"Atomically_Nil_CommitsEveryWrite_EachSeenInside", testAtomicallyCommits},
 		{"Atomically_SameStepConcurrently_OneWins", testAtomicallyOneWins},
+		{"ClaimOnce_InTransaction_UndoneWithIt_CommittedWithIt", testClaimOnceInTx},
+		{"ClaimOnce_ConcurrentTransactions_OneCommits_FailedClaimsFreeTheKey", testClaimOnceTxConcurrently},
 	}...)
 }
 
@@ -138,4 +141,78 @@ func testAtomicallyOneWins(t *testing.T, s store.Store) {
 		t.Errorf("%d of %d transactions advanced to the same step, want 1", won, n)
 	}
 	checkChain(t, allAudit(t, s, store.AuditFilter{}), n)
+}
+
+// A claim made in a transaction is the transaction's: seen inside it at once, gone when
+// it is undone, kept when it commits. An admin reset that fails must not spend its token.
+func testClaimOnceInTx(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	errLater := errors.New("a later step failed")
+	err := s.Atomically(ctx, func(tx store.Tx) error {
+		if ok, err := tx.ClaimOnce(ctx, "jti-1", at(5*time.Minute)); err != nil || !ok {
+			t.Errorf("first claim inside: %v %v, want true", ok, err)
+		}
+		if ok, err := tx.ClaimOnce(ctx, "jti-1", at(5*time.Minute)); err != nil || ok {
+			t.Errorf("second claim inside the same transaction: %v %v, want false", ok, err)
+		}
+		return errLater
+	})
+	if !errors.Is(err, errLater) {
+		t.Fatalf("Atomically = %v, want fn's error", err)
+	}
+	must(t, s.Atomically(ctx, func(tx store.Tx) error {
+		if ok, err := tx.ClaimOnce(ctx, "jti-1", at(5*time.Minute)); err != nil || !ok {
+			t.Errorf("a claim after its transaction was undone: %v %v, want true", ok, err)
+		}
+		return nil
+	}))
+	if ok, err := s.ClaimOnce(ctx, "jti-1", at(5*time.Minute)); err != nil || ok {
+		t.Fatalf("a claim after its transaction committed: %v %v, want false", ok, err)
+	}
+}
+
+// Transactions that claim one key at once: while the holder of the claim fails, the next
+// one may claim it; once one commits, no other can. Of n, the first three to hold the
+// claim fail, so exactly the fourth commits it and the other n-4 find it taken.
+func testClaimOnceTxConcurrently(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n, failing = 10, 3
+	errFail := errors.New("the action failed")
+	var mu sync.Mutex
+	failed, committed, taken := 0, 0, 0
+	goroutines(n, func(int) {
+		err := s.Atomically(ctx, func(tx store.Tx) error {
+			ok, err := tx.ClaimOnce(ctx, "jti-1", at(5*time.Minute))
+			if err != nil || !ok {
+				return err
+			}
+			// The action's own write, after the claim, as a reset's are.
+			if err := tx.QueueAudit(ctx, auditRecord("admin_reset", "shop", "alice", at(time.Minute)), false); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if failed < failing {
+				failed++
+				return errFail
+			}
+			committed++
+			return nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			taken++ // committed, or found the key taken
+		case !errors.Is(err, errFail):
+			t.Error(err)
+		}
+	})
+	if failed != failing || committed != 1 || taken != n-failing {
+		t.Fatalf("%d claims failed, %d committed, %d transactions ended well; want %d, 1, %d", failed, committed, taken, failing, n-failing)
+	}
+	checkChain(t, allAudit(t, s, store.AuditFilter{}), 1)
+	if ok, err := s.ClaimOnce(ctx, "jti-1", at(5*time.Minute)); err != nil || ok {
+		t.Fatalf("a claim after one committed: %v %v, want false", ok, err)
+	}
 }
