@@ -131,7 +131,7 @@ func signInErr(base, app, user, nonce string) (string, error) {
 		// The user enrolled in an earlier run of the test (go test -count 2): reset them as
 		// support would, so this run signs in as a new user again, with a new ticket (a
 		// reset ends the user's tickets).
-		if err := support.ResetUser(ctx, app, user, "an earlier run of this test", "client tests"); err != nil {
+		if err := support.ResetUser(ctx, app, user, "an earlier run of this test", mfa.Operator("client tests")); err != nil {
 			return "", err
 		}
 		if t, err = tc.Ticket(ctx, user, client.TicketOptions{Nonce: nonce}); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -91,8 +92,11 @@ type adminFixture struct {
 	hook   *hookReceiver
 }
 
-func newAdminFixture(t *testing.T) *adminFixture {
-	f := &adminFixture{v: startVerifier(t)}
+func newAdminFixture(t *testing.T) *adminFixture { return newAdminFixtureWith(t, nil) }
+
+// newAdminFixtureWith lets a test adjust the verifier's configuration first (its store).
+func newAdminFixtureWith(t *testing.T, adjust func(*serve.Config)) *adminFixture {
+	f := &adminFixture{v: startVerifierWith(t, adjust)}
 	f.opsKey = f.v.createApp("ops", "EdDSA")
 	env := f.v.env()
 	if err := env.Store.SetAdminApp(t.Context(), "ops"); err != nil {
@@ -282,33 +286,101 @@ func TestAdminReset_GoodCall_FactorsGoneLimitsLiftedAuditedAndWebhookSigned(t *t
 	}
 }
 
-// A reset commits with its admin_reset record or not at all: with the trail refusing
-// records it answers 500 and the user keeps every factor and code; once the trail works,
-// the same reset goes through.
-func TestAdminReset_AuditRecordRefused_NothingRemoved(t *testing.T) {
-	f := newAdminFixture(t)
-	db, done := f.v.sqlHandle()
-	defer done()
-	state := func() string {
-		return rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials WHERE user_id = 'alice' ORDER BY id`) +
-			rowsOf(t, db, `SELECT hash, used_at FROM recovery_codes WHERE user_id = 'alice' ORDER BY hash`) +
-			rowsOf(t, db, `SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`)
+// A reset commits with its admin_reset record and the spending of the admin's sign-in, or
+// not at all: with the trail refusing records it answers 500, the user keeps every factor
+// and code, and the admin's token stays unused; once the trail works, the same reset with
+// the same token goes through. Before, the token was claimed ahead of the reset's
+// transaction, so a reset that failed had used up the admin's sign-in.
+func TestAdminReset_AuditRecordRefused_NothingRemovedTokenKept(t *testing.T) {
+	for _, be := range trailRefusers {
+		t.Run(be.name, func(t *testing.T) {
+			f := newAdminFixtureWith(t, be.on(t))
+			db, done := f.v.sqlHandle()
+			defer done()
+			state := func() string {
+				return rowsOf(t, db, `SELECT id, confirmed FROM totp_credentials WHERE user_id = 'alice' ORDER BY id`) +
+					rowsOf(t, db, `SELECT hash, used_at FROM recovery_codes WHERE user_id = 'alice' ORDER BY hash`) +
+					rowsOf(t, db, `SELECT key, until FROM used_once ORDER BY key`) +
+					rowsOf(t, db, `SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`)
+			}
+			// Taken while the trail works: a sign-in is audited too.
+			token := f.adminToken()
+			reset := func() reply {
+				return f.reset("alice", "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "lost phone, ticket #7"})
+			}
+			underRefusal(t, db, be, state, []func() reply{reset, reset}, func() {
+				if r := reset(); r.Status != 200 {
+					t.Fatalf("the same reset with the same token once the trail works: %d %s, want 200", r.Status, r.Raw)
+				}
+			})
+			if f.aliceHasTOTP() {
+				t.Error("alice still has an authenticator after the reset")
+			}
+			if r := reset(); r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+				t.Errorf("the token after the reset it served: %d %s, want 403 step_up_required", r.Status, r.Raw)
+			}
+		})
 	}
-	// A token each, taken while the trail works (a sign-in is audited too): a token serves
-	// one admin action, even one that failed.
-	tokens := []string{f.adminToken(), f.adminToken()}
-	reset := func() reply {
-		r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, tokens[0], map[string]string{"reason": "lost phone, ticket #7"})
-		tokens = tokens[1:]
-		return r
-	}
-	underRefusal(t, db, trailRefusers[0], state, []func() reply{reset}, func() {
-		if r := reset(); r.Status != 200 {
-			t.Fatalf("the same reset once the trail works: %d %s", r.Status, r.Raw)
-		}
-	})
-	if f.aliceHasTOTP() {
-		t.Error("alice still has an authenticator after the reset")
+}
+
+// One sign-in, one reset, also when its token arrives many times at once (copied from a
+// log or a proxy, and raced against the admin's own request): on each store exactly one
+// request resets its user, the others are refused as a reused sign-in, their users keep
+// their factors, and the trail has one admin_reset.
+func TestAdminReset_SameTokenConcurrently_ExactlyOneResets(t *testing.T) {
+	for _, sc := range stores {
+		t.Run(sc.name, func(t *testing.T) {
+			f := newAdminFixtureWith(t, sc.on(t))
+			users := []string{"alice"}
+			for i := range 7 {
+				u := fmt.Sprint("user", i)
+				f.v.enroll(u)
+				users = append(users, u)
+			}
+			token := f.adminToken()
+			replies := make([]reply, len(users))
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, u := range users {
+				wg.Go(func() {
+					<-start
+					replies[i] = f.reset(u, "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "race"})
+				})
+			}
+			close(start)
+			wg.Wait()
+			var reset []string
+			for i, r := range replies {
+				switch {
+				case r.Status == 200:
+					reset = append(reset, users[i])
+				case r.Status != 403 || r.errCode() != wire.CodeStepUpRequired:
+					t.Errorf("reset of %s: %d %s, want 200 or 403 step_up_required", users[i], r.Status, r.Raw)
+				}
+			}
+			if len(reset) != 1 {
+				t.Fatalf("%d resets went through with one token (%v), want exactly 1", len(reset), reset)
+			}
+			for _, u := range users {
+				s := f.v.ticket(u).call("GET", "/v1/session", nil)
+				has, _ := s.Body["factors"].(map[string]any)["totp"].(bool)
+				if has == (u == reset[0]) {
+					t.Errorf("%s has an authenticator: %v; only %s was reset", u, has, reset[0])
+				}
+			}
+			n := 0
+			if err := f.v.env().Store.AuditRecords(t.Context(), store.AuditFilter{AppID: "shop"}, func(r store.AuditRecord) error {
+				if r.Kind == "admin_reset" {
+					n++
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Errorf("%d admin_reset records, want 1", n)
+			}
+		})
 	}
 }
 

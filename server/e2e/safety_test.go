@@ -10,6 +10,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -590,7 +591,7 @@ func TestStolenPhone_ElevatedTicketOutlivesNoFactorChange(t *testing.T) {
 			}
 		}, wire.CodeStepUpRequired},
 		{"support resets the user", func(t *testing.T, v *verifier, e enrolled) {
-			if err := v.env().MFA.ResetUser(t.Context(), "shop", "vera", "phone stolen", "support"); err != nil {
+			if err := v.env().MFA.ResetUser(t.Context(), "shop", "vera", "phone stolen", mfa.Operator("support")); err != nil {
 				t.Fatal(err)
 			}
 		}, wire.CodeInvalidTicket},

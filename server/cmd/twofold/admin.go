@@ -13,6 +13,7 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/checkpoint"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
@@ -146,7 +147,7 @@ func usersReset(ctx context.Context, c command) error {
 	if *actor == "" {
 		*actor = "cli:" + os.Getenv("USER")
 	}
-	err = env.MFA.ResetUser(ctx, *app, *user, *reason, *actor)
+	err = env.MFA.ResetUser(ctx, *app, *user, *reason, mfa.Operator(*actor))
 	var we *wire.Error
 	if errors.As(err, &we) {
 		return usageError{errors.New(we.Message)}

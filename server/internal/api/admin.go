@@ -9,6 +9,7 @@ import (
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
 )
 
 // AdminTokenHeader carries the admin's own fresh second-factor token on admin calls.
@@ -73,12 +74,12 @@ func (h *handlers) metrics(c *fiber.Ctx) error {
 	return c.Send(b.Bytes())
 }
 
-// adminActor needs both an admin app's API key and that admin's fresh second factor, for
-// an action on app forApp.
-func (h *handlers) adminActor(c *fiber.Ctx, forApp string) (string, error) {
+// authorizeAdmin needs both an admin app's API key and that admin's fresh second factor,
+// for an action on app forApp.
+func (h *handlers) authorizeAdmin(c *fiber.Ctx, forApp string) (mfa.Admin, error) {
 	key, ok := credential(c, "Bearer")
 	if !ok {
-		return "", wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
+		return mfa.Admin{}, wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
 	}
 	return h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens, forApp)
 }
@@ -107,8 +108,9 @@ func decodeReset(body []byte, queryApp string) (ResetRequest, error) {
 	)
 }
 
-// resetUser checks the request before the admin's credentials: authorising spends the
-// admin's token (one action per sign-in), and a mistyped request should not.
+// resetUser checks the request before the admin's credentials. The reset itself spends
+// the admin's token (one action per sign-in), in its transaction: a request refused or a
+// reset that failed costs the admin no new sign-in.
 func (h *handlers) resetUser(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	req, err := decodeReset(c.Body(), c.Query("app"))
@@ -119,11 +121,11 @@ func (h *handlers) resetUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	actor, err := h.adminActor(c, req.App)
+	admin, err := h.authorizeAdmin(c, req.App)
 	if err != nil {
 		return err
 	}
-	if err := h.MFA.ResetUser(c.UserContext(), req.App, user, req.Reason, actor); err != nil {
+	if err := h.MFA.ResetUser(c.UserContext(), req.App, user, req.Reason, admin); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"reset": true, "app": req.App, "user": user})

@@ -3,6 +3,7 @@ package mfa
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -16,9 +17,10 @@ import (
 // all the user's authenticators (pending ones too), passkeys and recovery codes, lifts any
 // lock and back-off on them, and records an admin_reset event (which the app's webhook
 // hears, so a reset nobody asked for reaches its owner), all in one transaction but for
-// budgets kept in Redis. actor names who did it; reason why. The user then signs in with
-// the first factor only and enrolls again.
-func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor string) error {
+// budgets kept in Redis. by is who did it (AuthorizeAdmin, or the Operator); reason why.
+// An admin's sign-in is spent in that transaction too. The user then signs in with the
+// first factor only and enrolls again.
+func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by Admin) error {
 	if msg := firstProblem(
 		wire.CheckText("app", appID, true),
 		wire.CheckText("user", user, true),
@@ -26,16 +28,30 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 	); msg != "" {
 		return invalidRequest(msg)
 	}
+	if by.once != "" && by.app != appID {
+		return fault("reset user", fmt.Errorf("admin %s was authorised for app %q, not %q", by.Actor, by.app, appID))
+	}
 	app, err := s.adminTarget(ctx, appID)
 	if err != nil {
 		return err
 	}
-	// The factors, the budgets kept in the store and the admin_reset record go together:
-	// an admin action never goes unaudited.
+	// The factors, the budgets kept in the store, the admin's sign-in and the admin_reset
+	// record go together: an admin action never goes unaudited, and one that fails costs
+	// the admin no new sign-in.
 	p := Principal{App: app, Ticket: store.Ticket{User: user}}
 	keys := []string{factorKey("totp", p), factorKey("passkey", p), factorKey("recovery", p)}
 	inStore := s.limits.KeptIn(s.st)
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if by.once != "" {
+			// First: a second request with the same token waits here for this one.
+			first, err := tx.ClaimOnce(ctx, by.once, by.until)
+			if err != nil {
+				return err
+			}
+			if !first {
+				return errAdminReused
+			}
+		}
 		removed, err := tx.ResetUserFactors(ctx, appID, user)
 		if err != nil {
 			return err
@@ -49,10 +65,13 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 		}
 		return s.rec.Record(ctx, tx, audit.Event{
 			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
-			Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
+			Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", by.Actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
 		})
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errAdminReused):
+		return errAdminReused
+	case err != nil:
 		return fault("reset user", err)
 	}
 	if !inStore { // Redis: after the transaction, as a verification gives back
@@ -62,7 +81,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason, actor stri
 			}
 		}
 	}
-	s.cfg.Logger.InfoContext(ctx, "user reset by support", "app", appID, "actor", actor)
+	s.cfg.Logger.InfoContext(ctx, "user reset by support", "app", appID, "actor", by.Actor)
 	return nil
 }
 
@@ -107,60 +126,67 @@ func (s *Service) adminTarget(ctx context.Context, appID string) (store.App, err
 	return app, nil
 }
 
+// Admin is who does an admin action. Over the admin API it is an admin app's user who
+// passed AuthorizeAdmin for one app, with a sign-in good for one action: the action spends
+// it in its own transaction, so an action that fails leaves it usable.
+type Admin struct {
+	// Actor names them in the audit trail: "<admin app>/<admin user>", or the operator.
+	Actor string
+	app   string    // the app the sign-in was authorised for
+	once  string    // the sign-in's one-use key; "" for the operator
+	until time.Time // how long the key must stay used: past the token's expiry
+}
+
+// Operator is the verifier's operator on its host (`twofold users reset`): no sign-in to
+// spend.
+func Operator(actor string) Admin { return Admin{Actor: actor} }
+
 // AuthorizeAdmin checks both halves of an admin call on app forApp: key is the API key of
 // an admin app, and token is a token this verifier issued for that same app after its user
-// passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago. It returns
-// the actor for the audit trail, "<admin app>/<admin user>". The token is spent (one
-// action per sign-in) only once everything else holds, forApp's existence too: a mistyped
-// app name costs the admin no new sign-in.
-func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (string, error) {
+// passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago; and forApp
+// exists. It spends nothing: the action it authorises spends the token (one action per
+// sign-in), so a refused or failed action costs the admin no new sign-in.
+func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (Admin, error) {
 	app, err := s.AuthenticateApp(ctx, key)
 	if err != nil {
-		return "", err
+		return Admin{}, err
 	}
 	admin, err := s.st.IsAdminApp(ctx, app.ID)
 	if err != nil {
-		return "", fault("authorize admin", err)
+		return Admin{}, fault("authorize admin", err)
 	}
 	if !admin {
-		return "", errNotAdminApp
+		return Admin{}, errNotAdminApp
 	}
 	if token == "" || len(token) > 8192 {
-		return "", errAdminToken
+		return Admin{}, errAdminToken
 	}
 	claims, err := verifier.Verify(ctx, token, app.ID)
 	if err != nil {
-		return "", errAdminToken
+		return Admin{}, errAdminToken
 	}
 	sub, _ := claims["sub"].(string)
 	authTime, ok := unixClaim(claims["auth_time"])
 	if sub == "" || !ok {
-		return "", errAdminToken
+		return Admin{}, errAdminToken
 	}
 	if !hasAny(claims["amr"], adminAMR) {
-		return "", errAdminToken
+		return Admin{}, errAdminToken
 	}
 	if age := s.now().Sub(authTime); age > AdminTokenMaxAge || age < -time.Minute {
-		return "", errAdminStale
+		return Admin{}, errAdminStale
 	}
 	// One admin action per sign-in: a token seen in a log or a proxy must not reset a
 	// second user.
 	jti, _ := claims["jti"].(string)
 	exp, ok := unixClaim(claims["exp"])
 	if jti == "" || !ok {
-		return "", errAdminToken
+		return Admin{}, errAdminToken
 	}
 	if _, err := s.adminTarget(ctx, forApp); err != nil {
-		return "", err
+		return Admin{}, err
 	}
-	first, err := s.st.ClaimOnce(ctx, "admin-token:"+app.ID+":"+jti, exp.Add(time.Minute))
-	if err != nil {
-		return "", fault("authorize admin", err)
-	}
-	if !first {
-		return "", errAdminReused
-	}
-	return app.ID + "/" + sub, nil
+	return Admin{Actor: app.ID + "/" + sub, app: forApp, once: "admin-token:" + app.ID + ":" + jti, until: exp.Add(time.Minute)}, nil
 }
 
 func unixClaim(v any) (time.Time, bool) {

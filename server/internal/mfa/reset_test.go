@@ -27,14 +27,15 @@ func (v claimsVerifier) Verify(_ context.Context, token, aud string) (map[string
 	return v.claims, nil
 }
 
-func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *testing.T) {
+// adminService is a service on a fresh store with the admin app "ops" (its key returned)
+// and the ordinary apps "shop" and "blog", its clock stopped at now.
+func adminService(t *testing.T, now time.Time) (*mfa.Service, string) {
 	ctx := t.Context()
-	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofold.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	svc := mfa.New(mfa.Deps{Store: st, Sealer: seal.NewKeyring(seal.Key{9})}, mfa.Config{Now: func() time.Time { return now }})
 	opsKey, err := svc.CreateApp(ctx, mfa.NewApp{ID: "ops", Origins: []string{"https://ops.example"}})
 	if err != nil {
@@ -43,6 +44,18 @@ func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *
 	if err := st.SetAdminApp(ctx, "ops"); err != nil {
 		t.Fatal(err)
 	}
+	for _, id := range []string{"shop", "blog"} {
+		if _, err := svc.CreateApp(ctx, mfa.NewApp{ID: id, Origins: []string{"https://" + id + ".example"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return svc, opsKey
+}
+
+func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	svc, opsKey := adminService(t, now)
 	n := 0
 	claims := func(authTime time.Time, amr ...any) map[string]any {
 		n++
@@ -66,13 +79,44 @@ func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *
 		{"no sub", map[string]any{"auth_time": float64(now.Unix()), "amr": []any{"otp"}}, wire.CodeStepUpRequired},
 	} {
 		v := claimsVerifier{token: "tok", aud: "ops", claims: tc.claims}
-		actor, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "ops")
+		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "ops")
 		var we *wire.Error
 		switch {
-		case tc.code == "" && (err != nil || actor != "ops/root"):
-			t.Errorf("%s: actor %q, err %v; want ops/root", tc.name, actor, err)
+		case tc.code == "" && (err != nil || admin.Actor != "ops/root"):
+			t.Errorf("%s: actor %q, err %v; want ops/root", tc.name, admin.Actor, err)
 		case tc.code != "" && (!errors.As(err, &we) || we.Code != tc.code):
 			t.Errorf("%s: err %v, want %s", tc.name, err, tc.code)
 		}
+	}
+}
+
+// Authorising spends nothing; the reset it authorises spends the sign-in, and only a reset
+// of the app it was authorised for.
+func TestAuthorizeAdmin_SpendsNothing_ItsResetSpendsTheSignInOnItsAppOnly(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	svc, opsKey := adminService(t, now)
+	v := claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
+		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
+	authorize := func() mfa.Admin {
+		t.Helper()
+		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "shop")
+		if err != nil {
+			t.Fatalf("authorize: %v", err)
+		}
+		return admin
+	}
+	first, second := authorize(), authorize()
+	if err := svc.ResetUser(ctx, "blog", "alice", "lost phone", first); err == nil {
+		t.Error("a reset in blog by an admin authorised for shop went through")
+	}
+	if err := svc.ResetUser(ctx, "shop", "alice", "lost phone", first); err != nil {
+		t.Fatalf("the reset authorised: %v", err)
+	}
+	if err := svc.ResetUser(ctx, "shop", "bob", "lost phone", second); !errors.Is(err, wire.NewError(wire.CodeStepUpRequired, "")) {
+		t.Fatalf("a second reset on the same sign-in: %v, want step_up_required", err)
+	}
+	if err := svc.ResetUser(ctx, "shop", "bob", "lost phone", mfa.Operator("cli:root")); err != nil {
+		t.Fatalf("the operator's reset: %v", err)
 	}
 }
