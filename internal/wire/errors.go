@@ -16,6 +16,7 @@ const (
 	CodeInvalidPasskey   = "invalid_passkey"
 	CodeChallengeExpired = "challenge_expired"
 	CodePasskeyRequired  = "passkey_required"
+	CodeOperatorRequired = "operator_required"
 	CodeNotFound         = "not_found"
 	CodeConflict         = "conflict"
 	CodeUnavailable      = "unavailable"

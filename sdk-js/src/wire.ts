@@ -18,6 +18,7 @@ export const CodeLastFactor = "last_factor";
 export const CodeInvalidPasskey = "invalid_passkey";
 export const CodeChallengeExpired = "challenge_expired";
 export const CodePasskeyRequired = "passkey_required";
+export const CodeOperatorRequired = "operator_required";
 export const CodeNotFound = "not_found";
 export const CodeConflict = "conflict";
 export const CodeUnavailable = "unavailable";
@@ -185,6 +186,7 @@ export type ErrorCode =
   | typeof CodeInvalidPasskey
   | typeof CodeChallengeExpired
   | typeof CodePasskeyRequired
+  | typeof CodeOperatorRequired
   | typeof CodeNotFound
   | typeof CodeConflict
   | typeof CodeUnavailable

@@ -384,6 +384,54 @@ func TestAdminReset_SameTokenConcurrently_ExactlyOneResets(t *testing.T) {
 	}
 }
 
+// The admin API acts on the users of ordinary apps only. A support account whose password
+// and second factor were stolen must not reset another admin's factors, and then enroll
+// its own authenticator there: the users of admin apps are the operator's to reset, on
+// the verifier's host. The refusal says so, changes nothing and spends no sign-in;
+// `twofold users reset` still resets an admin.
+func TestAdminReset_UserOfAnAdminApp_RefusedOverHTTP_OperatorResetsOnHost(t *testing.T) {
+	f := newAdminFixture(t)
+	consoleKey := f.v.createApp("console", "EdDSA")
+	if err := f.v.env().Store.SetAdminApp(t.Context(), "console"); err != nil {
+		t.Fatal(err)
+	}
+	console := f.v.as(consoleKey)
+	console.enroll("eve")
+	f.v.as(f.opsKey).enroll("sam")
+	token := f.adminToken()
+	db, done := f.v.sqlHandle()
+	defer done()
+	state := func() string {
+		return rowsOf(t, db, `SELECT id, user_id FROM totp_credentials ORDER BY id`) +
+			rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes WHERE used_at IS NULL GROUP BY user_id ORDER BY user_id`) +
+			rowsOf(t, db, `SELECT key, until FROM used_once ORDER BY key`) +
+			rowsOf(t, db, `SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`)
+	}
+	before := state()
+	for _, tc := range []struct{ name, app, user string }{
+		{"an admin of another admin app", "console", "eve"},
+		{"another admin of the same admin app", "ops", "sam"},
+		{"the admin itself", "ops", "root"},
+	} {
+		r := f.reset(tc.user, "?app="+tc.app, "Bearer "+f.opsKey, token, map[string]string{"reason": "lost phone"})
+		if r.Status != 403 || r.errCode() != wire.CodeOperatorRequired || !strings.Contains(r.str("message"), "twofold users reset") {
+			t.Errorf("%s: %d %s, want 403 %s naming `twofold users reset`", tc.name, r.Status, r.Raw, wire.CodeOperatorRequired)
+		}
+	}
+	if after := state(); after != before {
+		t.Errorf("refused resets changed the store:\nbefore %s\nafter  %s", before, after)
+	}
+	// The refusals spent no sign-in: the same token resets a user of an ordinary app.
+	if r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "lost phone"}); r.Status != 200 {
+		t.Fatalf("the admin's token after the refusals: %d %s, want 200", r.Status, r.Raw)
+	}
+	runCLI(t, "users", "reset", "--data", f.v.Data, "--app", "console", "--user", "eve", "--reason", "lost phone, ticket #9")
+	s := console.ticket("eve").call("GET", "/v1/session", nil)
+	if has, _ := s.Body["factors"].(map[string]any)["totp"].(bool); has || s.Status != 200 {
+		t.Errorf("after `twofold users reset` on the host, eve's session: %d %s, want no authenticator", s.Status, s.Raw)
+	}
+}
+
 // A support reset lifts the lock on a passkey too: a person whose passkey logins someone
 // else's failures locked registers a passkey again after the reset and signs in with it.
 func TestAdminReset_LockedPasskey_NewPasskeySignsIn(t *testing.T) {

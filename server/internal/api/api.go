@@ -138,6 +138,7 @@ var status = map[string]int{
 	wire.CodeInvalidPasskey:   fiber.StatusUnauthorized,
 	wire.CodeChallengeExpired: fiber.StatusBadRequest,
 	wire.CodePasskeyRequired:  fiber.StatusForbidden,
+	wire.CodeOperatorRequired: fiber.StatusForbidden,
 	wire.CodeUnavailable:      fiber.StatusServiceUnavailable,
 	wire.CodeInternal:         fiber.StatusInternalServerError,
 }

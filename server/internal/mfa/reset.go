@@ -144,8 +144,8 @@ func Operator(actor string) Admin { return Admin{Actor: actor} }
 // AuthorizeAdmin checks both halves of an admin call on app forApp: key is the API key of
 // an admin app, and token is a token this verifier issued for that same app after its user
 // passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago; and forApp
-// exists. It spends nothing: the action it authorises spends the token (one action per
-// sign-in), so a refused or failed action costs the admin no new sign-in.
+// exists and is no admin app. It spends nothing: the action it authorises spends the token
+// (one action per sign-in), so a refused or failed action costs the admin no new sign-in.
 func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (Admin, error) {
 	app, err := s.AuthenticateApp(ctx, key)
 	if err != nil {
@@ -185,6 +185,15 @@ func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifie
 	}
 	if _, err := s.adminTarget(ctx, forApp); err != nil {
 		return Admin{}, err
+	}
+	// Admins are the operator's to reset: a support sign-in stolen with its password could
+	// otherwise reset another admin's factors and enroll its own authenticator there.
+	targetAdmin, err := s.st.IsAdminApp(ctx, forApp)
+	if err != nil {
+		return Admin{}, fault("authorize admin", err)
+	}
+	if targetAdmin {
+		return Admin{}, wire.NewError(wire.CodeOperatorRequired, forApp+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+forApp+" --user USER --reason ...`.")
 	}
 	return Admin{Actor: app.ID + "/" + sub, app: forApp, once: "admin-token:" + app.ID + ":" + jti, until: exp.Add(time.Minute)}, nil
 }

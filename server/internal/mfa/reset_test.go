@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,8 +28,8 @@ func (v claimsVerifier) Verify(_ context.Context, token, aud string) (map[string
 	return v.claims, nil
 }
 
-// adminService is a service on a fresh store with the admin app "ops" (its key returned)
-// and the ordinary apps "shop" and "blog", its clock stopped at now.
+// adminService is a service on a fresh store with the admin apps "ops" (its key returned)
+// and "console", and the ordinary apps "shop" and "blog", its clock stopped at now.
 func adminService(t *testing.T, now time.Time) (*mfa.Service, string) {
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofold.db"))
@@ -41,11 +42,13 @@ func adminService(t *testing.T, now time.Time) (*mfa.Service, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetAdminApp(ctx, "ops"); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"shop", "blog"} {
+	for _, id := range []string{"console", "shop", "blog"} {
 		if _, err := svc.CreateApp(ctx, mfa.NewApp{ID: id, Origins: []string{"https://" + id + ".example"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"ops", "console"} {
+		if err := st.SetAdminApp(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +82,7 @@ func TestAuthorizeAdmin_TokenClaims_OnlyFreshSecondFactorOfTheAdminAppPasses(t *
 		{"no sub", map[string]any{"auth_time": float64(now.Unix()), "amr": []any{"otp"}}, wire.CodeStepUpRequired},
 	} {
 		v := claimsVerifier{token: "tok", aud: "ops", claims: tc.claims}
-		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "ops")
+		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "shop")
 		var we *wire.Error
 		switch {
 		case tc.code == "" && (err != nil || admin.Actor != "ops/root"):
@@ -118,5 +121,25 @@ func TestAuthorizeAdmin_SpendsNothing_ItsResetSpendsTheSignInOnItsAppOnly(t *tes
 	}
 	if err := svc.ResetUser(ctx, "shop", "bob", "lost phone", mfa.Operator("cli:root")); err != nil {
 		t.Fatalf("the operator's reset: %v", err)
+	}
+}
+
+// The admin API resets the users of ordinary apps only: not its own admin app's, nor
+// another admin app's. The operator resets them on the host.
+func TestAuthorizeAdmin_ForAnAdminApp_OperatorRequired(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	svc, opsKey := adminService(t, now)
+	v := claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
+		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
+	for _, app := range []string{"ops", "console"} {
+		_, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, app)
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != wire.CodeOperatorRequired || !strings.Contains(we.Message, "twofold users reset") {
+			t.Errorf("authorize for %s: %v, want operator_required naming `twofold users reset`", app, err)
+		}
+		if err := svc.ResetUser(ctx, app, "sam", "lost phone", mfa.Operator("cli:root")); err != nil {
+			t.Errorf("the operator's reset in %s: %v", app, err)
+		}
 	}
 }
