@@ -444,6 +444,7 @@ var verifierEvents = map[string]string{
 	"recovery_used":       "Recovery code used",
 	"codes_regenerated":   "New recovery codes issued",
 	"admin_reset":         "Second factors reset by support",
+	"admin_refused":       "An admin action was refused",
 	"origin_refused":      "Refused a page on a wrong address",
 	"credential_stuffing": "Many failures from one address",
 	"failure_burst":       "A burst of failures",

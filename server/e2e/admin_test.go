@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +381,19 @@ func TestAdminReset_SameTokenConcurrently_ExactlyOneResets(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%d admin_reset records, want 1", n)
 			}
+			// Each replay of the spent sign-in is on the trail under the admin.
+			refused := 0
+			if err := f.v.env().Store.AuditRecords(t.Context(), store.AuditFilter{AppID: "ops", User: "root"}, func(r store.AuditRecord) error {
+				if r.Kind == "admin_refused" && strings.Contains(r.Detail, "already used") {
+					refused++
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if refused != len(users)-1 {
+				t.Errorf("%d admin_refused records of root, want %d", refused, len(users)-1)
+			}
 		})
 	}
 }
@@ -404,8 +418,7 @@ func TestAdminReset_UserOfAnAdminApp_RefusedOverHTTP_OperatorResetsOnHost(t *tes
 	state := func() string {
 		return rowsOf(t, db, `SELECT id, user_id FROM totp_credentials ORDER BY id`) +
 			rowsOf(t, db, `SELECT user_id, COUNT(*) FROM recovery_codes WHERE used_at IS NULL GROUP BY user_id ORDER BY user_id`) +
-			rowsOf(t, db, `SELECT key, until FROM used_once ORDER BY key`) +
-			rowsOf(t, db, `SELECT (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM audit_queue)`)
+			rowsOf(t, db, `SELECT key, until FROM used_once ORDER BY key`)
 	}
 	before := state()
 	for _, tc := range []struct{ name, app, user string }{
@@ -420,6 +433,16 @@ func TestAdminReset_UserOfAnAdminApp_RefusedOverHTTP_OperatorResetsOnHost(t *tes
 	}
 	if after := state(); after != before {
 		t.Errorf("refused resets changed the store:\nbefore %s\nafter  %s", before, after)
+	}
+	// Each refusal is on the trail under the admin who tried, for the console's owner.
+	var refused []string
+	for _, k := range f.v.auditKinds("root") {
+		if strings.HasPrefix(k, "admin_refused:") {
+			refused = append(refused, k[:strings.Index(k, " refused")])
+		}
+	}
+	if want := []string{"admin_refused:reset of console/eve", "admin_refused:reset of ops/sam", "admin_refused:reset of ops/root"}; !slices.Equal(refused, want) {
+		t.Errorf("admin_refused records of root: %q, want %q", refused, want)
 	}
 	// The refusals spent no sign-in: the same token resets a user of an ordinary app.
 	if r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, token, map[string]string{"reason": "lost phone"}); r.Status != 200 {

@@ -81,7 +81,9 @@ func (h *handlers) authorizeAdmin(c *fiber.Ctx, forApp string) (mfa.Admin, error
 	if !ok {
 		return mfa.Admin{}, wire.NewError(wire.CodeInvalidAPIKey, "Send the admin app's API key as Authorization: Bearer <key>.")
 	}
-	return h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens, forApp)
+	admin, err := h.MFA.AuthorizeAdmin(c.UserContext(), key, c.Get(AdminTokenHeader), h.Tokens, forApp)
+	admin.IP = h.clientIP(c)
+	return admin, err
 }
 
 // ResetRequest is the body of POST /v1/admin/users/{user}/reset. App may be given as the

@@ -25,7 +25,11 @@ const (
 	CodesRegenerated  Kind = "codes_regenerated"
 	FactorRemoved     Kind = "factor_removed"
 	AdminReset        Kind = "admin_reset"
-	OriginRefused     Kind = "origin_refused"
+	// AdminRefused: an admin who passed their own second factor was refused an action
+	// (a reset of another admin, a sign-in used twice), a sign that a support account may
+	// be in the wrong hands. It is recorded under the admin app and the admin.
+	AdminRefused  Kind = "admin_refused"
+	OriginRefused Kind = "origin_refused"
 	// CredentialStuffing: one address failed for many users; FailureBurst: many failures
 	// for one user (package anomaly raises both).
 	CredentialStuffing Kind = "credential_stuffing"

@@ -15,7 +15,7 @@ import (
 // of, so a lock used as a weapon or a factor swapped behind their back reaches them.
 func Notifies(k Kind) bool {
 	switch k {
-	case FactorAdded, FactorRemoved, Locked, RecoveryUsed, AdminReset, CodesRegenerated, CredentialStuffing, FailureBurst:
+	case FactorAdded, FactorRemoved, Locked, RecoveryUsed, AdminReset, AdminRefused, CodesRegenerated, CredentialStuffing, FailureBurst:
 		return true
 	}
 	return false

@@ -35,6 +35,18 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	if err != nil {
 		return err
 	}
+	if by.once != "" {
+		// Admins are the operator's to reset: a support sign-in stolen with its password
+		// could otherwise reset another admin's factors and enroll its own authenticator
+		// there.
+		targetAdmin, err := s.st.IsAdminApp(ctx, appID)
+		if err != nil {
+			return fault("reset user", err)
+		}
+		if targetAdmin {
+			return s.refuse(ctx, by, appID, user, wire.NewError(wire.CodeOperatorRequired, appID+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+appID+" --user USER --reason ...`."))
+		}
+	}
 	// The factors, the budgets kept in the store, the admin's sign-in and the admin_reset
 	// record go together: an admin action never goes unaudited, and one that fails costs
 	// the admin no new sign-in.
@@ -64,13 +76,13 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 			}
 		}
 		return s.rec.Record(ctx, tx, audit.Event{
-			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, Outcome: "ok",
+			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, IP: by.IP, Outcome: "ok",
 			Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", by.Actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
 		})
 	})
 	switch {
 	case errors.Is(err, errAdminReused):
-		return errAdminReused
+		return s.refuse(ctx, by, appID, user, errAdminReused)
 	case err != nil:
 		return fault("reset user", err)
 	}
@@ -132,9 +144,20 @@ func (s *Service) adminTarget(ctx context.Context, appID string) (store.App, err
 type Admin struct {
 	// Actor names them in the audit trail: "<admin app>/<admin user>", or the operator.
 	Actor string
-	app   string    // the app the sign-in was authorised for
-	once  string    // the sign-in's one-use key; "" for the operator
-	until time.Time // how long the key must stay used: past the token's expiry
+	// IP is the address the admin called from, for the audit trail.
+	IP                  string
+	adminApp, adminUser string    // who signed in, for a refusal's record
+	app                 string    // the app the sign-in was authorised for
+	once                string    // the sign-in's one-use key; "" for the operator
+	until               time.Time // how long the key must stay used: past the token's expiry
+}
+
+// refuse records that an admin was refused an action on app's user, under the admin app
+// and the admin, so the console's owner hears of it, and returns answer.
+func (s *Service) refuse(ctx context.Context, by Admin, app, user string, answer *wire.Error) error {
+	p := Principal{App: store.App{ID: by.adminApp}, Ticket: store.Ticket{User: by.adminUser}, IP: by.IP}
+	s.record(ctx, p, audit.AdminRefused, "", false, fmt.Sprintf("reset of %s/%s refused: %s", app, user, answer.Message))
+	return answer
 }
 
 // Operator is the verifier's operator on its host (`twofold users reset`): no sign-in to
@@ -144,7 +167,7 @@ func Operator(actor string) Admin { return Admin{Actor: actor} }
 // AuthorizeAdmin checks both halves of an admin call on app forApp: key is the API key of
 // an admin app, and token is a token this verifier issued for that same app after its user
 // passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago; and forApp
-// exists and is no admin app. It spends nothing: the action it authorises spends the token
+// exists. It spends nothing: the action it authorises spends the token
 // (one action per sign-in), so a refused or failed action costs the admin no new sign-in.
 func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (Admin, error) {
 	app, err := s.AuthenticateApp(ctx, key)
@@ -186,16 +209,8 @@ func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifie
 	if _, err := s.adminTarget(ctx, forApp); err != nil {
 		return Admin{}, err
 	}
-	// Admins are the operator's to reset: a support sign-in stolen with its password could
-	// otherwise reset another admin's factors and enroll its own authenticator there.
-	targetAdmin, err := s.st.IsAdminApp(ctx, forApp)
-	if err != nil {
-		return Admin{}, fault("authorize admin", err)
-	}
-	if targetAdmin {
-		return Admin{}, wire.NewError(wire.CodeOperatorRequired, forApp+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+forApp+" --user USER --reason ...`.")
-	}
-	return Admin{Actor: app.ID + "/" + sub, app: forApp, once: "admin-token:" + app.ID + ":" + jti, until: exp.Add(time.Minute)}, nil
+	return Admin{Actor: app.ID + "/" + sub, adminApp: app.ID, adminUser: sub, app: forApp,
+		once: "admin-token:" + app.ID + ":" + jti, until: exp.Add(time.Minute)}, nil
 }
 
 func unixClaim(v any) (time.Time, bool) {

@@ -125,21 +125,33 @@ func TestAuthorizeAdmin_SpendsNothing_ItsResetSpendsTheSignInOnItsAppOnly(t *tes
 }
 
 // The admin API resets the users of ordinary apps only: not its own admin app's, nor
-// another admin app's. The operator resets them on the host.
-func TestAuthorizeAdmin_ForAnAdminApp_OperatorRequired(t *testing.T) {
+// another admin app's, and the refusal spends no sign-in. The operator resets them on the
+// host.
+func TestResetUser_AdminOfAnAdminApp_OperatorRequired(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	svc, opsKey := adminService(t, now)
 	v := claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
 		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
 	for _, app := range []string{"ops", "console"} {
-		_, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, app)
+		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, app)
+		if err != nil {
+			t.Fatalf("authorize for %s: %v", app, err)
+		}
+		err = svc.ResetUser(ctx, app, "sam", "lost phone", admin)
 		var we *wire.Error
 		if !errors.As(err, &we) || we.Code != wire.CodeOperatorRequired || !strings.Contains(we.Message, "twofold users reset") {
-			t.Errorf("authorize for %s: %v, want operator_required naming `twofold users reset`", app, err)
+			t.Errorf("reset in %s: %v, want operator_required naming `twofold users reset`", app, err)
 		}
 		if err := svc.ResetUser(ctx, app, "sam", "lost phone", mfa.Operator("cli:root")); err != nil {
 			t.Errorf("the operator's reset in %s: %v", app, err)
 		}
+	}
+	admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.ResetUser(ctx, "shop", "alice", "lost phone", admin); err != nil {
+		t.Fatalf("the sign-in after two refusals: %v", err)
 	}
 }
