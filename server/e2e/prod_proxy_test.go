@@ -102,19 +102,26 @@ func TestProxies_XFFFromTrustedProxy_SetsAddressForLimitsAndAudit(t *testing.T) 
 	// One client behind the proxy spends its own budget, whatever it writes itself: a
 	// proxy that writes X-Forwarded-For passes the client's own Forwarded header through,
 	// and a fresh address there on every attempt buys nothing.
-	f := v.enroll("dave")
-	for i := range 3 {
-		h := map[string]string{"Forwarded": fmt.Sprintf("for=7.7.7.%d", i), "X-Forwarded-For": "198.51.100.50"}
-		if r := wrongCodeFrom(t, f, h); r.Status != 401 {
-			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
+	spentAs(t, v, "dave", "198.51.100.50", func(i int) map[string]string {
+		return map[string]string{"Forwarded": fmt.Sprintf("for=7.7.7.%d", i), "X-Forwarded-For": "198.51.100.50"}
+	})
+}
+
+// spentAs makes four failed attempts at a fresh user with the headers each gets, under a
+// per-address budget of three: all must count against ip, so the fourth is refused, and
+// the trail records ip for each.
+func spentAs(t *testing.T, v *verifier, user, ip string, headers func(i int) map[string]string) {
+	t.Helper()
+	e := v.enroll(user)
+	for i := range 4 {
+		r := wrongCodeFrom(t, e, headers(i))
+		if want := map[bool]int{true: 401, false: 429}[i < 3]; r.Status != want {
+			t.Fatalf("attempt %d (%v): %d %s, want %d: every attempt counts against %s", i, headers(i), r.Status, r.Raw, want, ip)
 		}
 	}
-	if r := wrongCodeFrom(t, f, map[string]string{"Forwarded": "for=7.7.7.99", "X-Forwarded-For": "198.51.100.50"}); r.Status != 429 {
-		t.Fatalf("4th attempt of 198.51.100.50 with a fresh Forwarded address: %d %s, want 429", r.Status, r.Raw)
-	}
-	for _, ip := range auditIPs(t, v, "dave") {
-		if ip != "198.51.100.50" {
-			t.Errorf("audited %q, want 198.51.100.50", ip)
+	for _, got := range auditIPs(t, v, user) {
+		if got != ip {
+			t.Errorf("audited %q, want %s", got, ip)
 		}
 	}
 }
@@ -127,21 +134,9 @@ func TestProxies_ForwardedHeaderNamed_ClientWrittenXFFIgnored(t *testing.T) {
 		c.TrustedProxies = []string{"127.0.0.0/8", "::1"}
 		c.ClientIPHeader = "forwarded"
 	})
-	e := v.enroll("erin")
-	for i := range 3 {
-		h := map[string]string{"X-Forwarded-For": fmt.Sprintf("7.7.7.%d", i), "Forwarded": fmt.Sprintf(`for=6.6.6.%d, for="198.51.100.60:1234"`, i)}
-		if r := wrongCodeFrom(t, e, h); r.Status != 401 {
-			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
-		}
-	}
-	if r := wrongCodeFrom(t, e, map[string]string{"X-Forwarded-For": "7.7.7.99", "Forwarded": "for=198.51.100.60"}); r.Status != 429 {
-		t.Fatalf("4th attempt of 198.51.100.60: %d %s, want 429", r.Status, r.Raw)
-	}
-	for _, ip := range auditIPs(t, v, "erin") {
-		if ip != "198.51.100.60" {
-			t.Errorf("audited %q, want 198.51.100.60", ip)
-		}
-	}
+	spentAs(t, v, "erin", "198.51.100.60", func(i int) map[string]string {
+		return map[string]string{"X-Forwarded-For": fmt.Sprintf("7.7.7.%d", i), "Forwarded": fmt.Sprintf(`for=6.6.6.%d, for="198.51.100.60:1234"`, i)}
+	})
 }
 
 // --behind-proxy without --trusted-proxies serves, since the proxy may not forward the

@@ -28,6 +28,12 @@ func (v claimsVerifier) Verify(_ context.Context, token, aud string) (map[string
 	return v.claims, nil
 }
 
+// freshSignIn verifies "tok" as the admin root's sign-in to ops with a code at now.
+func freshSignIn(now time.Time) claimsVerifier {
+	return claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
+		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
+}
+
 // adminService is a service on a fresh store with the admin apps "ops" (its key returned)
 // and "console", and the ordinary apps "shop" and "blog", its clock stopped at now.
 func adminService(t *testing.T, now time.Time) (*mfa.Service, string) {
@@ -99,8 +105,7 @@ func TestAuthorizeAdmin_SpendsNothing_ItsResetSpendsTheSignInOnItsAppOnly(t *tes
 	ctx := t.Context()
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	svc, opsKey := adminService(t, now)
-	v := claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
-		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
+	v := freshSignIn(now)
 	authorize := func() mfa.Admin {
 		t.Helper()
 		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, "shop")
@@ -131,8 +136,7 @@ func TestResetUser_AdminOfAnAdminApp_OperatorRequired(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	svc, opsKey := adminService(t, now)
-	v := claimsVerifier{token: "tok", aud: "ops", claims: map[string]any{"sub": "root", "aud": "ops",
-		"auth_time": float64(now.Unix()), "amr": []any{"otp"}, "jti": "jti-1", "exp": float64(now.Add(5 * time.Minute).Unix())}}
+	v := freshSignIn(now)
 	for _, app := range []string{"ops", "console"} {
 		admin, err := svc.AuthorizeAdmin(ctx, opsKey, "tok", v, app)
 		if err != nil {
