@@ -95,6 +95,10 @@ export interface EnrollmentView {
   step: "idle" | "starting" | "scan" | "confirming" | "recovery" | "done" | "expired" | "failed";
   enrollment: Enrollment | null;
   recoveryCodes: string[];
+  /**
+   * At "done", the token of the confirmation; "" when the page was reloaded at the recovery
+   * codes (the old ticket's token is not kept): then verify a code to finish.
+   */
   token: string;
   expiresIn: number;
   attempts: number;

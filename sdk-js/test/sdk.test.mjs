@@ -211,12 +211,23 @@ test("the guided enrollment runs in the engine and resumes after a reload", asyn
   assert.deepEqual([v.step, v.recoveryCodes, v.token, v.error], ["recovery", ["abcd-efgh-jkmn"], "jwt.c", null]);
   assert.match(tf.enrollment.recoveryFile("Shop", v.recoveryCodes), /^Recovery codes for Shop \(alice\)\n[\s\S]*\nabcd-efgh-jkmn\n$/);
 
-  // A reload while the codes are on screen shows them again, until "I saved them".
+  // A reload while the codes are on screen shows them again, until "I saved them"; the
+  // token of t2 is never kept, since the page now holds t3 (the app may check its nonce).
+  assert.ok(![...storage.values()].some((x) => x.includes(Buffer.from("jwt.c").toString("base64url"))), "the token is kept in sessionStorage");
   tf = await load("t3");
-  assert.equal(tf.enrollment.state().step, "recovery");
+  assert.deepEqual(tf.enrollment.state().recoveryCodes, ["abcd-efgh-jkmn"]);
   v = await tf.enrollment.saved();
-  assert.deepEqual([v.step, v.token, v.recoveryCodes], ["done", "jwt.c", []]);
+  assert.deepEqual([v.step, v.token, v.recoveryCodes], ["done", "", []]);
   assert.equal(storage.size, 0, "nothing is kept once done");
+});
+
+test("without a reload, the enrollment ends with the confirmation's token", async () => {
+  routes["POST /v1/totp/enrollments/totp_abc/confirm"] = () => [200, { recovery_codes: ["abcd-efgh-jkmn"], token: "jwt.c", token_type: "Bearer", expires_in: 300 }];
+  const tf = await load();
+  await tf.enrollment.start();
+  await tf.enrollment.submit("123456");
+  const v = await tf.enrollment.saved();
+  assert.deepEqual([v.step, v.token, v.expiresIn], ["done", "jwt.c", 300]);
 });
 
 test("step_up_required fails the enrollment with the API's message", async () => {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -438,6 +439,48 @@ func TestSDK_Browser(t *testing.T) {
 			t.Fatal("a QR code was drawn on a refused page")
 		}
 	}
+
+	// A reload while the recovery codes are on screen brings a new ticket: the codes show
+	// again, and the person finishes with a code from the new authenticator, so the token
+	// the page gets is the new ticket's (its nonce), not the old one's.
+	t.Run("ReloadAtRecoveryCodes_FinishesWithACodeForTheNewTicket", func(t *testing.T) {
+		ctx := tab(t, browser, "")
+		run(t, ctx, "open the page", chromedp.Navigate(pageURL("localhost", port, "twofold-enroll", v.URL, v.ticketFor(key, "ruth"))))
+		waitStep(t, ctx, "twofold-enroll", "scan")
+		secret := run(t, ctx, "secret", shadow[string]("twofold-enroll", `root.querySelector("code.secret").textContent.replace(/\s/g, "")`))
+		typeCode(t, ctx, "twofold-enroll", code(t, secret, v.Clock.Now()))
+		if got := waitAnswer(t, ctx, "twofold-enroll", "scan"); got != "recovery" {
+			t.Fatalf("after the code the enrollment is at %q", got)
+		}
+		codesOnScreen := `[...root.querySelectorAll("[part=recovery-codes] li")].map((li) => li.textContent)`
+		shown := run(t, ctx, "recovery codes", shadow[[]string]("twofold-enroll", codesOnScreen))
+
+		r := v.call("POST", "/v1/tickets", "Bearer "+key, "", wire.TicketRequest{User: "ruth", Nonce: "after-reload"})
+		run(t, ctx, "reload", chromedp.Navigate(pageURL("localhost", port, "twofold-enroll", v.URL, r.str("ticket"))))
+		waitStep(t, ctx, "twofold-enroll", "recovery")
+		if again := run(t, ctx, "codes after reload", shadow[[]string]("twofold-enroll", codesOnScreen)); !slices.Equal(again, shown) {
+			t.Fatalf("after the reload the page shows %v, before %v", again, shown)
+		}
+		if kept := run(t, ctx, "session storage", chromedp.Evaluate[string](`JSON.stringify(Object.values(sessionStorage))`)); strings.Contains(kept, "eyJ") {
+			t.Errorf("sessionStorage holds a token: %.80s", kept)
+		}
+		run(t, ctx, "I saved them", shadow[bool]("twofold-enroll", `(root.querySelector("#saved").click(), [...root.querySelectorAll("button")].find((b) => !b.disabled && b.textContent === "Continue").click(), true)`))
+		waitStep(t, ctx, "twofold-enroll", "finish")
+		if evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`)); len(evs) != 0 {
+			t.Fatalf("a token was handed out before the new ticket passed a code: %+v", evs)
+		}
+		typeCode(t, ctx, "twofold-enroll", code(t, secret, v.Clock.Now().Add(30*time.Second)))
+		if got := waitAnswer(t, ctx, "twofold-enroll", "finish"); got != "done" {
+			t.Fatalf("finishing: at %q: %s", got, run(t, ctx, "error", shadow[string]("twofold-enroll", `root.querySelector("[role=alert]").textContent`)))
+		}
+		evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`))
+		if len(evs) != 1 || evs[0].Type != "twofold:token" {
+			t.Fatalf("events after finishing: %+v", evs)
+		}
+		if claims := joseVerify(t, v, "sdkpage", evs[0].Token); claims["nonce"] != "after-reload" || claims["sub"] != "ruth" {
+			t.Fatalf("the token's claims %v: want the new ticket's nonce", claims)
+		}
+	})
 
 	t.Run("ForeignOrigin_LookAlikeHost_Refused", func(t *testing.T) {
 		ctx := tab(t, browser, "")

@@ -157,13 +157,19 @@ func Next(s State, ev Event, now time.Time) (State, Effect) {
 				s.RetryAt = now.Add(time.Duration(err.RetryAfter) * time.Second)
 			case wire.CodeNotFound:
 				return State{Step: Expired, Err: err}, None
-			default:
+			case wire.CodeStepUpRequired, wire.CodeOriginNotAllowed, wire.CodePasskeyRequired:
 				return State{Step: Failed, Err: err}, None
+			default:
+				// The verifier unreachable or failing, the ticket expired: the enrollment
+				// the person scanned still stands. Keep it, so a retry or a reload with a
+				// new ticket confirms it rather than asking them to scan a new one.
+				s.Step, s.Err = Scan, err
 			}
 			return s, None
 		}
 	case Saved:
 		if s.Step == Recovery {
+			// Resumed after a reload, there is no token: the UI asks for a code instead.
 			return State{Step: Done, Token: s.Token}, None
 		}
 	case Tick:
@@ -189,7 +195,9 @@ const snapshotVersion = "tf1"
 // Snapshot returns what the page keeps in sessionStorage to resume after a reload, or ""
 // when there is nothing to resume (idle, done, failed). It holds the pending secret and,
 // until the person confirms saving them, the recovery codes, because losing either on a
-// reload would strand the person; the page drops it as soon as the step is done.
+// reload would strand the person; the page drops it as soon as the step is done. It never
+// holds the token: a reload brings a new ticket, often with a new nonce, and the old
+// ticket's token would be refused or expired by the time the codes are saved.
 func Snapshot(s State) string {
 	switch s.Step {
 	case Scan, Confirming, Recovery:
@@ -199,8 +207,7 @@ func Snapshot(s State) string {
 	e := s.Enrollment
 	fields := []string{
 		string(s.Step), e.ID, e.OTPAuthURI, e.Secret, e.QRSVG, ms(e.ExpiresAt),
-		strings.Join(s.RecoveryCodes, " "), s.Token.Token, s.Token.TokenType,
-		strconv.Itoa(s.Token.ExpiresIn), strconv.Itoa(s.Attempts),
+		strings.Join(s.RecoveryCodes, " "), "", "", "0", strconv.Itoa(s.Attempts), // no token
 	}
 	var b strings.Builder
 	b.WriteString(snapshotVersion)

@@ -1,10 +1,12 @@
 package enroll
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/wasm/b64"
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -81,6 +83,27 @@ func TestNext_ExpiryEndsThePendingEnrollment(t *testing.T) {
 	step(t, State{Step: Confirming, Enrollment: pending}, Event{Kind: ConfirmFailed, Err: &wire.Error{Code: wire.CodeNotFound}}, t0, Expired, None)
 }
 
+// A confirmation that got no answer, or came too late for its ticket, keeps the enrollment
+// the person scanned: retrying (after a reload, with a new ticket) confirms the same one.
+func TestNext_ConfirmUnanswered_KeepsTheScannedEnrollment(t *testing.T) {
+	for _, code := range []string{wire.CodeUnavailable, wire.CodeInternal, wire.CodeInvalidTicket, ""} {
+		var err *wire.Error
+		if code != "" {
+			err = &wire.Error{Code: code, Message: "m"}
+		}
+		s := step(t, State{Step: Confirming, Enrollment: pending, Sending: "123456"}, Event{Kind: ConfirmFailed, Err: err}, t0, Scan, None)
+		if s.Enrollment.ID != pending.ID || s.Err == nil || s.Sending != "" {
+			t.Fatalf("%q: %+v", code, s)
+		}
+		if got, rerr := Resume(Snapshot(s), t0); rerr != nil || got.Enrollment.Secret != pending.Secret {
+			t.Fatalf("%q: snapshot resumes %+v, %v", code, got, rerr)
+		}
+	}
+	for _, code := range []string{wire.CodeStepUpRequired, wire.CodeOriginNotAllowed, wire.CodePasskeyRequired} {
+		step(t, State{Step: Confirming, Enrollment: pending}, Event{Kind: ConfirmFailed, Err: &wire.Error{Code: code}}, t0, Failed, None)
+	}
+}
+
 func TestNext_StepUpRequiredFails(t *testing.T) {
 	s := step(t, State{Step: Starting}, Event{Kind: StartFailed, Err: &wire.Error{Code: wire.CodeStepUpRequired, Message: "verify first"}}, t0, Failed, None)
 	if s.Err.Code != wire.CodeStepUpRequired {
@@ -105,11 +128,20 @@ func TestSnapshot_ResumesTheSameEnrollmentAfterReload(t *testing.T) {
 	}
 }
 
-func TestSnapshot_KeepsRecoveryCodesUntilSaved(t *testing.T) {
-	s := State{Step: Recovery, RecoveryCodes: []string{"abcd-efgh-jkmn", "0000-1111-2222"}, Token: wire.Token{Token: "jwt", TokenType: "Bearer", ExpiresIn: 300}}
-	got, err := Resume(Snapshot(s), t0)
-	if err != nil || got.Step != Recovery || len(got.RecoveryCodes) != 2 || got.RecoveryCodes[1] != "0000-1111-2222" || got.Token != s.Token {
+// The recovery codes survive a reload; the token does not: the reload brings a new ticket,
+// whose nonce the old token does not carry, so the UI asks for a code to finish.
+func TestSnapshot_KeepsRecoveryCodesUntilSaved_NeverTheToken(t *testing.T) {
+	s := State{Step: Recovery, RecoveryCodes: []string{"abcd-efgh-jkmn", "0000-1111-2222"}, Token: wire.Token{Token: "jwt.of.t1", TokenType: "Bearer", ExpiresIn: 300}}
+	snap := Snapshot(s)
+	if strings.Contains(snap, b64.Encode([]byte("jwt.of.t1"))) {
+		t.Fatalf("the snapshot holds the token: %q", snap)
+	}
+	got, err := Resume(snap, t0)
+	if err != nil || got.Step != Recovery || len(got.RecoveryCodes) != 2 || got.RecoveryCodes[1] != "0000-1111-2222" || got.Token.Token != "" {
 		t.Fatalf("resumed %+v, %v", got, err)
+	}
+	if done := step(t, got, Event{Kind: Saved}, t0, Done, None); done.Token.Token != "" {
+		t.Fatalf("saved after a reload: token %q, want none", done.Token.Token)
 	}
 	for _, st := range []Step{Idle, Starting, Done, Expired, Failed} {
 		if Snapshot(State{Step: st}) != "" {

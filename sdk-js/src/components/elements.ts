@@ -121,6 +121,33 @@ abstract class TwofoldElement extends Base {
   }
 
   /**
+   * A form for one code: while action runs the button is disabled (data-step "verifying");
+   * a failure is shown and the form offered again at step `back`.
+   */
+  protected codeForm(label: string, recovery: boolean, back: string, action: (code: string) => Promise<void>): HTMLFormElement {
+    const [l, input] = this.codeInput("code", label, recovery);
+    const submit = h("button", { type: "submit", part: "button" }, strings.verify);
+    const form = h("form", { novalidate: true }, l, h("div", { class: "row" }, input, submit));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      submit.textContent = strings.verifying;
+      this.step("verifying");
+      try {
+        await action(input.value);
+      } catch (e) {
+        this.showError(TwofoldError.from(e));
+        this.step(back);
+        submit.disabled = false;
+        submit.textContent = strings.verify;
+        input.select();
+        input.focus();
+      }
+    });
+    return form;
+  }
+
+  /**
    * A button that runs a passkey ceremony: disabled while the browser's prompt is open
    * (data-step "waiting"); a failure is shown and the button offered again at step `back`.
    */
@@ -246,8 +273,19 @@ export class TwofoldEnroll extends TwofoldElement {
         return;
       }
       case "done":
+        if (!v.token) {
+          // Resumed after a reload: the old ticket's token was not kept, so this ticket
+          // passes a code from the new authenticator to finish.
+          this.step("finish");
+          const form = this.codeForm(strings.codeLabel, false, "finish", async (code) => {
+            const r = await tf.totp.verify(code);
+            this.render({ ...v, token: r.token, expiresIn: r.expiresIn });
+          });
+          b.replaceChildren(h("p", { class: "done", role: "status" }, strings.done), h("p", { id: "hint" }, strings.finishIntro), form);
+          return;
+        }
         b.replaceChildren(h("p", { class: "done", role: "status" }, strings.done), h("p", {}, strings.passkeyNudge));
-        if (!this.#emitted && v.token) {
+        if (!this.#emitted) {
           this.#emitted = true;
           this.emitToken(v.token, v.expiresIn);
         }
@@ -340,25 +378,9 @@ export class TwofoldVerify extends TwofoldElement {
 
     this.step("code");
     const recovery = mode === "recovery";
-    const [label, input] = this.codeInput("code", recovery ? strings.recoveryLabel : strings.codeLabel, recovery);
-    const submit = h("button", { type: "submit", part: "button" }, strings.verify);
-    const form = h("form", { novalidate: true }, label, h("div", { class: "row" }, input, submit));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      submit.disabled = true;
-      submit.textContent = strings.verifying;
-      this.step("verifying");
-      try {
-        const r = recovery ? await tf.recovery.verify(input.value) : await tf.totp.verify(input.value);
-        this.done(tf, r.token, r.expiresIn, !recovery);
-      } catch (e) {
-        this.showError(TwofoldError.from(e));
-        this.step("code");
-        submit.disabled = false;
-        submit.textContent = strings.verify;
-        input.select();
-        input.focus();
-      }
+    const form = this.codeForm(recovery ? strings.recoveryLabel : strings.codeLabel, recovery, "code", async (code) => {
+      const r = recovery ? await tf.recovery.verify(code) : await tf.totp.verify(code);
+      this.done(tf, r.token, r.expiresIn, !recovery);
     });
     this.body.replaceChildren(h("h2", {}, strings.verifyTitle), h("p", { id: "hint" }, recovery ? "" : strings.verifyIntro), form, ...links);
   }

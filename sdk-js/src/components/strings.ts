@@ -37,6 +37,7 @@ export const en = {
   saved: "I saved them",
   continue: "Continue",
   done: "Your authenticator app is set up.",
+  finishIntro: "To finish signing in, type the code your authenticator app shows now.",
   passkeyNudge: "Passkeys are safer still: they cannot be phished. Add one when you can.",
   // verification
   verifyTitle: "Two-step verification",
