@@ -235,7 +235,9 @@ func jsStrings(list []string) js.Value {
 
 var (
 	errUnreachable = wire.NewError(wire.CodeUnavailable, "The verifier cannot be reached. Check your connection, then try again.")
-	errCORS        = wire.NewError(wire.CodeOriginNotAllowed, "The verifier refused to answer this page: its address is not one of the app's registered origins. Open the app from its real address.")
+	// A page on a foreign origin and a verifier failing behind a proxy look the same from
+	// here (the answer cannot be read), so the message names both.
+	errCORS = wire.NewError(wire.CodeOriginNotAllowed, "The verifier would not answer this page. If you opened it from a link, open the app from its real address instead; otherwise the verifier may be failing right now: try again in a moment.")
 )
 
 // client is one loaded SDK: a verifier, a ticket, and what the session told.
@@ -343,7 +345,10 @@ func load(a []js.Value) (any, error) {
 	}
 	raw, err := c.refreshSession()
 	if err == errUnreachable && c.reachable() {
-		return nil, errCORS
+		// Up, yet unreadable: a CORS refusal, or a moment's failure. Ask once more.
+		if raw, err = c.refreshSession(); err == errUnreachable {
+			return nil, errCORS
+		}
 	}
 	if err != nil {
 		return nil, err

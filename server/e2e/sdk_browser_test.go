@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,6 +482,34 @@ func TestSDK_Browser(t *testing.T) {
 		}
 		if claims := joseVerify(t, v, "sdkpage", evs[0].Token); claims["nonce"] != "after-reload" || claims["sub"] != "ruth" {
 			t.Fatalf("the token's claims %v: want the new ticket's nonce", claims)
+		}
+	})
+
+	// With the verifier failing behind its proxy the page cannot tell that from a foreign
+	// origin, so it says both and offers to try again, which works once the verifier is back.
+	t.Run("VerifierFailingBehindProxy_TryAgainLoadsOnceItIsBack", func(t *testing.T) {
+		var down atomic.Bool
+		down.Store(true)
+		target, _ := url.Parse(v.URL)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				http.Error(w, "bad gateway", http.StatusBadGateway)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		t.Cleanup(front.Close)
+		ctx := tab(t, browser, "")
+		run(t, ctx, "open the page", chromedp.Navigate(pageURL("localhost", port, "twofold-enroll", front.URL, v.ticketFor(key, "vera"))))
+		waitStep(t, ctx, "twofold-enroll", "refused")
+		if msg := run(t, ctx, "error", shadow[string]("twofold-enroll", `root.querySelector("[role=alert]").textContent`)); !strings.Contains(msg, "try again") {
+			t.Errorf("the message for a failing verifier does not say to try again: %q", msg)
+		}
+		down.Store(false)
+		run(t, ctx, "try again", shadow[bool]("twofold-enroll", `([...root.querySelectorAll("button")].find((b) => b.textContent === "Try again").click(), true)`))
+		if got := waitStep(t, ctx, "twofold-enroll", "scan", "refused"); got != "scan" {
+			t.Fatalf("after the verifier came back, Try again leads to %q", got)
 		}
 	})
 

@@ -73,9 +73,18 @@ abstract class TwofoldElement extends Base {
       if (key !== this.#loaded) return;
       this.tf = tf;
     } catch (e) {
+      if (key !== this.#loaded) return;
       const err = TwofoldError.from(e);
+      this.#loaded = ""; // the same verifier and ticket may be loaded again
       this.step("refused");
-      this.body.replaceChildren();
+      // An expired ticket needs a new one from the app; anything else (the verifier down,
+      // the network gone) may pass on its own.
+      if (err.code === "invalid_ticket") this.body.replaceChildren();
+      else {
+        const again = h("button", { type: "button", part: "button" }, strings.retry);
+        again.addEventListener("click", () => void this.#load());
+        this.body.replaceChildren(again);
+      }
       this.showError(err);
       this.dispatchEvent(new CustomEvent("twofold:error", { detail: { code: err.code, message: err.message }, bubbles: true, composed: true }));
       return;
