@@ -321,6 +321,11 @@ func TestDemo_Journey(t *testing.T) {
 	demoShot(t, ctx, "05-code-prompt")
 	// The setup's code is spent: the next step's code.
 	typeCode(t, ctx, "twofold-verify", code(t, secret, time.Now().Add(30*time.Second)))
+	// The passkey offered after the code: not now (one is added on the security page next).
+	if got := waitAnswer(t, ctx, "twofold-verify", "code"); got != "done" {
+		t.Fatalf("the code was answered at %q: %s", got, demoEval[string](t, ctx, "page", demoPageText))
+	}
+	run(t, ctx, "not now", shadow[bool]("twofold-verify", `(root.querySelector("[part=upgrade] button.secondary").click(), true)`))
 	text = demoAccount(t, ctx, 1)
 	demoMustSay(t, text, "Signed in · with an authenticator app code", "Signed out")
 

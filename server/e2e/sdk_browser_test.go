@@ -87,7 +87,7 @@ import "/sdk/index.js";
 window.__events = [];
 const q = new URLSearchParams(location.search);
 const el = document.createElement(q.get("el") || "twofold-enroll");
-for (const name of ["twofold:token", "twofold:error"]) {
+for (const name of ["twofold:token", "twofold:error", "twofold:passkey"]) {
   document.addEventListener(name, (e) => {
     const rec = { type: name, ...e.detail, qr: !!el.shadowRoot.querySelector("img.qr") };
     window.__events.push(rec);
@@ -399,6 +399,7 @@ func TestSDK_Browser(t *testing.T) {
 		if got := waitAnswer(t, ctx, "twofold-verify", "code"); got != "done" {
 			t.Fatalf("verify: %s", run(t, ctx, "error", shadow[string]("twofold-verify", `root.querySelector("[role=alert]").textContent`)))
 		}
+		run(t, ctx, "not now to the passkey offer", shadow[bool]("twofold-verify", `(root.querySelector("[part=upgrade] button.secondary").click(), true)`))
 		evs = run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`))
 		if len(evs) != 1 || evs[0].Type != "twofold:token" || strings.Count(evs[0].Token, ".") != 2 {
 			t.Fatalf("events after verifying: %+v", evs)

@@ -138,6 +138,11 @@ func TestSDK_Passkey(t *testing.T) {
 		if offer["state"] != "shown" || offer["title"] != "Sign in faster and safer with a passkey" {
 			t.Fatalf("after a code from the app the passkey offer is %v", offer)
 		}
+		// The token waits for the answer, so a page that moves on at twofold:token shows
+		// the offer first.
+		if evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`)); len(evs) != 0 {
+			t.Fatalf("events while the offer is open: %+v", evs)
+		}
 
 		// Accept it: the SDK registers a passkey on the virtual authenticator with this
 		// ticket, which the code just elevated.
@@ -147,6 +152,9 @@ func TestSDK_Passkey(t *testing.T) {
 		}
 		if state := run(t, ctx, "offer state", shadow[string]("twofold-verify", `host.dataset.offer`)); state != "added" {
 			t.Fatalf("offer state %q after adding", state)
+		}
+		if evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`)); len(evs) != 2 || evs[0].Type != "twofold:passkey" || evs[1].Type != "twofold:token" {
+			t.Fatalf("events after adding the passkey: %+v, want twofold:passkey then twofold:token", evs)
 		}
 		creds := storedCredentials(t, ctx, auth)
 		if len(creds) != 1 || !creds[0].IsResidentCredential || creds[0].RpID != "localhost" {
@@ -269,6 +277,9 @@ func TestSDK_Passkey(t *testing.T) {
 		state := run(t, ctx, "after not now", shadow[map[string]any]("twofold-verify", `({ offer: host.dataset.offer, shown: root.querySelectorAll("[part=upgrade]").length, kept: Object.keys(localStorage).filter((k) => k.startsWith("twofold:passkey-offer:") && k.endsWith("|rita")).length })`))
 		if state["offer"] != "dismissed" || state["shown"] != float64(0) || state["kept"] != float64(1) {
 			t.Fatalf("after \"Not now\": %v", state)
+		}
+		if evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`)); len(evs) != 1 || evs[0].Type != "twofold:token" {
+			t.Fatalf("events after \"Not now\": %+v, want the token", evs)
 		}
 		v.Clock.Advance(30 * time.Second) // the next code, inside the verifier's window
 		verifyWithCode(30 * time.Second)

@@ -341,7 +341,7 @@ type VerifyMode = "passkey" | "code" | "recovery";
  * asked for it first (a passkey with user verification is the whole second factor: no code
  * follows); otherwise for a code from the app, or a recovery code. After a code from the
  * app, a user without a passkey is offered one, once (host data-offer: shown, added,
- * dismissed).
+ * dismissed); twofold:token then follows the answer. passkey-offer="off" leaves it out.
  */
 export class TwofoldVerify extends TwofoldElement {
   #mode: VerifyMode = "code";
@@ -397,14 +397,20 @@ export class TwofoldVerify extends TwofoldElement {
   private done(tf: Twofold, token: string, expiresIn: number, offer: boolean): void {
     this.showError(null);
     this.step("done");
-    this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified), ...(offer ? [this.upgrade(tf)] : []));
-    this.emitToken(token, expiresIn);
+    // With the offer on screen the token waits for the person's answer: a page that moves
+    // on at twofold:token would otherwise take the offer away before it was seen.
+    const box = offer ? this.upgrade(tf, () => this.emitToken(token, expiresIn)) : "";
+    this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified), box);
+    if (!box) this.emitToken(token, expiresIn);
   }
 
-  /** The passkey offer after a code from the app, or nothing when it does not apply. */
-  private upgrade(tf: Twofold): HTMLElement | string {
+  /**
+   * The passkey offer after a code from the app, or "" when it does not apply (or the host
+   * says passkey-offer="off"); settled runs once the person added a passkey or said not now.
+   */
+  private upgrade(tf: Twofold, settled: () => void): HTMLElement | "" {
     const key = offerPrefix + (this.getAttribute("verifier") ?? "") + "|" + tf.user;
-    if (tf.factors.passkeys > 0 || !passkeysSupported() || remembered(key)) return "";
+    if (this.getAttribute("passkey-offer") === "off" || tf.factors.passkeys > 0 || !passkeysSupported() || remembered(key)) return "";
     remember(key, "shown");
     this.dataset.offer = "shown";
     const add = this.passkeyButton(strings.upgradeAdd, "done", async () => {
@@ -414,6 +420,7 @@ export class TwofoldVerify extends TwofoldElement {
       this.dataset.offer = "added";
       box.replaceChildren(h("p", { class: "done", role: "status" }, strings.upgradeDone));
       this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
+      settled();
     });
     const dismiss = h("button", { type: "button", class: "secondary", part: "button" }, strings.upgradeDismiss);
     dismiss.addEventListener("click", () => {
@@ -421,6 +428,7 @@ export class TwofoldVerify extends TwofoldElement {
       this.dataset.offer = "dismissed";
       this.showError(null);
       box.remove();
+      settled();
     });
     const box = h(
       "section",
