@@ -26,7 +26,8 @@ import (
 	"github.com/twofold-dev/twofold/wasm/guard"
 )
 
-// version is the SDK engine's version, checked by the JS loader against its own.
+// version is the SDK engine's version; the JS loader refuses any other than its own
+// (engineVersion in sdk-js/src/engine.ts).
 const version = "0.1.0"
 
 // refusalPath is where a page that the guard refused reports it (audit event

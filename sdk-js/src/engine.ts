@@ -44,6 +44,23 @@ declare global {
   var Go: (new () => { importObject: WebAssembly.Imports; run(i: WebAssembly.Instance): Promise<void> }) | undefined;
 }
 
+/** The engine version this package was built with (wasm/main.go's version). */
+export const engineVersion = "0.1.0";
+
+/**
+ * Refuses an engine of another version: a twofold.wasm cached or served from a CDN that
+ * does not match this index.js would fail later with errors nobody could act on.
+ */
+export function checkEngine(e: Engine): Engine {
+  if (e.version !== engineVersion) {
+    throw new TwofoldError(
+      "unavailable",
+      `The twofold SDK found engine ${e.version} (twofold.wasm) where it needs ${engineVersion}: serve the twofold.wasm built with this index.js, and clear any cached copy.`,
+    );
+  }
+  return e;
+}
+
 let source: WasmSource | undefined;
 let loading: Promise<Engine> | undefined;
 
@@ -67,14 +84,18 @@ async function start(): Promise<Engine> {
   const go = new globalThis.Go!();
   const src = source ?? new URL("./twofold.wasm", import.meta.url);
   const instance = await instantiate(src, go.importObject);
-  const ready = new Promise<Engine>((resolve) => {
+  const ready = new Promise<Engine>((resolve, reject) => {
     globalThis.__twofoldReady = resolve;
+    // run() settles only when Go's main returns, which it does not once it is ready: if it
+    // settles first, the engine stopped before it started.
+    go.run(instance).then(
+      () => reject(new Error("the engine stopped before it was ready")),
+      (err) => reject(err instanceof Error ? err : new Error(String(err))),
+    );
   });
-  // run() settles only when Go's main returns, which it never does: wait for the ready call.
-  go.run(instance).catch(() => {});
   const e = await ready;
   globalThis.__twofoldReady = undefined;
-  return e;
+  return checkEngine(e);
 }
 
 async function instantiate(src: WasmSource, imports: WebAssembly.Imports): Promise<WebAssembly.Instance> {

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 
 import { Twofold, TwofoldError, normalizeCode, setStrings, strings } from "../dist/index.js";
 import { fill } from "../dist/components/strings.js";
+import { checkEngine, engineVersion } from "../dist/engine.js";
 
 const wasm = readFileSync(new URL("../dist/twofold.wasm", import.meta.url));
 const V = "http://verifier.test";
@@ -254,4 +255,13 @@ test("TwofoldError carries the API code and message; strings are one replaceable
   assert.equal(strings.confirm, "Bestätigen");
   setStrings({ confirm: old });
   assert.equal(fill("about {time} ahead", { time: "2 minutes" }), "about 2 minutes ahead");
+});
+
+test("the engine is the version this package was built with; another is refused with a message saying so", async () => {
+  await load();
+  assert.equal(globalThis.__twofold.version, engineVersion);
+  assert.throws(
+    () => checkEngine({ ...globalThis.__twofold, version: "0.0.9" }),
+    (e) => e instanceof TwofoldError && e.code === "unavailable" && e.message.includes("0.0.9") && e.message.includes(engineVersion),
+  );
 });
