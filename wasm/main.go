@@ -324,11 +324,22 @@ func currentPage() guard.Page {
 		}
 		return p
 	}
+	// No ancestorOrigins (Firefox): walk up to top. A frame of another origin on the way
+	// cannot be read, which throws, and leaves the ancestors unknown: refused.
 	func() {
 		defer func() { recover() }()
-		if o := field(top.Get("location"), "origin"); o != "" {
-			p.Ancestors = []string{o}
+		var ancestors []string
+		for w, depth := self, 0; !w.Equal(top); depth++ {
+			if w = w.Get("parent"); w.Type() != js.TypeObject || depth == 64 {
+				return
+			}
+			o := field(w.Get("location"), "origin")
+			if o == "" {
+				return
+			}
+			ancestors = append(ancestors, o)
 		}
+		p.Ancestors = ancestors
 	}()
 	return p
 }
