@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -511,6 +512,42 @@ func TestSDK_Browser(t *testing.T) {
 		run(t, ctx, "try again", shadow[bool]("twofold-enroll", `([...root.querySelectorAll("button")].find((b) => b.textContent === "Try again").click(), true)`))
 		if got := waitStep(t, ctx, "twofold-enroll", "scan", "refused"); got != "scan" {
 			t.Fatalf("after the verifier came back, Try again leads to %q", got)
+		}
+	})
+
+	// While a code is being checked nothing else can be pressed, the links to the other
+	// ways in included; a wrong answer gives them back.
+	t.Run("CodeInFlight_EveryButtonWaits", func(t *testing.T) {
+		secret := v.enrollTOTP(key, origin, "walt")
+		hold := make(chan struct{})
+		release := sync.OnceFunc(func() { close(hold) })
+		target, _ := url.Parse(v.URL)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == "POST" && r.URL.Path == "/v1/totp/verify" {
+				<-hold
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		t.Cleanup(front.Close)
+		t.Cleanup(release) // before front.Close, which waits for the held request
+		ctx := tab(t, browser, "")
+		run(t, ctx, "open the verify page", chromedp.Navigate(pageURL("localhost", port, "twofold-verify", front.URL, v.ticketFor(key, "walt"))))
+		waitStep(t, ctx, "twofold-verify", "code")
+		typeCode(t, ctx, "twofold-verify", wrongCode(t, secret, v.Clock.Now()))
+		waitStep(t, ctx, "twofold-verify", "verifying")
+		buttons := `[...root.querySelectorAll("button")].map((b) => b.textContent + (b.disabled ? ":off" : ":on"))`
+		during := run(t, ctx, "buttons while checking", shadow[[]string]("twofold-verify", buttons))
+		release()
+		if got := waitAnswer(t, ctx, "twofold-verify", "code"); got != "code" {
+			t.Fatalf("a wrong code ends at %q", got)
+		}
+		after := run(t, ctx, "buttons after", shadow[[]string]("twofold-verify", buttons))
+		if want := []string{"Checking…:off", "Use a recovery code instead:off"}; !slices.Equal(during, want) {
+			t.Errorf("while a code is checked the buttons are %v, want %v", during, want)
+		}
+		if want := []string{"Verify:on", "Use a recovery code instead:on"}; !slices.Equal(after, want) {
+			t.Errorf("after a wrong code the buttons are %v, want %v", after, want)
 		}
 	})
 

@@ -139,7 +139,10 @@ abstract class TwofoldElement extends Base {
     const form = h("form", { novalidate: true }, l, h("div", { class: "row" }, input, submit));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      submit.disabled = true;
+      // Every button waits for the answer, the links to other ways in too: switching
+      // mid-request would show its answer under a form it was not sent from.
+      const live = [...this.body.querySelectorAll("button")].filter((b) => !b.disabled);
+      for (const b of live) b.disabled = true;
       submit.textContent = strings.verifying;
       this.step("verifying");
       try {
@@ -147,7 +150,7 @@ abstract class TwofoldElement extends Base {
       } catch (e) {
         this.showError(TwofoldError.from(e));
         this.step(back);
-        submit.disabled = false;
+        for (const b of live) b.disabled = false;
         submit.textContent = strings.verify;
         input.select();
         input.focus();
