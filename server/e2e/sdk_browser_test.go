@@ -551,6 +551,35 @@ func TestSDK_Browser(t *testing.T) {
 		}
 	})
 
+	// One <twofold-enroll> given a new ticket (another person at a shared screen) runs the
+	// new enrollment to its own token.
+	t.Run("NewTicketOnTheSameElement_EnrollsAndEmitsAgain", func(t *testing.T) {
+		ctx := tab(t, browser, "")
+		run(t, ctx, "open the page", chromedp.Navigate(pageURL("localhost", port, "twofold-enroll", v.URL, v.ticketFor(key, "xena"))))
+		enrollHere := func(who string) {
+			t.Helper()
+			waitStep(t, ctx, "twofold-enroll", "scan")
+			secret := run(t, ctx, "secret", shadow[string]("twofold-enroll", `root.querySelector("code.secret").textContent.replace(/\s/g, "")`))
+			typeCode(t, ctx, "twofold-enroll", code(t, secret, v.Clock.Now()))
+			if got := waitAnswer(t, ctx, "twofold-enroll", "scan"); got != "recovery" {
+				t.Fatalf("%s: after the code at %q", who, got)
+			}
+			run(t, ctx, "I saved them", shadow[bool]("twofold-enroll", `(root.querySelector("#saved").click(), [...root.querySelectorAll("button")].find((b) => !b.disabled && b.textContent === "Continue").click(), true)`))
+			waitStep(t, ctx, "twofold-enroll", "done")
+		}
+		enrollHere("xena")
+		run(t, ctx, "a new ticket", chromedp.Evaluate[bool](`(document.querySelector("twofold-enroll").setAttribute("ticket", `+jsString(v.ticketFor(key, "yuri"))+`), true)`))
+		waitStep(t, ctx, "twofold-enroll", "loading", "scan")
+		enrollHere("yuri")
+		evs := run(t, ctx, "events", chromedp.Evaluate[[]pageEvent](`window.__events`))
+		if len(evs) != 2 || evs[0].Type != "twofold:token" || evs[1].Type != "twofold:token" {
+			t.Fatalf("events after two enrollments: %+v, want a token for each", evs)
+		}
+		if a, b := joseVerify(t, v, "sdkpage", evs[0].Token)["sub"], joseVerify(t, v, "sdkpage", evs[1].Token)["sub"]; a != "xena" || b != "yuri" {
+			t.Fatalf("tokens for %v and %v", a, b)
+		}
+	})
+
 	t.Run("ForeignOrigin_LookAlikeHost_Refused", func(t *testing.T) {
 		ctx := tab(t, browser, "")
 		run(t, ctx, "open the page", chromedp.Navigate(pageURL("phish.test", port, "twofold-enroll", v.URL, v.ticketFor(key, "bob"))))

@@ -203,10 +203,12 @@ export class TwofoldEnroll extends TwofoldElement {
   #emitted = false;
 
   protected async ready(tf: Twofold): Promise<void> {
+    this.#emitted = false; // a new ticket: its enrollment has a token of its own
     const v = tf.enrollment.state();
     if (v.step === "idle") {
       this.render({ ...v, step: "starting" });
-      this.render(await tf.enrollment.start());
+      const started = await tf.enrollment.start();
+      if (this.tf === tf) this.render(started); // not if the ticket changed meanwhile
     } else this.render(v);
   }
 
