@@ -71,7 +71,7 @@ func BenchmarkAdvanceTOTP(b *testing.B) {
 				if err := st.CreateTOTP(ctx, c); err != nil {
 					b.Fatal(err)
 				}
-				if err := st.ConfirmTOTP(ctx, c.ID, 0, now, nil); err != nil {
+				if _, err := st.ConfirmTOTP(ctx, c.ID, 0, now, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -131,8 +131,14 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	// The confirmation signs the user in: like a verification, it commits with its audit
 	// records and the ticket's elevation, or not at all.
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
-		if err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes); err != nil {
+		installed, err := tx.ConfirmTOTP(ctx, c.ID, step, now, hashes)
+		if err != nil {
 			return err
+		}
+		if !installed {
+			// Another authenticator was confirmed first: its codes stay, and these (which
+			// would not work) are not shown.
+			codes = nil
 		}
 		// ConfirmTOTP holds the user's lock until the end, so these counts are settled.
 		totps, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
@@ -144,11 +150,6 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 			// ticket passes it first, or whoever held the password and started this
 			// enrollment would add an authenticator of their own.
 			return errStepUp
-		}
-		if totps > 1 {
-			// ConfirmTOTP gave the codes only if no other authenticator was confirmed
-			// first; that one's codes stay, and these are not shown.
-			codes = nil
 		}
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err

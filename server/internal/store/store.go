@@ -219,8 +219,8 @@ type Tx interface {
 	// one. All of it happens atomically, and confirmations of one user's enrollments one
 	// after the other: it holds the user's credentials until the transaction ends.
 	// ErrNotFound when there is no such pending enrollment (unknown, expired or already
-	// confirmed).
-	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error
+	// confirmed). installed says whether the set was given.
+	ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) (installed bool, err error)
 	// ConsumeRecoveryCode marks the user's unused code with this hash used; false if none.
 	ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error)
 	// ElevateTicket records that a second factor (amr by) passed; it keeps the first.

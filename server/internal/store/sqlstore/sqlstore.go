@@ -478,8 +478,8 @@ func (s *DB) TOTPsOfUser(ctx context.Context, appID, user string) ([]store.TOTPC
 	return out, rows.Err()
 }
 
-func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error {
-	return t.x.inTx(ctx, func(w *writeTx) error {
+func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) (installed bool, err error) {
+	err = t.x.inTx(ctx, func(w *writeTx) error {
 		// The user first, so confirmations of two enrollments of one user run one after the
 		// other. Otherwise, on PostgreSQL, neither would see the other's codes or credential.
 		var appID, user string
@@ -500,15 +500,19 @@ func (t txn) ConfirmTOTP(ctx context.Context, id string, step int64, now time.Ti
 		// Codes come with a first authenticator only. When another was confirmed meanwhile
 		// (lockUser waited for it), the codes it brought stay.
 		var others int
-		err = w.queryRow(`SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1 AND id <> ?`, appID, user, id).Scan(&others)
-		if err == nil && others == 0 {
-			err = replaceCodes(w, appID, user, recoveryHashes, now)
-		}
-		if err != nil {
+		if err := w.queryRow(`SELECT COUNT(*) FROM totp_credentials WHERE app_id = ? AND user_id = ? AND confirmed = 1 AND id <> ?`, appID, user, id).Scan(&others); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
+		if others > 0 {
+			return nil
+		}
+		if err := replaceCodes(w, appID, user, recoveryHashes, now); err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
+		}
+		installed = true
 		return nil
 	})
+	return installed && err == nil, err
 }
 
 // lockUser makes the transaction w the only one changing the user's factors until it

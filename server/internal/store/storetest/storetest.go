@@ -6,6 +6,7 @@ package storetest
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -357,7 +358,7 @@ func newPending(id, appID, user string) store.TOTPCredential {
 func confirmed(t *testing.T, s store.Store, id, appID, user string, step int64) {
 	t.Helper()
 	must(t, s.CreateTOTP(t.Context(), newPending(id, appID, user)))
-	must(t, s.ConfirmTOTP(t.Context(), id, step, at(time.Minute), nil))
+	must(t, confirm(s, t.Context(), id, step, at(time.Minute), nil))
 }
 
 func diffTOTP(got, want store.TOTPCredential) string {
@@ -518,7 +519,7 @@ func testConfirmRefused(t *testing.T, s store.Store) {
 		{"already confirmed", "done", at(2 * time.Minute)},
 		{"created confirmed", "imported", at(2 * time.Minute)},
 	} {
-		err := s.ConfirmTOTP(ctx, tc.id, 99, tc.now, [][]byte{[]byte("code")})
+		err := confirm(s, ctx, tc.id, 99, tc.now, [][]byte{[]byte("code")})
 		wantNotFound(t, "ConfirmTOTP("+tc.name+")", err)
 	}
 	// Nothing changed.
@@ -539,7 +540,7 @@ func testConfirmSetsStep(t *testing.T, s store.Store) {
 	c := newPending("c1", "shop", "alice")
 	must(t, s.CreateTOTP(ctx, c))
 	now := at(9*time.Minute + 59*time.Second + 999*time.Millisecond) // just before ExpiresAt
-	must(t, s.ConfirmTOTP(ctx, "c1", 63_115_200, now, nil))
+	must(t, confirm(s, ctx, "c1", 63_115_200, now, nil))
 	got, err := s.TOTP(ctx, "c1")
 	must(t, err)
 	if !got.Confirmed || got.LastStep != 63_115_200 {
@@ -563,8 +564,8 @@ func testConfirmSetsStep(t *testing.T, s store.Store) {
 func testConfirmTwice(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 100, at(time.Minute), nil))
-	wantNotFound(t, "second ConfirmTOTP", s.ConfirmTOTP(ctx, "c1", 50, at(2*time.Minute), nil))
+	must(t, confirm(s, ctx, "c1", 100, at(time.Minute), nil))
+	wantNotFound(t, "second ConfirmTOTP", confirm(s, ctx, "c1", 50, at(2*time.Minute), nil))
 	if step := lastStep(t, s, "c1"); step != 100 {
 		t.Errorf("second ConfirmTOTP moved last step to %d, want 100", step)
 	}
@@ -576,7 +577,7 @@ func testConfirmConcurrently(t *testing.T, s store.Store) {
 	var mu sync.Mutex
 	var wins []int
 	goroutines(20, func(i int) {
-		err := s.ConfirmTOTP(ctx, "c1", int64(100+i), at(time.Minute), [][]byte{fmt.Appendf(nil, "code-%d", i)})
+		err := confirm(s, ctx, "c1", int64(100+i), at(time.Minute), [][]byte{fmt.Appendf(nil, "code-%d", i)})
 		switch {
 		case err == nil:
 			mu.Lock()
@@ -630,12 +631,12 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old, fresh := hashes("old", 5), hashes("new", 3)
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
+	must(t, confirm(s, ctx, "c1", 10, at(time.Minute), old))
 	// Other users and apps keep theirs.
 	must(t, s.CreateTOTP(ctx, newPending("bob", "shop", "bob")))
-	must(t, s.ConfirmTOTP(ctx, "bob", 10, at(time.Minute), old))
+	must(t, confirm(s, ctx, "bob", 10, at(time.Minute), old))
 	must(t, s.CreateTOTP(ctx, newPending("blog", "blog", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "blog", 10, at(time.Minute), old))
+	must(t, confirm(s, ctx, "blog", 10, at(time.Minute), old))
 
 	if n := codesLeft(t, s, "shop", "alice"); n != 5 {
 		t.Fatalf("RecoveryCodesLeft after first set = %d, want 5", n)
@@ -648,7 +649,7 @@ func testConfirmReplacesCodes(t *testing.T, s store.Store) {
 	// replaces the old one.
 	must(t, s.DeleteTOTP(ctx, "shop", "alice", "c1"))
 	must(t, s.CreateTOTP(ctx, newPending("c2", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c2", 20, at(2*time.Minute), fresh))
+	must(t, confirm(s, ctx, "c2", 20, at(2*time.Minute), fresh))
 	if n := codesLeft(t, s, "shop", "alice"); n != 3 {
 		t.Errorf("RecoveryCodesLeft after new set = %d, want 3", n)
 	}
@@ -707,18 +708,33 @@ func testReplaceCodesConcurrently(t *testing.T, s store.Store) {
 	}
 }
 
+// confirm is ConfirmTOTP for the tests that do not ask whether codes were installed.
+func confirm(s store.Store, ctx context.Context, id string, step int64, now time.Time, recoveryHashes [][]byte) error {
+	_, err := s.ConfirmTOTP(ctx, id, step, now, recoveryHashes)
+	return err
+}
+
 func testConfirmKeepsCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := hashes("old", 4)
-	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
-	must(t, s.CreateTOTP(ctx, newPending("c2", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c2", 10, at(time.Minute), nil))
-	must(t, s.CreateTOTP(ctx, newPending("c3", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c3", 10, at(time.Minute), [][]byte{}))
-	// Not the first authenticator: a set given with it is not installed.
-	must(t, s.CreateTOTP(ctx, newPending("c4", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c4", 10, at(time.Minute), hashes("other", 4)))
+	// ConfirmTOTP says whether it installed the set, so its caller shows only codes that work.
+	for _, tc := range []struct {
+		id        string
+		codes     [][]byte
+		installed bool
+	}{
+		{"c1", old, true},
+		{"c2", nil, false},
+		{"c3", [][]byte{}, false},
+		{"c4", hashes("other", 4), false}, // not the first authenticator: not installed
+	} {
+		must(t, s.CreateTOTP(ctx, newPending(tc.id, "shop", "alice")))
+		installed, err := s.ConfirmTOTP(ctx, tc.id, 10, at(time.Minute), tc.codes)
+		must(t, err)
+		if installed != tc.installed {
+			t.Errorf("ConfirmTOTP(%s) installed %v, want %v", tc.id, installed, tc.installed)
+		}
+	}
 	if n := codesLeft(t, s, "shop", "alice"); n != 4 {
 		t.Errorf("RecoveryCodesLeft = %d, want the old 4", n)
 	}
@@ -734,10 +750,10 @@ func testConfirmRefusedKeepsCodes(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := hashes("old", 2)
 	must(t, s.CreateTOTP(ctx, newPending("c1", "shop", "alice")))
-	must(t, s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), old))
+	must(t, confirm(s, ctx, "c1", 10, at(time.Minute), old))
 	must(t, s.CreateTOTP(ctx, newPending("late", "shop", "alice")))
-	wantNotFound(t, "ConfirmTOTP(expired)", s.ConfirmTOTP(ctx, "late", 10, at(time.Hour), hashes("new", 8)))
-	wantNotFound(t, "ConfirmTOTP(twice)", s.ConfirmTOTP(ctx, "c1", 10, at(time.Minute), hashes("new", 8)))
+	wantNotFound(t, "ConfirmTOTP(expired)", confirm(s, ctx, "late", 10, at(time.Hour), hashes("new", 8)))
+	wantNotFound(t, "ConfirmTOTP(twice)", confirm(s, ctx, "c1", 10, at(time.Minute), hashes("new", 8)))
 	if n := codesLeft(t, s, "shop", "alice"); n != 2 {
 		t.Errorf("RecoveryCodesLeft = %d after refused confirmations, want the old 2", n)
 	}
@@ -759,7 +775,7 @@ func testConfirmCodeSetsConcurrently(t *testing.T, s store.Store) {
 		must(t, s.CreateTOTP(ctx, newPending(fmt.Sprint("c", i), "shop", "alice")))
 	}
 	goroutines(n, func(i int) {
-		if err := s.ConfirmTOTP(ctx, fmt.Sprint("c", i), 10, at(time.Minute), hashes(fmt.Sprint("set", i), 4)); err != nil {
+		if err := confirm(s, ctx, fmt.Sprint("c", i), 10, at(time.Minute), hashes(fmt.Sprint("set", i), 4)); err != nil {
 			t.Errorf("ConfirmTOTP #%d: %v", i, err)
 		}
 	})
@@ -895,7 +911,7 @@ func withCodes(t *testing.T, s store.Store, appID, user string, codes [][]byte) 
 	t.Helper()
 	id := appID + "/" + user
 	must(t, s.CreateTOTP(t.Context(), newPending(id, appID, user)))
-	must(t, s.ConfirmTOTP(t.Context(), id, 1, at(time.Minute), codes))
+	must(t, confirm(s, t.Context(), id, 1, at(time.Minute), codes))
 }
 
 func testConsumeOnce(t *testing.T, s store.Store) {
@@ -1424,7 +1440,7 @@ func testSweep(t *testing.T, s store.Store) {
 	} {
 		must(t, s.CreateTOTP(ctx, c))
 	}
-	must(t, s.ConfirmTOTP(ctx, "confirmed", 5, at(time.Minute), hashes("code", 2)))
+	must(t, confirm(s, ctx, "confirmed", 5, at(time.Minute), hashes("code", 2)))
 	must(t, s.AddSigningKey(ctx, newKey("k1", "EdDSA", at(0)), false))
 	must(t, s.AddSigningKey(ctx, newKey("k2", "EdDSA", at(time.Minute)), true))
 	_, err := s.PutSecret(ctx, "pepper", []byte("x"))
