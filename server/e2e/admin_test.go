@@ -635,3 +635,39 @@ func TestAdminReset_SameAdminTokenTwice_SecondRefused(t *testing.T) {
 		t.Fatalf("the same admin token again: %d %s", r.Status, r.Raw)
 	}
 }
+
+// An admin app created for some apps (`apps create --admin --admin-of`) resets their users
+// only: a reset elsewhere is refused, changes nothing, spends no sign-in and is recorded.
+func TestAdminReset_ScopedAdminApp_ResetsOnlyTheAppsItWasCreatedFor(t *testing.T) {
+	f := newAdminFixture(t)
+	blog := f.v.as(f.v.createApp("blog", "EdDSA"))
+	blog.enroll("bea")
+	var help wire.AppCreated
+	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", f.v.Data, "--id", "help", "--origin", origin, "--admin", "--admin-of", "blog"), &help); err != nil {
+		t.Fatal(err)
+	}
+	hana := f.v.as(help.APIKey).enroll("hana") // her confirmation's token: a fresh second factor
+	r := f.reset("alice", "?app=shop", "Bearer "+help.APIKey, hana.Token, map[string]string{"reason": "lost phone"})
+	if r.Status != 403 || r.errCode() != wire.CodeOperatorRequired {
+		t.Fatalf("a reset outside the admin app's apps: %d %s, want 403 %s", r.Status, r.Raw, wire.CodeOperatorRequired)
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("the refused reset removed alice's authenticator")
+	}
+	var refused []string
+	for _, k := range f.v.auditKinds("hana") {
+		if strings.HasPrefix(k, "admin_refused:") {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) != 1 || !strings.Contains(refused[0], "reset of shop/alice refused") {
+		t.Errorf("hana's admin_refused records: %q", refused)
+	}
+	if r := f.reset("bea", "?app=blog", "Bearer "+help.APIKey, hana.Token, map[string]string{"reason": "lost phone"}); r.Status != 200 {
+		t.Fatalf("a reset in the admin app's own app, with the same sign-in: %d %s", r.Status, r.Raw)
+	}
+	// Unscoped, ops still resets anywhere.
+	if r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, f.adminToken(), map[string]string{"reason": "lost phone"}); r.Status != 200 {
+		t.Fatalf("the unscoped admin app: %d %s", r.Status, r.Raw)
+	}
+}

@@ -217,6 +217,8 @@ func TestCLI_BadFlags_OneLineAndExit2(t *testing.T) {
 		// Reading a trail never creates one: a mistyped path is not an empty, verified trail.
 		{"audit", "--data", filepath.Join(t.TempDir(), "typo")},
 		{"audit", "verify", "--data", filepath.Join(t.TempDir(), "typo")},
+		{"apps", "create", "--data", t.TempDir(), "--id", "help", "--origin", "https://help.example", "--admin-of", "shop"},
+		{"apps", "create", "--data", t.TempDir(), "--id", "help", "--origin", "https://help.example", "--admin", "--admin-of", "nope"},
 		{"keys", "withdraw-signing", "--data", t.TempDir()},
 		{"keys", "withdraw-signing", "--data", t.TempDir(), "--kid", "no-such-kid"},
 	} {

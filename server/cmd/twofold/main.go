@@ -3,6 +3,7 @@
 //	twofold serve --addr 127.0.0.1:8080 --data ./data
 //	twofold serve --store postgres://... --redis redis://... [--redis-prefix twofold:]
 //	twofold apps create --data ./data --id demo --origin http://localhost:3000
+//	twofold apps create --data ./data --id support --origin https://support.example --admin [--admin-of demo]
 //	twofold keys rotate-master --data ./data
 //	twofold keys rotate-signing --data ./data [--alg EdDSA] [--publish-ahead 2m]
 //	twofold keys withdraw-signing --data ./data --kid KID
@@ -36,6 +37,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store"
 	"github.com/twofold-dev/twofold/server/internal/tokens"
 )
 
@@ -145,8 +147,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		var aaguids multiFlag
 		fs.Var(&aaguids, "aaguid", "an allowed authenticator model with --attestation direct (repeatable)")
 		admin := fs.Bool("admin", false, "the app's key may call the admin API (with its admin's fresh second factor)")
+		var adminOf multiFlag
+		fs.Var(&adminOf, "admin-of", "with --admin: an app whose users it may reset (repeatable; default every ordinary app)")
 		if err := parse(); err != nil {
 			return err
+		}
+		if len(adminOf) > 0 && !*admin {
+			return usageError{errors.New("apps create: --admin-of goes with --admin")}
 		}
 		if err := cfg.Validate(false); err != nil {
 			return usageError{err}
@@ -157,6 +164,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer env.Close()
+		for _, id := range adminOf { // before anything is created
+			if _, err := env.Store.App(ctx, id); errors.Is(err, store.ErrNotFound) {
+				return usageError{fmt.Errorf("apps create: --admin-of %s: there is no such app", id)}
+			} else if err != nil {
+				return err
+			}
+		}
 		key, err := env.MFA.CreateApp(ctx, app)
 		var we *wire.Error
 		if errors.As(err, &we) {
@@ -168,6 +182,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if *admin {
 			if err := env.Store.SetAdminApp(ctx, app.ID); err != nil {
 				return err
+			}
+			for _, id := range adminOf {
+				if err := env.Store.ScopeAdminApp(ctx, app.ID, id); err != nil {
+					return err
+				}
 			}
 		}
 		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})

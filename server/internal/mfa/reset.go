@@ -46,6 +46,13 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 		if targetAdmin {
 			return s.refuse(ctx, by, appID, user, wire.NewError(wire.CodeOperatorRequired, appID+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+appID+" --user USER --reason ...`."))
 		}
+		may, err := s.st.AdminMayReset(ctx, by.adminApp, appID)
+		if err != nil {
+			return fault("reset user", err)
+		}
+		if !may {
+			return s.refuse(ctx, by, appID, user, wire.NewError(wire.CodeOperatorRequired, by.adminApp+" may not reset the users of "+appID+": it was created for other apps (apps create --admin-of). Ask an admin of "+appID+", or reset on the verifier's host with `twofold users reset --app "+appID+" --user USER --reason ...`."))
+		}
 	}
 	// The factors, the budgets kept in the store, the admin's sign-in and the admin_reset
 	// record go together: an admin action never goes unaudited, and one that fails costs

@@ -94,6 +94,12 @@ type AuditStore interface {
 	// SetAdminApp lets an app's key call the admin API; IsAdminApp reports it.
 	SetAdminApp(ctx context.Context, appID string) error
 	IsAdminApp(ctx context.Context, appID string) (bool, error)
+	// ScopeAdminApp limits an admin app to resetting the users of app, and of any other app
+	// it was scoped to; an admin app never scoped may reset the users of every ordinary app.
+	// ErrNotFound unless adminApp is an admin app and app exists. AdminMayReset answers
+	// by that scope alone.
+	ScopeAdminApp(ctx context.Context, adminApp, app string) error
+	AdminMayReset(ctx context.Context, adminApp, app string) (bool, error)
 
 	// PutWebhook sets (or replaces) an app's webhook; Webhook returns it or ErrNotFound.
 	PutWebhook(ctx context.Context, w Webhook) error

@@ -270,6 +270,27 @@ func (s *DB) IsAdminApp(ctx context.Context, appID string) (bool, error) {
 	return n > 0, err
 }
 
+func (s *DB) ScopeAdminApp(ctx context.Context, adminApp, app string) error {
+	if _, err := s.exec(ctx, `INSERT INTO admin_scopes (admin_app_id, app_id)
+		SELECT a.app_id, p.id FROM admin_apps a, apps p WHERE a.app_id = ? AND p.id = ? ON CONFLICT DO NOTHING`, adminApp, app); err != nil {
+		return fmt.Errorf("scope admin app: %w", err)
+	}
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM admin_scopes WHERE admin_app_id = ? AND app_id = ?`, adminApp, app).Scan(&n); err != nil {
+		return fmt.Errorf("scope admin app: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("scope admin app %s to %s: %w", adminApp, app, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *DB) AdminMayReset(ctx context.Context, adminApp, app string) (bool, error) {
+	var scoped, listed int
+	err := s.queryRow(ctx, `SELECT COUNT(*), COUNT(CASE WHEN app_id = ? THEN 1 END) FROM admin_scopes WHERE admin_app_id = ?`, app, adminApp).Scan(&scoped, &listed)
+	return scoped == 0 || listed > 0, err
+}
+
 func (s *DB) PutWebhook(ctx context.Context, w store.Webhook) error {
 	_, err := s.exec(ctx, `INSERT INTO webhooks (app_id, url, sealed, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (app_id) DO UPDATE SET url = excluded.url, sealed = excluded.sealed, created_at = excluded.created_at`,

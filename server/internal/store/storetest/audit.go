@@ -29,6 +29,7 @@ var auditTests = []contractCase{
 	{"PutWebhook_RoundTripsAndReplaces", testWebhookRoundTrip},
 	{"PutWebhook_UnknownApp_Error", testWebhookUnknownApp},
 	{"SetAdminApp_MarksOnlyThatAppAndIsIdempotent", testAdminApps},
+	{"ScopeAdminApp_LimitsWhomItResetsOnlyOnceScoped", testAdminScopes},
 	{"ResetUserFactors_RemovesOnlyThatUsersFactors", testResetUserFactors},
 	{"SealedValues_ListsWebhookSecrets_ReplaceSealedReseals", testWebhookSealed},
 }
@@ -398,6 +399,33 @@ func testAdminApps(t *testing.T, s store.Store) {
 		must(t, err)
 		if got != want {
 			t.Errorf("IsAdminApp(%s) = %v, want %v", app, got, want)
+		}
+	}
+}
+
+func testAdminScopes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"ops", "help", "shop", "blog", "wiki"} {
+		must(t, s.CreateApp(ctx, newApp(id, "https://"+id+".example")))
+	}
+	must(t, s.SetAdminApp(ctx, "ops"))
+	must(t, s.SetAdminApp(ctx, "help"))
+	must(t, s.ScopeAdminApp(ctx, "help", "shop"))
+	must(t, s.ScopeAdminApp(ctx, "help", "blog"))
+	must(t, s.ScopeAdminApp(ctx, "help", "blog")) // idempotent
+	wantNotFound(t, "ScopeAdminApp(not an admin app)", s.ScopeAdminApp(ctx, "shop", "blog"))
+	wantNotFound(t, "ScopeAdminApp(unknown app)", s.ScopeAdminApp(ctx, "help", "nope"))
+	for _, tc := range []struct {
+		admin, app string
+		want       bool
+	}{
+		{"ops", "shop", true}, {"ops", "wiki", true}, // never scoped: every app
+		{"help", "shop", true}, {"help", "blog", true}, {"help", "wiki", false}, {"help", "ops", false},
+	} {
+		got, err := s.AdminMayReset(ctx, tc.admin, tc.app)
+		must(t, err)
+		if got != tc.want {
+			t.Errorf("AdminMayReset(%s, %s) = %v, want %v", tc.admin, tc.app, got, tc.want)
 		}
 	}
 }
