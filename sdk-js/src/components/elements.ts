@@ -130,8 +130,8 @@ abstract class TwofoldElement extends Base {
   }
 
   /**
-   * A form for one code: while action runs the button is disabled (data-step "verifying");
-   * a failure is shown and the form offered again at step `back`.
+   * A form for one code: while action runs every button in the body is disabled (data-step
+   * "verifying"); a failure is shown and the form offered again at step `back`.
    */
   protected codeForm(label: string, recovery: boolean, back: string, action: (code: string) => Promise<void>): HTMLFormElement {
     const [l, input] = this.codeInput("code", label, recovery);
