@@ -49,7 +49,7 @@ test: lint test-go fuzz test-wasm test-js
 
 # The browser SDK: the Go engine as twofold.wasm, the Go runtime glue that matches this
 # compiler, and the TypeScript package, all into sdk-js/dist/.
-WASM_PKGS := ./wasm/codes ./wasm/b64 ./wasm/guard ./wasm/clock ./wasm/enroll
+WASM_PKGS := ./wasm ./wasm/codes ./wasm/b64 ./wasm/guard ./wasm/clock ./wasm/enroll
 SDK_DIST  := sdk-js/dist
 
 wasm: sdk-js/node_modules

@@ -307,9 +307,12 @@ func (c *client) reachable() bool {
 	return ok
 }
 
-// currentPage reads where the page runs. Reading a cross-origin top frame's location
-// throws; that panic is caught and leaves the ancestors unknown.
-func currentPage() guard.Page {
+// currentPage reads where the page runs. Without location.ancestorOrigins (Firefox) the
+// ancestors are frames, which the JS loader walked (frameAncestors in sdk-js/src/engine.ts):
+// reading a cross-origin frame's location throws, and a JS exception in a property read
+// here would end the engine rather than reach recover. frames not an array (null: one
+// could not be read) leaves them unknown, which the guard refuses.
+func currentPage(frames js.Value) guard.Page {
 	g := js.Global()
 	loc := g.Get("location")
 	p := guard.Page{Origin: field(loc, "origin")}
@@ -318,29 +321,25 @@ func currentPage() guard.Page {
 		return p
 	}
 	p.Framed = true
-	if anc := loc.Get("ancestorOrigins"); anc.Type() == js.TypeObject {
-		for i := 0; i < anc.Length(); i++ {
-			p.Ancestors = append(p.Ancestors, anc.Call("item", i).String())
-		}
+	list := loc.Get("ancestorOrigins")
+	if list.Type() != js.TypeObject {
+		list = frames
+	}
+	if list.Type() != js.TypeObject || list.Get("length").Type() != js.TypeNumber {
 		return p
 	}
-	// No ancestorOrigins (Firefox): walk up to top. A frame of another origin on the way
-	// cannot be read, which throws, and leaves the ancestors unknown: refused.
-	func() {
-		defer func() { recover() }()
-		var ancestors []string
-		for w, depth := self, 0; !w.Equal(top); depth++ {
-			if w = w.Get("parent"); w.Type() != js.TypeObject || depth == 64 {
-				return
-			}
-			o := field(w.Get("location"), "origin")
-			if o == "" {
-				return
-			}
-			ancestors = append(ancestors, o)
+	var ancestors []string
+	for i := 0; i < list.Length(); i++ {
+		o := list.Index(i)
+		if o.Type() != js.TypeString && list.Get("item").Type() == js.TypeFunction {
+			o = list.Call("item", i) // a DOMStringList read through its method
 		}
-		p.Ancestors = ancestors
-	}()
+		if o.Type() != js.TypeString {
+			return p
+		}
+		ancestors = append(ancestors, o.String())
+	}
+	p.Ancestors = ancestors
 	return p
 }
 
@@ -351,7 +350,7 @@ func load(a []js.Value) (any, error) {
 	if c.verifier == "" || c.ticket == "" {
 		return nil, wire.NewError(wire.CodeInvalidRequest, "Twofold.load needs { verifier, ticket }: the verifier's URL and the ticket your backend got for this user.")
 	}
-	c.page = currentPage()
+	c.page = currentPage(opts.Get("frames"))
 	if r := guard.CheckScheme(c.page.Origin); r != nil {
 		return nil, r.Err
 	}

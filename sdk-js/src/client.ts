@@ -1,5 +1,5 @@
 // The typed surface of the Go engine: Twofold.load() and what it returns.
-import { engine, setWasmSource, type EngineClient, type WasmSource } from "./engine.js";
+import { engine, frameAncestors, setWasmSource, type EngineClient, type WasmSource } from "./engine.js";
 import { TwofoldError } from "./errors.js";
 import type * as wire from "./wire.js";
 
@@ -137,7 +137,7 @@ export class Twofold {
   static async load(opts: LoadOptions): Promise<Twofold> {
     if (opts.wasm) setWasmSource(opts.wasm);
     const e = await engine();
-    return wrap(e.load({ verifier: opts.verifier, ticket: opts.ticket }), (c: EngineClient) => new Twofold(c));
+    return wrap(e.load({ verifier: opts.verifier, ticket: opts.ticket, frames: frameAncestors() }), (c: EngineClient) => new Twofold(c));
   }
 
   /** Sets where twofold.wasm is fetched from, before the first load (for CDNs and bundlers). */

@@ -7,7 +7,7 @@ export type WasmSource = string | URL | BufferSource | WebAssembly.Module | Resp
 /** The page-independent exports of the engine (globalThis.__twofold). */
 export interface Engine {
   version: string;
-  load(opts: { verifier: string; ticket: string }): Promise<EngineClient>;
+  load(opts: { verifier: string; ticket: string; frames: string[] | null }): Promise<EngineClient>;
   normalizeCode(code: string): string;
   validCode(code: string): boolean;
   formatRecovery(code: string): { code: string; ok: boolean };
@@ -42,6 +42,31 @@ declare global {
   var __twofoldReady: ((e: Engine) => void) | undefined;
   // eslint-disable-next-line no-var
   var Go: (new () => { importObject: WebAssembly.Imports; run(i: WebAssembly.Instance): Promise<void> }) | undefined;
+}
+
+/**
+ * The origins of the frames above this page, parent first, read by walking up to the top:
+ * the engine's fallback where location.ancestorOrigins is missing (Firefox). null when one
+ * of them cannot be read (a frame of another origin: reading its location throws), which
+ * the engine's guard refuses. Walked here because a throw inside the Go engine's property
+ * reads cannot be caught there.
+ */
+export function frameAncestors(): string[] | null {
+  const out: string[] = [];
+  try {
+    let w: Window = globalThis.self;
+    for (let depth = 0; w !== globalThis.top; depth++) {
+      const parent: Window | null = w?.parent ?? null;
+      if (!parent || parent === w || depth === 64) return null;
+      w = parent;
+      const origin = w.location.origin;
+      if (typeof origin !== "string" || origin === "") return null;
+      out.push(origin);
+    }
+  } catch {
+    return null;
+  }
+  return out;
 }
 
 /** The engine version this package was built with (wasm/main.go's version). */

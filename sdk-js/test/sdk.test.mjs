@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 
 import { Twofold, TwofoldError, normalizeCode, setStrings, strings } from "../dist/index.js";
 import { fill } from "../dist/components/strings.js";
-import { checkEngine, engineVersion } from "../dist/engine.js";
+import { checkEngine, engineVersion, frameAncestors } from "../dist/engine.js";
 
 const wasm = readFileSync(new URL("../dist/twofold.wasm", import.meta.url));
 const V = "http://verifier.test";
@@ -264,4 +264,20 @@ test("the engine is the version this package was built with; another is refused 
     () => checkEngine({ ...globalThis.__twofold, version: "0.0.9" }),
     (e) => e instanceof TwofoldError && e.code === "unavailable" && e.message.includes("0.0.9") && e.message.includes(engineVersion),
   );
+});
+
+test("without ancestorOrigins the loader walks up to the top; a frame it cannot read makes the ancestors unknown", () => {
+  const shop = "https://shop.example";
+  const top = { location: { origin: shop } };
+  top.parent = top;
+  const own = { parent: top, location: { origin: shop } };
+  const foreign = { parent: top };
+  Object.defineProperty(foreign, "location", { get() { throw new Error("SecurityError: cross-origin frame"); } });
+  globalThis.top = top;
+  globalThis.self = { parent: own };
+  assert.deepEqual(frameAncestors(), [shop, shop]);
+  globalThis.self = { parent: foreign };
+  assert.equal(frameAncestors(), null);
+  globalThis.self = top;
+  assert.deepEqual(frameAncestors(), [], "not framed");
 });
