@@ -413,7 +413,10 @@ func (c *client) report(r *guard.Refusal) {
 // (sandboxed frames, privacy modes), and then nothing is kept.
 func storage(method, key, value string) (out string) {
 	defer func() { recover() }()
-	ss := js.Global().Get("sessionStorage")
+	// Read through Reflect.get: reading sessionStorage throws where the browser blocks
+	// storage, and a throw in a plain property read (syscall/js valueGet) ends the engine,
+	// while one in a call (valueCall) is a panic that recover catches.
+	ss := js.Global().Get("Reflect").Call("get", js.Global(), "sessionStorage")
 	if ss.Type() != js.TypeObject {
 		return ""
 	}

@@ -59,3 +59,20 @@ func TestCurrentPage_AncestorsFromTheBrowserOrTheLoadersWalk(t *testing.T) {
 		})
 	}
 }
+
+// Where the browser blocks storage, reading sessionStorage throws; the enrollment then
+// simply is not kept across a reload, and the engine goes on.
+func TestStorage_Blocked_NothingKeptEngineGoesOn(t *testing.T) {
+	g := js.Global()
+	g.Get("Object").Call("defineProperty", g, "sessionStorage", map[string]any{
+		"configurable": true,
+		"get":          g.Get("Function").New(`throw new Error("SecurityError: access is denied for this document")`),
+	})
+	t.Cleanup(func() { g.Delete("sessionStorage") })
+	if got := storage("setItem", "k", "v"); got != "" {
+		t.Fatalf("setItem with storage blocked: %q", got)
+	}
+	if got := storage("getItem", "k", ""); got != "" {
+		t.Fatalf("getItem with storage blocked: %q", got)
+	}
+}
