@@ -228,7 +228,8 @@ var ErrUnknownKey = errors.New("no published signing key has that kid")
 // JWKS, signs nothing more and verifies nothing more, here at once and on every other
 // instance within CacheFor. A backend keeps a cached JWKS until it fetches it again (at
 // most max-age 60 s). If the key is the one signing now, a new key of its algorithm
-// signs from now on: replacement is its kid, else "". Tokens the key signed stop
+// signs from now on; if it was published ahead of its time, a new one takes its place in
+// the schedule: replacement is that key's kid, else "". Tokens the key signed stop
 // verifying with it.
 func (i *Issuer) Withdraw(ctx context.Context, kid string) (replacement string, err error) {
 	keys, err := i.keys(ctx, true)
@@ -244,12 +245,19 @@ func (i *Issuer) Withdraw(ctx context.Context, kid string) (replacement string, 
 	if k == nil {
 		return "", fmt.Errorf("withdraw %q: %w", kid, ErrUnknownKey)
 	}
-	if activeOf(keys, k.alg, i.cfg.Now()) == k {
-		// Replaced first: an instance that read the store in between finds a key to sign
-		// with rather than making one of its own.
-		if replacement, _, err = i.Rotate(ctx, k.alg, 0); err != nil {
-			return "", err
-		}
+	// Replaced first, so an instance that reads the store in between finds a key to sign
+	// with rather than making one of its own: the key signing now by one that signs at
+	// once, a key published ahead of its time by one published now for the same time, so
+	// backends still learn it before its first token.
+	now := i.cfg.Now()
+	switch {
+	case activeOf(keys, k.alg, now) == k:
+		replacement, _, err = i.Rotate(ctx, k.alg, 0)
+	case k.retired.IsZero() && k.from.After(now):
+		replacement, _, err = i.Rotate(ctx, k.alg, k.from.Sub(now))
+	}
+	if err != nil {
+		return "", err
 	}
 	defer i.invalidate()
 	if err := i.ks.WithdrawSigningKey(ctx, kid); err != nil {

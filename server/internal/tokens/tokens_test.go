@@ -759,3 +759,41 @@ func TestWithdraw_RetiredKey_NoReplacement(t *testing.T) {
 		t.Fatalf("JWKS has %v, want only %s", slices.Collect(mapKeys(keys)), newKid)
 	}
 }
+
+// Withdrawing a key published ahead of its time puts a new one in its place, published now
+// for the same time: backends still learn the successor before its first token.
+func TestWithdraw_KeyPublishedAhead_ReplacedOnTheSameSchedule(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	iss := newIssuer(&memKeys{}, clk)
+	kidAt := func() string {
+		t.Helper()
+		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return header(t, tok)["kid"].(string)
+	}
+	current := kidAt()
+	pending, from, err := iss.Rotate(ctx, "EdDSA", RotationLead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	successor, err := iss.Withdraw(ctx, pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if successor == "" || successor == pending || successor == current {
+		t.Fatalf("withdrawing the pending key gave successor %q", successor)
+	}
+	if keys := jwksOf(t, iss); keys[current] == nil || keys[successor] == nil || keys[pending] != nil {
+		t.Fatalf("JWKS has %v, want %s and %s", slices.Collect(mapKeys(keys)), current, successor)
+	}
+	if k := kidAt(); k != current {
+		t.Fatalf("before the pending key's time, tokens are signed by %s, want %s", k, current)
+	}
+	clk.Add(from.Sub(clk.Now()))
+	if k := kidAt(); k != successor {
+		t.Fatalf("at the pending key's time, tokens are signed by %s, want its successor %s", k, successor)
+	}
+}
