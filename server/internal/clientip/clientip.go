@@ -138,7 +138,37 @@ func Network(ip string) string {
 	if a = a.Unmap(); a.Is4() {
 		return a.String()
 	}
-	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+	a = a.WithZone("")
+	if v4, ok := embeddedIPv4(a); ok {
+		return v4.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
+// Prefixes whose addresses carry an IPv4 client in their low 32 bits: behind a NAT64
+// gateway (or SIIT) every IPv4 client arrives from the one /64 of its prefix, and would
+// otherwise share a single budget with every other.
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052, the well-known prefix
+	translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765, IPv4-translated
+	teredo     = netip.MustParsePrefix("2001::/32")       // RFC 4380: the client, inverted
+)
+
+// embeddedIPv4 is the IPv4 client an address of those prefixes stands for.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	var v4 [4]byte
+	copy(v4[:], b[12:])
+	switch {
+	case nat64.Contains(a), translated.Contains(a):
+		return netip.AddrFrom4(v4), true
+	case teredo.Contains(a):
+		for i := range v4 {
+			v4[i] ^= 0xff
+		}
+		return netip.AddrFrom4(v4), true
+	}
+	return netip.Addr{}, false
 }
 
 type hop struct {

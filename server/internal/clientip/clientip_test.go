@@ -97,6 +97,12 @@ func TestNetwork_IPv4AloneIPv6ItsSlash64(t *testing.T) {
 		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
 		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
 		{"fe80::1%eth0", "fe80::/64"},
+		// IPv4 clients behind NAT64, SIIT or Teredo: the IPv4 address, not one shared /64.
+		{"64:ff9b::1.2.3.4", "1.2.3.4"},
+		{"64:ff9b::5.6.7.8", "5.6.7.8"},
+		{"::ffff:0:1.2.3.4", "1.2.3.4"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"}, // RFC 4380's example client
+		{"2001:db8::1", "2001:db8::/64"},
 		{"::1", "::/64"},
 		{"not an address", "not an address"},
 	} {
