@@ -1,6 +1,7 @@
 package api
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,8 +16,9 @@ import (
 // optional. It is the one place request bodies are parsed; its callers are fuzzed.
 //
 // It parses with the JSON v2 library (encoding/json/v2 in waiting), which refuses a name
-// given twice and matches names only as spelled: encoding/json takes the last of two and
-// folds case, so a proxy or a log could read a different user or code from the same body.
+// given twice and matches names only as spelled, and refuses a body that a case-blind
+// reader (encoding/json, many proxies and log pipelines) would read otherwise: with
+// {"user":"alice","User":"mallory"} they see mallory where the verifier would see alice.
 func decode(body []byte, v any, optional bool) error {
 	if len(body) == 0 && optional {
 		return nil
@@ -28,6 +30,11 @@ func decode(body []byte, v any, optional bool) error {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return wire.NewError(wire.CodeInvalidRequest, "The request body must be a JSON object with the documented fields.")
+	}
+	folded := reflect.New(reflect.TypeOf(v).Elem())
+	if err := json.Unmarshal(body, folded.Interface(), json.MatchCaseInsensitiveNames(true)); err != nil ||
+		!reflect.DeepEqual(reflect.ValueOf(v).Elem().Interface(), folded.Elem().Interface()) {
+		return wire.NewError(wire.CodeInvalidRequest, "Field names are case-sensitive and each may appear once: send the documented names, in lower case.")
 	}
 	return nil
 }
