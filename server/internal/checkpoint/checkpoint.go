@@ -157,6 +157,10 @@ type Report struct {
 	// the record it covers (not yet vouched for by a signature).
 	LastCheckpoint *audit.Entry `json:"last_checkpoint,omitempty"`
 	Unsealed       int64        `json:"unsealed"`
+	// Withdrawn counts checkpoints signed by a key since withdrawn (`keys withdraw-signing`):
+	// whoever leaked it could have made them, so they vouch for nothing; the next
+	// checkpoint of another key vouches for the chain before it again.
+	Withdrawn int `json:"withdrawn_key_checkpoints,omitempty"`
 }
 
 // reach is how far back a checkpoint may vouch for: a writer signs the head it just read,
@@ -200,7 +204,10 @@ func Verify(ctx context.Context, st store.AuditStore, v Verifier, now time.Time,
 		if !ok {
 			return broken(fmt.Sprintf("checkpoint vouches for record %d, too far before it", c.ID))
 		}
-		if err := v.VerifyDetached(ctx, c.KID, c.Alg, message(c.ID, c.Hash), c.Sig); err != nil {
+		if err := v.VerifyDetached(ctx, c.KID, c.Alg, message(c.ID, c.Hash), c.Sig); errors.Is(err, store.ErrWithdrawn) {
+			rep.Withdrawn++
+			return nil
+		} else if err != nil {
 			return broken("checkpoint signature does not verify (forged or altered): " + err.Error())
 		}
 		if hex.EncodeToString(h) != hex.EncodeToString(c.Hash) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -192,5 +193,37 @@ func TestVerify_RewrittenForgedOrCutOffTrail_Named(t *testing.T) {
 				t.Fatalf("report %+v broken %+v, want record %d (%q)", rep, rep.Broken, tc.wantBroken, tc.reason)
 			}
 		})
+	}
+}
+
+// withdrawn is a Verifier for which the signing key was withdrawn.
+type withdrawn struct{ edKey }
+
+func (withdrawn) VerifyDetached(context.Context, string, string, []byte, []byte) error {
+	return fmt.Errorf("key k1: %w", store.ErrWithdrawn)
+}
+
+// Checkpoints of a withdrawn key (one that may have leaked) vouch for nothing: the trail is
+// not called broken for them, but they are counted apart and a recent checkpoint, when
+// asked for, must come from another key.
+func TestVerify_CheckpointsOfAWithdrawnKey_VouchForNothing(t *testing.T) {
+	ctx := context.Background()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	m, clk := &memTrail{}, &fakeClock{time.Unix(2e9, 0)}
+	w := &Writer{Store: m, Signer: edKey{priv}, Now: clk.Now}
+	for range 3 {
+		event(m, clk, "u")
+		clk.t = clk.t.Add(time.Minute)
+		if _, err := w.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Verify(ctx, m, withdrawn{edKey{priv}}, clk.t, 0)
+	if err != nil || !rep.OK || rep.Checkpoints != 0 || rep.Withdrawn != 3 || rep.LastCheckpoint != nil {
+		t.Fatalf("report %+v, %v; want OK with 3 checkpoints of the withdrawn key and none counted", rep, err)
+	}
+	rep, err = Verify(ctx, m, withdrawn{edKey{priv}}, clk.t, time.Hour)
+	if err != nil || rep.OK || !strings.Contains(rep.Broken.Reason, "no signed checkpoint ever") {
+		t.Fatalf("with a recent checkpoint required: %+v %+v, want it missing", rep, rep.Broken)
 	}
 }

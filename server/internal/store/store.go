@@ -14,6 +14,9 @@ import (
 var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: already exists")
+	// ErrWithdrawn: a signing key was withdrawn (it may have leaked); nothing it signed is
+	// to be trusted.
+	ErrWithdrawn = errors.New("store: signing key withdrawn")
 )
 
 // App is a relying application: its backend holds the API key, its pages live on Origins.
@@ -153,9 +156,11 @@ type Store interface {
 	AddSigningKey(ctx context.Context, k SigningKey, replace bool) error
 	// SigningKeys lists keys still active or retired after retiredAfter.
 	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error)
-	// WithdrawSigningKey takes a key out of use at once, by retiring it at the Unix epoch:
-	// SigningKeys with any later retiredAfter no longer lists it, so it is not published,
-	// signs nothing and verifies nothing. ErrNotFound when there is no such key.
+	// WithdrawSigningKey takes a key out of use at once: it is retired at the Unix epoch,
+	// so SigningKeys with any later retiredAfter no longer lists it, and its sealed private
+	// key is erased (Sealed empty), so no one who can write to the database can put it back
+	// in use. SigningKeys from the zero time still lists it, as a tombstone. ErrNotFound when
+	// there is no such key.
 	WithdrawSigningKey(ctx context.Context, kid string) error
 
 	// Secret returns a named sealed value; PutSecret stores it unless the name exists, and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
 // SignDetached signs msg with the active key of DefaultAlg: what audit checkpoints are
@@ -22,7 +24,8 @@ func (i *Issuer) SignDetached(ctx context.Context, msg []byte) (kid, alg string,
 
 // VerifyDetached checks a SignDetached signature. Any key ever stored counts, retired
 // ones too: a checkpoint outlives the key that signed it. A key that does not open under
-// the master key (one slipped into the store) does not.
+// the master key (one slipped into the store) does not, and a withdrawn one answers
+// store.ErrWithdrawn: whoever leaked it could have signed anything.
 func (i *Issuer) VerifyDetached(ctx context.Context, kid, alg string, msg, sig []byte) error {
 	recs, err := i.ks.SigningKeys(ctx, time.Time{})
 	if err != nil {
@@ -31,6 +34,9 @@ func (i *Issuer) VerifyDetached(ctx context.Context, kid, alg string, msg, sig [
 	for _, r := range recs {
 		if r.KID != kid {
 			continue
+		}
+		if len(r.Sealed) == 0 {
+			return fmt.Errorf("%w: key %s: %w", ErrInvalid, kid, store.ErrWithdrawn)
 		}
 		if r.Alg != alg {
 			return fmt.Errorf("%w: key %s is %s, not %s", ErrInvalid, kid, r.Alg, alg)

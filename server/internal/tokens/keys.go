@@ -52,6 +52,9 @@ func (i *Issuer) keys(ctx context.Context, force bool) ([]*signingKey, error) {
 	}
 	keys := make([]*signingKey, 0, len(recs))
 	for _, r := range recs {
+		if len(r.Sealed) == 0 {
+			continue // withdrawn, and listed again by someone who wrote to the database
+		}
 		var priv crypto.Signer
 		if k := parsed[r.KID]; k != nil {
 			priv = k.priv // opening and parsing an RSA key every CacheFor is not free

@@ -70,7 +70,7 @@ func (m *memKeys) WithdrawSigningKey(ctx context.Context, kid string) error {
 	defer m.mu.Unlock()
 	for i, k := range m.keys {
 		if k.KID == kid {
-			m.keys[i].RetiredAt = time.UnixMilli(1)
+			m.keys[i].RetiredAt, m.keys[i].Sealed = time.UnixMilli(1), nil
 			return nil
 		}
 	}
@@ -795,5 +795,40 @@ func TestWithdraw_KeyPublishedAhead_ReplacedOnTheSameSchedule(t *testing.T) {
 	clk.Add(from.Sub(clk.Now()))
 	if k := kidAt(); k != successor {
 		t.Fatalf("at the pending key's time, tokens are signed by %s, want its successor %s", k, successor)
+	}
+}
+
+// A withdrawn key vouches for nothing any more, its checkpoints included, and someone who
+// can write to the database cannot put it back: its private key was erased.
+func TestWithdraw_CheckpointsRefused_KeyCannotBePutBack(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	ks := &memKeys{}
+	iss := newIssuer(ks, clk)
+	kid, alg, sig, err := iss.SignDetached(ctx, []byte("head"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.Withdraw(ctx, kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.VerifyDetached(ctx, kid, alg, []byte("head"), sig); !errors.Is(err, store.ErrWithdrawn) {
+		t.Fatalf("a checkpoint of the withdrawn key: %v, want ErrWithdrawn", err)
+	}
+	// A database writer marks the row active again.
+	ks.mu.Lock()
+	for i := range ks.keys {
+		if ks.keys[i].KID == kid {
+			ks.keys[i].RetiredAt = time.Time{}
+		}
+	}
+	ks.mu.Unlock()
+	clk.Add(5 * time.Second)
+	if keys := jwksOf(t, iss); keys[kid] != nil {
+		t.Fatal("the withdrawn key is published again")
+	}
+	tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
+	if err != nil || header(t, tok)["kid"] == kid {
+		t.Fatalf("after the row was put back: token by %v, %v; want another key, no outage", header(t, tok)["kid"], err)
 	}
 }

@@ -627,7 +627,7 @@ func (s *DB) SigningKeys(ctx context.Context, retiredAfter time.Time) ([]store.S
 func (s *DB) WithdrawSigningKey(ctx context.Context, kid string) error {
 	return s.inTx(ctx, func(w *writeTx) error {
 		// 1 ms after the epoch: 0 means active.
-		res, err := w.exec(`UPDATE signing_keys SET retired_at = 1 WHERE kid = ?`, kid)
+		res, err := w.exec(`UPDATE signing_keys SET retired_at = 1, sealed = ? WHERE kid = ?`, []byte{}, kid)
 		if err != nil {
 			return fmt.Errorf("withdraw signing key: %w", err)
 		}

@@ -1194,6 +1194,18 @@ func testWithdrawSigningKey(t *testing.T, s store.Store) {
 		t.Errorf("after withdrawing k1 and k2:\n%s", d)
 	}
 	wantNotFound(t, "WithdrawSigningKey(unknown)", s.WithdrawSigningKey(ctx, "nope"))
+	// From the zero time the withdrawn keys are listed as tombstones: the private key gone.
+	all, err := s.SigningKeys(ctx, time.Time{})
+	must(t, err)
+	erased := 0
+	for _, k := range all {
+		if (k.KID == "k1" || k.KID == "k2") && len(k.Sealed) == 0 && k.RetiredAt.Equal(time.UnixMilli(1)) {
+			erased++
+		}
+	}
+	if erased != 2 || len(all) != 3 {
+		t.Errorf("SigningKeys(zero) after withdrawing k1 and k2: %+v, want both listed with no sealed key", all)
+	}
 	// With the active key withdrawn, a new first key of its algorithm is no conflict.
 	must(t, s.AddSigningKey(ctx, newKey("k3", "EdDSA", at(2*time.Hour)), false))
 }
