@@ -128,11 +128,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if cmd == "config check" {
 			return configCheck(&cfg, fs, layerErrs, stdout)
 		}
-		if err := errors.Join(cfg.Validate(true), cfg.CheckTLSFiles()); err != nil {
+		if err := cfg.Validate(true); err != nil {
 			return usageError{err}
 		}
 		serve.TuneRuntime(cfg)
-		return serve.Run(ctx, cfg, nil)
+		err := serve.Run(ctx, cfg, nil)
+		if fe := (*serve.FlagError)(nil); errors.As(err, &fe) {
+			return usageError{fe}
+		}
+		return err
 	case "apps create":
 		var app mfa.NewApp
 		var origins multiFlag
@@ -231,7 +235,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		defer env.Close()
 		replacement, err := env.Tokens.Withdraw(ctx, *kid)
 		if errors.Is(err, tokens.ErrUnknownKey) {
-			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: no published signing key has that kid", *kid)}
+			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: %w", *kid, tokens.ErrUnknownKey)}
 		}
 		if err != nil {
 			return err
