@@ -128,15 +128,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if cmd == "config check" {
 			return configCheck(&cfg, fs, layerErrs, stdout)
 		}
-		if err := cfg.Validate(true); err != nil {
+		if err := errors.Join(cfg.Validate(true), cfg.CheckTLSFiles()); err != nil {
 			return usageError{err}
 		}
 		serve.TuneRuntime(cfg)
-		err := serve.Run(ctx, cfg, nil)
-		if fe := (*serve.FlagError)(nil); errors.As(err, &fe) {
-			return usageError{fe}
-		}
-		return err
+		return serve.Run(ctx, cfg, nil)
 	case "apps create":
 		var app mfa.NewApp
 		var origins multiFlag
@@ -235,7 +231,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		defer env.Close()
 		replacement, err := env.Tokens.Withdraw(ctx, *kid)
 		if errors.Is(err, tokens.ErrUnknownKey) {
-			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: %w", *kid, tokens.ErrUnknownKey)}
+			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: no published signing key has that kid", *kid)}
 		}
 		if err != nil {
 			return err

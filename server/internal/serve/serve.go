@@ -117,13 +117,17 @@ func (c *Config) Validate(needAddr bool) error {
 	return errors.Join(errs...)
 }
 
-// FlagError is a setting Run cannot use although Validate passed it (a certificate file
-// that does not load): the caller's mistake, found before anything started. config check
-// does not look for it, since it may check a file meant for another machine.
-type FlagError struct{ Err error }
-
-func (e *FlagError) Error() string { return e.Err.Error() }
-func (e *FlagError) Unwrap() error { return e.Err }
+// CheckTLSFiles reports a certificate or key that cannot be loaded, before serve starts
+// anything. config check leaves it out: it may check a file meant for another machine.
+func (c *Config) CheckTLSFiles() error {
+	if c.TLSCert == "" || c.TLSKey == "" {
+		return nil
+	}
+	if _, err := certs.Load(c.TLSCert, c.TLSKey); err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return nil
+}
 
 func isLoopback(host string) bool {
 	if host == "localhost" {
@@ -269,7 +273,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 	var tlsCerts *certs.Reloader
 	if cfg.TLSCert != "" {
 		if tlsCerts, err = certs.Load(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return &FlagError{fmt.Errorf("--tls-cert/--tls-key: %w", err)}
+			return err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
