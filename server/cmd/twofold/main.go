@@ -231,7 +231,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		defer env.Close()
 		replacement, err := env.Tokens.Withdraw(ctx, *kid)
 		if errors.Is(err, tokens.ErrUnknownKey) {
-			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: no published signing key has that kid", *kid)}
+			return usageError{fmt.Errorf("keys withdraw-signing: --kid %s: %w", *kid, tokens.ErrUnknownKey)}
 		}
 		if err != nil {
 			return err
