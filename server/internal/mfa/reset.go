@@ -28,31 +28,12 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	); msg != "" {
 		return invalidRequest(msg)
 	}
-	if by.once != "" && by.app != appID {
-		return fault("reset user", fmt.Errorf("admin %s was authorised for app %q, not %q", by.Actor, by.app, appID))
-	}
 	app, err := s.adminTarget(ctx, appID)
 	if err != nil {
 		return err
 	}
-	if by.once != "" {
-		// Admins are the operator's to reset: a support sign-in stolen with its password
-		// could otherwise reset another admin's factors and enroll its own authenticator
-		// there.
-		targetAdmin, err := s.st.IsAdminApp(ctx, appID)
-		if err != nil {
-			return fault("reset user", err)
-		}
-		if targetAdmin {
-			return s.refuse(ctx, by, appID, user, wire.NewError(wire.CodeOperatorRequired, appID+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+appID+" --user USER --reason ...`."))
-		}
-		may, err := s.st.AdminMayReset(ctx, by.adminApp, appID)
-		if err != nil {
-			return fault("reset user", err)
-		}
-		if !may {
-			return s.refuse(ctx, by, appID, user, wire.NewError(wire.CodeOperatorRequired, by.adminApp+" may not reset the users of "+appID+": it was created for other apps (apps create --admin-of). Ask an admin of "+appID+", or reset on the verifier's host with `twofold users reset --app "+appID+" --user USER --reason ...`."))
-		}
+	if err := s.mayReset(ctx, by, appID, user); err != nil {
+		return err
 	}
 	// The factors, the budgets kept in the store, the admin's sign-in and the admin_reset
 	// record go together: an admin action never goes unaudited, and one that fails costs
@@ -159,6 +140,34 @@ type Admin struct {
 	until               time.Time // how long the key must stay used: past the token's expiry
 }
 
+// mayReset refuses an admin signed in over the admin API a reset in app that is not theirs
+// to make; the operator may make any.
+func (s *Service) mayReset(ctx context.Context, by Admin, app, user string) error {
+	if by.once == "" {
+		return nil
+	}
+	if by.app != app {
+		return fault("reset user", fmt.Errorf("admin %s was authorised for app %q, not %q", by.Actor, by.app, app))
+	}
+	// Admins are the operator's to reset: a support sign-in stolen with its password could
+	// otherwise reset another admin's factors and enroll its own authenticator there.
+	targetAdmin, err := s.st.IsAdminApp(ctx, app)
+	if err != nil {
+		return fault("reset user", err)
+	}
+	if targetAdmin {
+		return s.refuse(ctx, by, app, user, wire.NewError(wire.CodeOperatorRequired, app+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+app+" --user USER --reason ...`."))
+	}
+	may, err := s.st.AdminMayReset(ctx, by.adminApp, app)
+	if err != nil {
+		return fault("reset user", err)
+	}
+	if !may {
+		return s.refuse(ctx, by, app, user, wire.NewError(wire.CodeOperatorRequired, by.adminApp+" may not reset the users of "+app+": it was created for other apps (apps create --admin-of). Ask an admin of "+app+", or reset on the verifier's host with `twofold users reset --app "+app+" --user USER --reason ...`."))
+	}
+	return nil
+}
+
 // refuse records that an admin was refused an action on app's user, under the admin app
 // and the admin, so the console's owner hears of it, and returns answer.
 func (s *Service) refuse(ctx context.Context, by Admin, app, user string, answer *wire.Error) error {
@@ -173,9 +182,9 @@ func Operator(actor string) Admin { return Admin{Actor: actor} }
 
 // AuthorizeAdmin checks both halves of an admin call on app forApp: key is the API key of
 // an admin app, and token is a token this verifier issued for that same app after its user
-// passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago; and forApp
-// exists. It spends nothing: the action it authorises spends the token
-// (one action per sign-in), so a refused or failed action costs the admin no new sign-in.
+// passed a second factor (amr otp, hwk or swk) at most AdminTokenMaxAge ago. It spends
+// nothing: the action it authorises, for forApp only, checks what it acts on and spends the
+// token (one action per sign-in), so a refused or failed action costs no new sign-in.
 func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifier TokenVerifier, forApp string) (Admin, error) {
 	app, err := s.AuthenticateApp(ctx, key)
 	if err != nil {
@@ -212,9 +221,6 @@ func (s *Service) AuthorizeAdmin(ctx context.Context, key, token string, verifie
 	exp, ok := unixClaim(claims["exp"])
 	if jti == "" || !ok {
 		return Admin{}, errAdminToken
-	}
-	if _, err := s.adminTarget(ctx, forApp); err != nil {
-		return Admin{}, err
 	}
 	return Admin{Actor: app.ID + "/" + sub, adminApp: app.ID, adminUser: sub, app: forApp,
 		once: "admin-token:" + app.ID + ":" + jti, until: exp.Add(time.Minute)}, nil
