@@ -207,7 +207,7 @@ func Snapshot(s State) string {
 	e := s.Enrollment
 	fields := []string{
 		string(s.Step), e.ID, e.OTPAuthURI, e.Secret, e.QRSVG, ms(e.ExpiresAt),
-		strings.Join(s.RecoveryCodes, " "), "", "", "0", strconv.Itoa(s.Attempts), // no token
+		strings.Join(s.RecoveryCodes, " "), "", "", "", strconv.Itoa(s.Attempts), // no token
 	}
 	var b strings.Builder
 	b.WriteString(snapshotVersion)
@@ -237,15 +237,14 @@ func Resume(snap string, now time.Time) (State, error) {
 		f[i] = string(b)
 	}
 	exp, err1 := strconv.ParseInt(f[5], 10, 64)
-	expIn, err2 := strconv.Atoi(f[9])
-	att, err3 := strconv.Atoi(f[10])
-	if err1 != nil || err2 != nil || err3 != nil {
+	att, err2 := strconv.Atoi(f[10])
+	if err1 != nil || err2 != nil {
 		return State{}, errSnapshot
 	}
+	// f[7:10] held the token in snapshots of earlier versions: never resumed (see Snapshot).
 	s := State{
 		Step:       Step(f[0]),
 		Enrollment: wire.Enrollment{ID: f[1], OTPAuthURI: f[2], Secret: f[3], QRSVG: f[4], ExpiresAt: time.UnixMilli(exp).UTC()},
-		Token:      wire.Token{Token: f[7], TokenType: f[8], ExpiresIn: expIn},
 		Attempts:   att,
 	}
 	if exp == 0 {
