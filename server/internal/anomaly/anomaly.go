@@ -97,10 +97,11 @@ func (d *Detector) observe(e audit.Event) []audit.Event {
 	var out []audit.Event
 	user := e.AppID + "\x00" + e.User
 	if e.IP != "" && e.Kind == audit.Failed { // refusals by the per-address limit are not new users
-		if n := d.note(d.byIP, clientip.Network(e.IP), user, now, d.cfg.StuffingWindow, d.cfg.StuffingUsers); n > 0 {
+		network := clientip.Network(e.IP)
+		if n := d.note(d.byIP, network, user, now, d.cfg.StuffingWindow, d.cfg.StuffingUsers); n > 0 {
 			out = append(out, audit.Event{At: now, Kind: audit.CredentialStuffing, AppID: e.AppID, User: e.User, IP: e.IP,
 				UserAgent: e.UserAgent, Outcome: "refused",
-				Detail: fmt.Sprintf("failures for %d different users from %s within %s", n, clientip.Network(e.IP), d.cfg.StuffingWindow)})
+				Detail: fmt.Sprintf("failures for %d different users from %s within %s", n, network, d.cfg.StuffingWindow)})
 		}
 	}
 	d.n++

@@ -127,7 +127,7 @@ func (r *Resolver) Client(peer netip.Addr, values []string) netip.Addr {
 }
 
 // Network is the address block one client is taken to control, for counting its attempts:
-// an IPv4 address alone, an IPv6 address's /64. A single IPv6 host is usually handed a
+// an IPv4 address alone (also one an IPv6 address carries, below), an IPv6 address's /64. A single IPv6 host is usually handed a
 // whole /64, so counting per address would give it 2^64 fresh budgets. Anything that is
 // not an address is returned as it is.
 func Network(ip string) string {
