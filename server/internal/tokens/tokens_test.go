@@ -684,6 +684,16 @@ func TestDiscovery(t *testing.T) {
 	}
 }
 
+// issue has iss sign alice's token for app1 with the default algorithm.
+func issue(t *testing.T, iss *Issuer) (token, kid string) {
+	t.Helper()
+	tok, _, err := iss.Issue(context.Background(), Claims{Subject: "alice", Audience: "app1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, header(t, tok)["kid"].(string)
+}
+
 // A key that may have leaked is withdrawn: it leaves the JWKS at once, tokens it signed
 // stop verifying, a new key signs in its place, and another instance follows within
 // CacheFor.
@@ -692,15 +702,7 @@ func TestWithdraw_SigningKey_GoneFromJWKSAndVerifyReplacedEverywhereWithinCacheF
 	clk := newClock()
 	ks := &memKeys{}
 	a, b := newIssuer(ks, clk), newIssuer(ks, clk)
-	issue := func(iss *Issuer) (token, kid string) {
-		t.Helper()
-		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok, header(t, tok)["kid"].(string)
-	}
-	leaked, oldKid := issue(a)
+	leaked, oldKid := issue(t, a)
 	if _, err := b.Verify(ctx, leaked, "app1"); err != nil { // b has the key cached now
 		t.Fatal(err)
 	}
@@ -718,7 +720,7 @@ func TestWithdraw_SigningKey_GoneFromJWKSAndVerifyReplacedEverywhereWithinCacheF
 	if _, err := a.Verify(ctx, leaked, "app1"); err == nil {
 		t.Fatal("a token of the withdrawn key still verifies on the instance that withdrew it")
 	}
-	if _, kid := issue(a); kid != newKid {
+	if _, kid := issue(t, a); kid != newKid {
 		t.Fatalf("a signs with %s after Withdraw, want %s", kid, newKid)
 	}
 
@@ -726,7 +728,7 @@ func TestWithdraw_SigningKey_GoneFromJWKSAndVerifyReplacedEverywhereWithinCacheF
 	if _, err := b.Verify(ctx, leaked, "app1"); err == nil {
 		t.Fatal("another instance still verifies a token of the withdrawn key after CacheFor")
 	}
-	if _, kid := issue(b); kid != newKid {
+	if _, kid := issue(t, b); kid != newKid {
 		t.Fatalf("another instance signs with %s after CacheFor, want %s", kid, newKid)
 	}
 
@@ -743,11 +745,7 @@ func TestWithdraw_RetiredKey_NoReplacement(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	iss := newIssuer(&memKeys{}, clk)
-	tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldKid := header(t, tok)["kid"].(string)
+	_, oldKid := issue(t, iss)
 	newKid, _, err := iss.Rotate(ctx, "EdDSA", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -766,14 +764,7 @@ func TestWithdraw_KeyPublishedAhead_ReplacedOnTheSameSchedule(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	iss := newIssuer(&memKeys{}, clk)
-	kidAt := func() string {
-		t.Helper()
-		tok, _, err := iss.Issue(ctx, Claims{Subject: "alice", Audience: "app1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return header(t, tok)["kid"].(string)
-	}
+	kidAt := func() string { _, kid := issue(t, iss); return kid }
 	current := kidAt()
 	pending, from, err := iss.Rotate(ctx, "EdDSA", RotationLead)
 	if err != nil {
