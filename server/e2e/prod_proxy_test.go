@@ -79,10 +79,21 @@ func TestProxies_SpoofedXFFFromUntrustedPeer_ChangesNothing(t *testing.T) {
 	}
 }
 
+// behindLoopbackProxy serves with the test itself as the trusted proxy in front, writing
+// header ("" for the default), and a per-address budget of three failed attempts.
+func behindLoopbackProxy(t *testing.T, header string) *verifier {
+	t.Helper()
+	return startVerifierWith(t, func(c *serve.Config) {
+		c.IPBudget = 3
+		c.TrustedProxies = []string{"127.0.0.0/8", "::1"}
+		c.ClientIPHeader = header
+	})
+}
+
 // Behind a trusted proxy, the address the proxy forwards is the one limits count and the
 // audit trail records.
 func TestProxies_XFFFromTrustedProxy_SetsAddressForLimitsAndAudit(t *testing.T) {
-	v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+	v := behindLoopbackProxy(t, "")
 
 	// Each client behind the proxy has its own budget.
 	e := v.enroll("carol")
@@ -129,11 +140,7 @@ func spentAs(t *testing.T, v *verifier, user, ip string, headers func(i int) map
 // With --client-ip-header forwarded the proxy's Forwarded header names the client, and an
 // X-Forwarded-For the client wrote is passed through unread.
 func TestProxies_ForwardedHeaderNamed_ClientWrittenXFFIgnored(t *testing.T) {
-	v := startVerifierWith(t, func(c *serve.Config) {
-		c.IPBudget = 3
-		c.TrustedProxies = []string{"127.0.0.0/8", "::1"}
-		c.ClientIPHeader = "forwarded"
-	})
+	v := behindLoopbackProxy(t, "forwarded")
 	spentAs(t, v, "erin", "198.51.100.60", func(i int) map[string]string {
 		return map[string]string{"X-Forwarded-For": fmt.Sprintf("7.7.7.%d", i), "Forwarded": fmt.Sprintf(`for=6.6.6.%d, for="198.51.100.60:1234"`, i)}
 	})
@@ -167,7 +174,7 @@ func TestProxies_BehindProxyWithoutTrustedProxies_WarnsAtStart(t *testing.T) {
 // An IPv6 client can send from any address of the /64 it was handed: a fresh address per
 // attempt still spends the one budget of that /64, and audits each address as it came.
 func TestProxies_IPv6FreshAddressPerAttempt_OneBudgetPerSlash64(t *testing.T) {
-	v := startVerifierWith(t, func(c *serve.Config) { c.IPBudget = 3; c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+	v := behindLoopbackProxy(t, "")
 	e := v.enroll("frank")
 	var want []string
 	for i := range 3 {
