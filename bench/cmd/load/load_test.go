@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -69,11 +70,13 @@ func TestLoad_SQLiteSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "out")
+	profiles := filepath.Join(t.TempDir(), "profiles")
 	res, err := run(ctx, options{
 		// No warm-up: with few users the fresh codes (one per user per step) would all be
 		// spent before the counted window opens.
 		Bin: bin, Runs: "sqlite", Users: 50, Conns: 8, Warmup: 0, Measure: 2 * time.Second,
 		Mix: "valid=0.8,wrong=0.1,replay=0.1", AtPeak: 0.5, Out: out, Log: io.Discard, Quiet: true,
+		Profile: profiles,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +115,19 @@ func TestLoad_SQLiteSmoke(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "latency.svg")); err != nil {
 		t.Error(err)
+	}
+	// A CPU profile is gzipped protobuf with samples in it.
+	if f, err := os.Open(filepath.Join(profiles, "sqlite-0.pprof")); err != nil {
+		t.Error(err)
+	} else {
+		defer f.Close()
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("profile: %v", err)
+		}
+		if n, err := io.Copy(io.Discard, z); err != nil || n < 1000 {
+			t.Errorf("profile: %d bytes unzipped (%v), want a profile of the window", n, err)
+		}
 	}
 }
 

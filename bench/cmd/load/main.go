@@ -31,9 +31,11 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -84,6 +86,7 @@ type options struct {
 	Rate     float64
 	Compare  string
 	Pairs    int
+	Profile  string
 	Log      io.Writer
 }
 
@@ -113,6 +116,7 @@ func main() {
 	flag.StringVar(&o.Out, "out", "bench/out", "directory for results.json and latency.svg (compare.json with -compare)")
 	flag.StringVar(&o.Compare, "compare", "", "a second verifier binary: run it and -bin (default: this tree, built) in alternating order, -pairs times each, and compare them")
 	flag.IntVar(&o.Pairs, "pairs", 3, "with -compare, how many times each build runs")
+	flag.StringVar(&o.Profile, "profile", "", "directory to write a CPU profile of each verifier instance to, taken over the closed loop's counted window (RUN-INSTANCE.pprof; read it with go tool pprof -top)")
 	flag.Parse()
 	if *quick {
 		o.Warmup, o.Measure = time.Second, 5*time.Second
@@ -370,6 +374,12 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (r l
 	if withRedis {
 		serveArgs = append(serveArgs, "--redis", o.Redis, "--redis-prefix", r.RedisPrefix)
 	}
+	if o.Profile != "" {
+		if !supportsFlag(ctx, o.Bin, "serve", "pprof-addr") {
+			return r, fmt.Errorf("this verifier has no --pprof-addr to profile it through; leave out -profile")
+		}
+		serveArgs = append(serveArgs, "--pprof-addr", "127.0.0.1:0")
+	}
 	var procs []*proc
 	defer func() {
 		for _, p := range procs {
@@ -398,13 +408,17 @@ func oneRun(ctx context.Context, o options, mix load.Mix, name, tmp string) (r l
 	}
 	logf(o, "%s: driving %d instance(s) for %s + %s warm-up", name, instances, o.Measure, o.Warmup)
 	cpu := newCPUWindow(procs)
+	prof := &profiler{o: o, run: name, procs: procs}
 	res, err := load.Drive(ctx, load.Config{
 		Targets: targets, Origin: origin, Users: closedUsers, Conns: o.Conns,
 		Warmup: o.Warmup, Measure: o.Measure, Mix: mix,
 		MaxWrongPerUser: 2, MaxReplaysPerUser: 2,
 		SpreadSources: !o.OneIP,
-		OnWindow:      cpu.mark,
+		OnWindow:      func(open bool) { cpu.mark(open); prof.mark(open) },
 	})
+	if perr := prof.wait(); err == nil && perr != nil {
+		err = fmt.Errorf("profile: %w", perr)
+	}
 	if err != nil {
 		return r, err
 	}
@@ -518,6 +532,7 @@ func serveCeiling(addr string) error {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
+	log  string // its stderr
 	done chan error
 }
 
@@ -564,7 +579,7 @@ func startChild(ctx context.Context, cmd *exec.Cmd, extraEnv []string, logFile *
 		logFile.Close()
 		return nil, err
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, log: logFile.Name(), done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait(); logFile.Close() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for p.addr == "" {
@@ -576,7 +591,7 @@ func startChild(ctx context.Context, cmd *exec.Cmd, extraEnv []string, logFile *
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
-		p.addr = servingAddr(logFile.Name())
+		p.addr = loggedAddr(logFile.Name(), "twofold serving")
 		if p.addr == "" && time.Now().After(deadline) {
 			p.stop()
 			return nil, fmt.Errorf("%s did not log its address; its log: %s", cmd.Path, tail(logFile.Name()))
@@ -585,7 +600,8 @@ func startChild(ctx context.Context, cmd *exec.Cmd, extraEnv []string, logFile *
 	return p, nil
 }
 
-func servingAddr(logPath string) string {
+// loggedAddr is the address of the first JSON log line {"msg":msg,"addr":...} in logPath.
+func loggedAddr(logPath, msg string) string {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return ""
@@ -594,7 +610,7 @@ func servingAddr(logPath string) string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var line struct{ Msg, Addr string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "twofold serving" && line.Addr != "" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == msg && line.Addr != "" {
 			return line.Addr
 		}
 	}
@@ -647,6 +663,70 @@ func (w *cpuWindow) mark(open bool) {
 }
 
 func (w *cpuWindow) seconds() float64 { return max(0, w.end-w.start) }
+
+// profiler takes a CPU profile of each instance over the counted window, through the
+// --pprof-addr the instance logged, when -profile names a directory.
+type profiler struct {
+	o     options
+	run   string
+	procs []*proc
+	errs  chan error
+}
+
+func (p *profiler) mark(open bool) {
+	if p.o.Profile == "" || !open {
+		return
+	}
+	p.errs = make(chan error, len(p.procs))
+	secs := int(math.Ceil(p.o.Measure.Seconds()))
+	for i, pr := range p.procs {
+		path := filepath.Join(p.o.Profile, fmt.Sprintf("%s-%d.pprof", p.run, i))
+		go func() { p.errs <- p.fetch(pr, secs, path) }()
+	}
+}
+
+// wait returns once every profile begun is written.
+func (p *profiler) wait() error {
+	if p.errs == nil {
+		return nil
+	}
+	var errs []error
+	for range p.procs {
+		errs = append(errs, <-p.errs)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *profiler) fetch(pr *proc, secs int, path string) error {
+	addr := loggedAddr(pr.log, "pprof serving")
+	if addr == "" {
+		return fmt.Errorf("%s logged no pprof address", pr.cmd.Path)
+	}
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", addr, res.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	logf(p.o, "wrote %s (go tool pprof -top -cum %s)", path, path)
+	return nil
+}
 
 func seedUsers(ctx context.Context, backend, dir, dsn string, key [32]byte, n int) ([]seed.User, error) {
 	var db *sql.DB

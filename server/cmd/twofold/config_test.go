@@ -125,6 +125,8 @@ func TestConfigCheck_ReportsEveryProblemAtOnce_OneLineEach(t *testing.T) {
 			[]string{`unknown keys "bogus"`, `"trusted-proxies" must be`, "TWOFOLD_BEHIND_PROXY", `"ip-budget": "many"`, "--store must be a postgres:// URL", "--redis must be", "--tls-cert and --tls-key go together", `--client-ip-header "x-real-ip" must be`, `--trusted-proxies: "nope"`}},
 		{"a file that is not JSON", `addr = "x"`, nil, []string{"--addr", "nope"},
 			[]string{"not a JSON object", `--addr "nope" must be HOST:PORT`}},
+		{"profiles offered beyond this host", "", nil, []string{"--pprof-addr", "0.0.0.0:6060"},
+			[]string{`--pprof-addr "0.0.0.0:6060" must be a loopback HOST:PORT`}},
 		{"a missing file", "", nil, []string{"--config", "/nonexistent/twofold.json"},
 			[]string{"--config: open /nonexistent/twofold.json"}},
 	} {

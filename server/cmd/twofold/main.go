@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&cfg.NTP, "ntp", "", "HOST[:PORT] of an NTP server to check this verifier's clock against (none by default)")
 		proxies := fs.String("trusted-proxies", "", "CIDR,... of proxies whose forwarding header names the client")
 		fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", clientip.XForwardedFor, "the one header --trusted-proxies write: x-forwarded-for or forwarded")
+		fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback HOST:PORT to serve Go's profiles on, under /debug/pprof/ (none by default)")
 		if err := parse(); err != nil {
 			return err
 		}

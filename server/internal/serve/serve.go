@@ -75,6 +75,9 @@ type Config struct {
 	NTPInterval time.Duration
 	// CheckpointEvery is how often the audit trail's head is signed (1 minute).
 	CheckpointEvery time.Duration
+	// PprofAddr, a loopback HOST:PORT, serves Go's profiles under /debug/pprof/; empty
+	// serves none.
+	PprofAddr string
 }
 
 // Validate reports every problem at once, naming the option.
@@ -113,6 +116,12 @@ func (c *Config) Validate(needAddr bool) error {
 	}
 	if _, err := clientip.Parse(c.ClientIPHeader, c.TrustedProxies); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PprofAddr != "" {
+		// Profiles show the process's memory and call stacks: never beyond this host.
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || !isLoopback(host) {
+			errs = append(errs, fmt.Errorf("--pprof-addr %q must be a loopback HOST:PORT", c.PprofAddr))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -174,7 +183,6 @@ type Env struct {
 	Clock *clockcheck.Estimator
 }
 
-// Close releases the store (and Redis).
 // Warm opens the store's connections before requests need them: opened on demand, they
 // would be opened by the first requests all at once (on PostgreSQL a server process each).
 func (e *Env) Warm(ctx context.Context) error {
@@ -184,6 +192,7 @@ func (e *Env) Warm(ctx context.Context) error {
 	return nil
 }
 
+// Close releases the store (and Redis).
 func (e *Env) Close() error {
 	if e.Budgets != nil {
 		e.Budgets.Close()
@@ -290,6 +299,11 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 	defer env.Close()
 	if cfg.BehindProxy && len(cfg.TrustedProxies) == 0 {
 		cfg.Logger.Warn("--behind-proxy without --trusted-proxies: every client counts against the proxy's address, so one attacker's guesses can lock everyone out of the per-address budget")
+	}
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, cfg.Logger); err != nil {
+			return err
+		}
 	}
 	if err := env.Warm(ctx); err != nil {
 		cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
