@@ -307,7 +307,7 @@ func (c *client) reachable() bool {
 	return ok
 }
 
-// currentPage reads where the page runs. Without location.ancestorOrigins (Firefox) the
+// currentPage reads where the page runs. Without location.ancestorOrigins (older Firefox) the
 // ancestors are frames, which the JS loader walked (frameAncestors in sdk-js/src/engine.ts):
 // reading a cross-origin frame's location throws, and a JS exception in a property read
 // here would end the engine rather than reach recover. frames not an array (null: one

@@ -11,7 +11,7 @@ import (
 )
 
 // framed sets up globalThis as a page on shop inside a frame, with ancestorOrigins as
-// given (nil: none, as in Firefox).
+// given (nil: none, as in older Firefox releases).
 func framed(t *testing.T, ancestorOrigins []any) {
 	t.Helper()
 	loc := map[string]any{"origin": "https://shop.example"}

@@ -46,7 +46,7 @@ declare global {
 
 /**
  * The origins of the frames above this page, parent first, read by walking up to the top:
- * the engine's fallback where location.ancestorOrigins is missing (Firefox). null when one
+ * the engine's fallback where location.ancestorOrigins is missing (older Firefox). null when one
  * of them cannot be read (a frame of another origin: reading its location throws), which
  * the engine's guard refuses. Walked here because a throw inside the Go engine's property
  * reads cannot be caught there.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,6 +100,14 @@ for (const name of ["twofold:token", "twofold:error", "twofold:passkey"]) {
 new MutationObserver((_, obs) => {
   if (["scan", "code", "refused"].includes(el.dataset.step)) { window.__rendered = performance.now(); obs.disconnect(); }
 }).observe(el, { attributes: true });
+// For a browser driven without DevTools (Firefox): the first settled step, posted to /report.
+if (q.get("report")) new MutationObserver((_, obs) => {
+  if (!["scan", "code", "refused", "failed"].includes(el.dataset.step)) return;
+  obs.disconnect();
+  setTimeout(() => fetch("/report", { method: "POST", body: JSON.stringify({
+    id: q.get("report"), step: el.dataset.step, events: window.__events,
+    alert: el.shadowRoot.querySelector("[role=alert]")?.textContent ?? "" }) }), 100);
+}).observe(el, { attributes: true });
 el.setAttribute("verifier", q.get("v"));
 el.setAttribute("ticket", q.get("t"));
 document.body.append(el);
@@ -115,7 +124,35 @@ const framePage = `<!doctype html>
 // pageServer serves the built SDK under /sdk/ and the test pages, on any host name.
 func pageServer(t testing.TB, dist string) (port string) {
 	t.Helper()
+	port, _ = reportingPageServer(t, dist)
+	return port
+}
+
+// pageReport is what a test page opened with ?report=ID posts once its component settles.
+type pageReport struct {
+	ID     string      `json:"id"`
+	Step   string      `json:"step"`
+	Events []pageEvent `json:"events"`
+	Alert  string      `json:"alert"`
+}
+
+// reportingPageServer is pageServer, with the reports its pages post.
+func reportingPageServer(t testing.TB, dist string) (port string, reports <-chan pageReport) {
+	t.Helper()
+	posted := make(chan pageReport, 64)
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		var rep pageReport
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&rep); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case posted <- rep:
+		default: // nobody is waiting for this many
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.Handle("/sdk/", http.StripPrefix("/sdk/", http.FileServer(http.Dir(dist))))
 	html := func(s string) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) {
@@ -137,7 +174,7 @@ func pageServer(t testing.TB, dist string) (port string) {
 		srv.Shutdown(ctx)
 	})
 	_, port, _ = net.SplitHostPort(ln.Addr().String())
-	return port
+	return port, posted
 }
 
 // sdkApp registers an app whose origin is the test page's, next to the harness's app.

@@ -20,8 +20,8 @@ type Page struct {
 	Origin string // location.origin
 	Framed bool   // window.top !== window
 	// Ancestors are the origins of the frames above this one, nearest first
-	// (location.ancestorOrigins where the browser has it, else the top frame's origin when
-	// it is readable). Empty while framed means they could not be learnt.
+	// (location.ancestorOrigins where the browser has it, else the JS loader's walk up the
+	// frames). Empty while framed means they could not be learnt.
 	Ancestors []string
 }
 
