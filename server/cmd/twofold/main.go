@@ -181,13 +181,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		if *admin {
-			if err := env.Store.SetAdminApp(ctx, app.ID); err != nil {
+			if err := env.Store.SetAdminApp(ctx, app.ID, adminOf...); err != nil {
 				return err
-			}
-			for _, id := range adminOf {
-				if err := env.Store.ScopeAdminApp(ctx, app.ID, id); err != nil {
-					return err
-				}
 			}
 		}
 		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})

@@ -91,14 +91,14 @@ type AuditStore interface {
 	// ID order until fn returns an error.
 	AuditRecords(ctx context.Context, f AuditFilter, fn func(AuditRecord) error) error
 
-	// SetAdminApp lets an app's key call the admin API; IsAdminApp reports it.
-	SetAdminApp(ctx context.Context, appID string) error
+	// SetAdminApp lets an app's key call the admin API and limits it to resetting the users
+	// of the scope's apps, added to any it was scoped to before; an admin app never scoped
+	// may reset the users of every ordinary app. It is one transaction: ErrNotFound, and
+	// nothing changed, unless appID and every app of the scope exist, so a failure never
+	// leaves an unscoped admin behind. IsAdminApp reports the mark; AdminMayReset answers
+	// by the scope alone.
+	SetAdminApp(ctx context.Context, appID string, scope ...string) error
 	IsAdminApp(ctx context.Context, appID string) (bool, error)
-	// ScopeAdminApp limits an admin app to resetting the users of app, and of any other app
-	// it was scoped to; an admin app never scoped may reset the users of every ordinary app.
-	// ErrNotFound unless adminApp is an admin app and app exists. AdminMayReset answers
-	// by that scope alone.
-	ScopeAdminApp(ctx context.Context, adminApp, app string) error
 	AdminMayReset(ctx context.Context, adminApp, app string) (bool, error)
 
 	// PutWebhook sets (or replaces) an app's webhook; Webhook returns it or ErrNotFound.

@@ -250,39 +250,42 @@ func (s *DB) AuditRecords(ctx context.Context, f store.AuditFilter, fn func(stor
 	return rows.Err()
 }
 
-func (s *DB) SetAdminApp(ctx context.Context, appID string) error {
-	res, err := s.exec(ctx, `INSERT INTO admin_apps (app_id) SELECT id FROM apps WHERE id = ? ON CONFLICT DO NOTHING`, appID)
-	if err != nil {
-		return fmt.Errorf("set admin app: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
+func (s *DB) SetAdminApp(ctx context.Context, appID string, scope ...string) error {
+	err := s.inTx(ctx, func(w *writeTx) error {
+		if err := appExists(w, appID); err != nil {
+			return err
+		}
+		if _, err := w.exec(`INSERT INTO admin_apps (app_id) VALUES (?) ON CONFLICT DO NOTHING`, appID); err != nil {
+			return err
+		}
+		for _, app := range scope {
+			if err := appExists(w, app); err != nil {
+				return err
+			}
+			if _, err := w.exec(`INSERT INTO admin_scopes (admin_app_id, app_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, appID, app); err != nil {
+				return err
+			}
+		}
 		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set admin app %s: %w", appID, err)
 	}
-	if _, err := s.App(ctx, appID); err != nil {
-		return fmt.Errorf("set admin app: %w", err)
+	return nil
+}
+
+func appExists(w *writeTx, id string) error {
+	var found string
+	if err := w.queryRow(`SELECT id FROM apps WHERE id = ?`, id).Scan(&found); err != nil {
+		return fmt.Errorf("app %s: %w", id, notFound(err))
 	}
-	return nil // already an admin app
+	return nil
 }
 
 func (s *DB) IsAdminApp(ctx context.Context, appID string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM admin_apps WHERE app_id = ?`), appID).Scan(&n)
 	return n > 0, err
-}
-
-func (s *DB) ScopeAdminApp(ctx context.Context, adminApp, app string) error {
-	if _, err := s.exec(ctx, `INSERT INTO admin_scopes (admin_app_id, app_id)
-		SELECT a.app_id, p.id FROM admin_apps a, apps p WHERE a.app_id = ? AND p.id = ? ON CONFLICT DO NOTHING`, adminApp, app); err != nil {
-		return fmt.Errorf("scope admin app: %w", err)
-	}
-	var n int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM admin_scopes WHERE admin_app_id = ? AND app_id = ?`, adminApp, app).Scan(&n); err != nil {
-		return fmt.Errorf("scope admin app: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("scope admin app %s to %s: %w", adminApp, app, store.ErrNotFound)
-	}
-	return nil
 }
 
 func (s *DB) AdminMayReset(ctx context.Context, adminApp, app string) (bool, error) {

@@ -29,7 +29,8 @@ var auditTests = []contractCase{
 	{"PutWebhook_RoundTripsAndReplaces", testWebhookRoundTrip},
 	{"PutWebhook_UnknownApp_Error", testWebhookUnknownApp},
 	{"SetAdminApp_MarksOnlyThatAppAndIsIdempotent", testAdminApps},
-	{"ScopeAdminApp_LimitsWhomItResetsOnlyOnceScoped", testAdminScopes},
+	{"SetAdminApp_Scope_LimitsWhomItResetsOnlyOnceScoped", testAdminScopes},
+	{"SetAdminApp_ScopeNamingNoApp_FailsWholeLeavingNoAdmin", testAdminScopeUnknownApp},
 	{"ResetUserFactors_RemovesOnlyThatUsersFactors", testResetUserFactors},
 	{"SealedValues_ListsWebhookSecrets_ReplaceSealedReseals", testWebhookSealed},
 }
@@ -409,12 +410,9 @@ func testAdminScopes(t *testing.T, s store.Store) {
 		must(t, s.CreateApp(ctx, newApp(id, "https://"+id+".example")))
 	}
 	must(t, s.SetAdminApp(ctx, "ops"))
-	must(t, s.SetAdminApp(ctx, "help"))
-	must(t, s.ScopeAdminApp(ctx, "help", "shop"))
-	must(t, s.ScopeAdminApp(ctx, "help", "blog"))
-	must(t, s.ScopeAdminApp(ctx, "help", "blog")) // idempotent
-	wantNotFound(t, "ScopeAdminApp(not an admin app)", s.ScopeAdminApp(ctx, "shop", "blog"))
-	wantNotFound(t, "ScopeAdminApp(unknown app)", s.ScopeAdminApp(ctx, "help", "nope"))
+	must(t, s.SetAdminApp(ctx, "help", "shop"))
+	must(t, s.SetAdminApp(ctx, "help", "blog", "blog")) // adds to the scope; idempotent
+	wantNotFound(t, "SetAdminApp(unknown app in scope)", s.SetAdminApp(ctx, "help", "nope"))
 	for _, tc := range []struct {
 		admin, app string
 		want       bool
@@ -426,6 +424,31 @@ func testAdminScopes(t *testing.T, s store.Store) {
 		must(t, err)
 		if got != tc.want {
 			t.Errorf("AdminMayReset(%s, %s) = %v, want %v", tc.admin, tc.app, got, tc.want)
+		}
+	}
+}
+
+// The scope comes in the call that makes the admin, in one transaction: were the mark to
+// stay after a scope failed, the app could reset the users of every ordinary app.
+func testAdminScopeUnknownApp(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"help", "shop", "wiki"} {
+		must(t, s.CreateApp(ctx, newApp(id, "https://"+id+".example")))
+	}
+	wantNotFound(t, "SetAdminApp(help, shop, nope)", s.SetAdminApp(ctx, "help", "shop", "nope"))
+	admin, err := s.IsAdminApp(ctx, "help")
+	must(t, err)
+	if admin {
+		t.Fatal("help is an admin app after SetAdminApp failed")
+	}
+	// Nor did the scope that came before the unknown app stay: marked now without a
+	// scope, help may reset every ordinary app's users.
+	must(t, s.SetAdminApp(ctx, "help"))
+	for _, app := range []string{"shop", "wiki"} {
+		may, err := s.AdminMayReset(ctx, "help", app)
+		must(t, err)
+		if !may {
+			t.Errorf("AdminMayReset(help, %s) = false: a scope of the failed call stayed", app)
 		}
 	}
 }
