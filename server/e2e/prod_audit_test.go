@@ -39,6 +39,23 @@ func firstCheckpoint(t *testing.T, v *verifier) store.AuditRecord {
 	return store.AuditRecord{}
 }
 
+// auditVerify runs `twofold audit verify` on dir and returns its report and exit code.
+func auditVerify(t *testing.T, dir string, args ...string) (checkpoint.Report, int) {
+	t.Helper()
+	out, err := exec.Command(binary, append([]string{"audit", "verify", "--data", dir}, args...)...).Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var rep checkpoint.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("audit verify printed %q: %v", out, err)
+	}
+	return rep, code
+}
+
 // An attacker with write access to the database can edit a record and recompute every
 // hash after it, or cut the end of the trail off; the hash chain alone cannot tell. The
 // checkpoints, signed with the token signing key, can, and `audit verify` names where.
@@ -49,22 +66,7 @@ func TestAuditVerify_RewrittenOrCutOffTrail_FailsOnSignedCheckpoint(t *testing.T
 	cp := firstCheckpoint(t, v)
 	v.enroll("bob") // records after the checkpoint
 
-	verify := func(dir string, args ...string) (checkpoint.Report, int) {
-		t.Helper()
-		out, err := exec.Command(binary, append([]string{"audit", "verify", "--data", dir}, args...)...).Output()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		var rep checkpoint.Report
-		if err := json.Unmarshal(out, &rep); err != nil {
-			t.Fatalf("audit verify printed %q: %v", out, err)
-		}
-		return rep, code
-	}
-	if rep, code := verify(v.Data, "--max-checkpoint-age", "1h"); code != 0 || !rep.OK || rep.Checkpoints < 1 {
+	if rep, code := auditVerify(t, v.Data, "--max-checkpoint-age", "1h"); code != 0 || !rep.OK || rep.Checkpoints < 1 {
 		t.Fatalf("untouched trail: exit %d %+v", code, rep)
 	}
 
@@ -104,7 +106,7 @@ func TestAuditVerify_RewrittenOrCutOffTrail_FailsOnSignedCheckpoint(t *testing.T
 			st.AuditRecords(t.Context(), store.AuditFilter{}, func(r store.AuditRecord) error { recs = append(recs, r); return nil })
 			tc.tamper(execer{t, st.SQL()}, recs)
 			st.Close()
-			rep, code := verify(dir, tc.args...)
+			rep, code := auditVerify(t, dir, tc.args...)
 			if code != 1 || rep.OK || rep.Broken == nil || rep.Broken.ID != tc.id || !strings.Contains(rep.Broken.Reason, tc.reason) {
 				t.Fatalf("exit %d, report %+v broken %+v; want exit 1 naming record %d (%s)", code, rep, rep.Broken, tc.id, tc.reason)
 			}
