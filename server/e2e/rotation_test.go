@@ -173,3 +173,28 @@ func TestWithdrawSigningKey_WhileServing_TokensRefusedSignInsGoOn(t *testing.T) 
 	}
 	joseVerify(t, v, "shop", r.str("token"))
 }
+
+// Withdrawing the key that signed every checkpoint so far leaves none that vouches for the
+// trail. withdraw-signing appends one signed by the key signing now, so `audit verify
+// --max-checkpoint-age` finds the trail whole at once, not only after the verifier's next
+// checkpoint (an hour away when no record is added).
+func TestWithdrawSigningKey_ItSignedEveryCheckpoint_NewKeysCheckpointVouchesAtOnce(t *testing.T) {
+	v := startVerifierWith(t, func(c *serve.Config) { c.CheckpointEvery = 20 * time.Millisecond })
+	e := v.enroll("alice")
+	oldKid := kidOf(t, e.Token)
+	if cp := firstCheckpoint(t, v); !strings.Contains(cp.Detail, " kid="+oldKid+" ") {
+		t.Fatalf("first checkpoint %q not signed by %s, the key the test withdraws", cp.Detail, oldKid)
+	}
+
+	var out struct{ Withdrawn, Kid string }
+	if err := json.Unmarshal(runCLI(t, "keys", "withdraw-signing", "--data", v.Data, "--kid", oldKid), &out); err != nil {
+		t.Fatal(err)
+	}
+	rep, code := auditVerify(t, v.Data, "--max-checkpoint-age", "1h")
+	if code != 0 || !rep.OK || rep.Withdrawn < 1 {
+		t.Fatalf("audit verify after the withdrawal: exit %d, %+v broken %+v; want OK with the withdrawn key's checkpoints counted apart", code, rep, rep.Broken)
+	}
+	if rep.LastCheckpoint == nil || !strings.Contains(rep.LastCheckpoint.Detail, " kid="+out.Kid+" ") {
+		t.Fatalf("newest checkpoint %+v, want one signed by the replacement %s", rep.LastCheckpoint, out.Kid)
+	}
+}

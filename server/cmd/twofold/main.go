@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/checkpoint"
 	"github.com/twofold-dev/twofold/server/internal/clientip"
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
@@ -231,6 +232,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if err != nil {
 			return err
+		}
+		// Checkpoints the key signed vouch for nothing now; without a new one, audit verify
+		// --max-checkpoint-age may find the trail cut off until a verifier writes one.
+		cp := checkpoint.Writer{Store: env.Store, Signer: env.Tokens, Logger: cfg.Logger}
+		if _, err := cp.Append(ctx); err != nil {
+			return fmt.Errorf("keys withdraw-signing: %s is withdrawn, but the audit checkpoint signed by the key signing now was not appended: %w", *kid, err)
 		}
 		out := map[string]string{"withdrawn": *kid}
 		if replacement != "" {

@@ -122,6 +122,18 @@ func (w *Writer) Run(ctx context.Context) {
 // trail's last record only: reading every record since the last tick (half a million a
 // minute at full load) stalled the verifier for seconds.
 func (w *Writer) Tick(ctx context.Context) (bool, error) {
+	return w.write(ctx, false)
+}
+
+// Append appends a checkpoint of the trail's head whether one is due or not, and reports
+// whether it did (not on an empty trail). After a signing key is withdrawn, the
+// checkpoints it signed vouch for nothing; one signed now, by the key that replaced it,
+// vouches for the whole chain again.
+func (w *Writer) Append(ctx context.Context) (bool, error) {
+	return w.write(ctx, true)
+}
+
+func (w *Writer) write(ctx context.Context, always bool) (bool, error) {
 	w.defaults()
 	var head store.AuditRecord
 	err := w.Store.AuditRecords(ctx, store.AuditFilter{Newest: 1}, func(r store.AuditRecord) error {
@@ -132,7 +144,7 @@ func (w *Writer) Tick(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	now := w.Now()
-	if head.ID == 0 || (head.Kind == Kind && now.Sub(head.At) < w.Heartbeat) {
+	if head.ID == 0 || (!always && head.Kind == Kind && now.Sub(head.At) < w.Heartbeat) {
 		return false, nil
 	}
 	kid, alg, sig, err := w.Signer.SignDetached(ctx, message(head.ID, head.Hash))

@@ -113,6 +113,28 @@ func TestWriter_CheckpointsNewRecordsAndHeartbeats(t *testing.T) {
 	}
 }
 
+// Append is for when the checkpoints already there vouch for nothing (their key was
+// withdrawn): it signs the head even when the trail ends in a fresh checkpoint.
+func TestWriter_Append_WritesWhenNoneIsDue(t *testing.T) {
+	ctx := t.Context()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	m, clk := &memTrail{}, &fakeClock{time.Unix(2e9, 0)}
+	w := &Writer{Store: m, Signer: edKey{priv}, Now: clk.Now}
+	if wrote, err := w.Append(ctx); err != nil || wrote {
+		t.Fatalf("empty trail: wrote %v, err %v; want nothing to vouch for", wrote, err)
+	}
+	event(m, clk, "a")
+	if wrote, err := w.Tick(ctx); err != nil || !wrote {
+		t.Fatalf("Tick: wrote %v, err %v", wrote, err)
+	}
+	if wrote, err := w.Append(ctx); err != nil || !wrote {
+		t.Fatalf("Append right after a checkpoint: wrote %v, err %v; want a new one", wrote, err)
+	}
+	if c, err := parseClaim(m.recs[len(m.recs)-1].Detail); err != nil || c.ID != 2 {
+		t.Errorf("appended checkpoint covers record %d (err %v), want the trail's head, 2", c.ID, err)
+	}
+}
+
 func TestWriter_LongTrail_ReadsOnlyItsLastRecord(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	m, clk := &memTrail{}, &fakeClock{time.Unix(2e9, 0)}
