@@ -171,6 +171,30 @@ func TestProxies_BehindProxyWithoutTrustedProxies_WarnsAtStart(t *testing.T) {
 	}
 }
 
+// A trusted proxy whose requests carry Forwarded but never X-Forwarded-For, the header
+// named, probably writes Forwarded: the client's own X-Forwarded-For would then be believed.
+// The log says so once, naming the peer and neither header's value.
+func TestProxies_TrustedProxySendsTheOtherHeader_WarnsOnce(t *testing.T) {
+	logs := &lockedWriter{w: &strings.Builder{}}
+	v := startVerifierWith(t, func(c *serve.Config) {
+		c.TrustedProxies = []string{"127.0.0.0/8", "::1"}
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	e := v.enroll("frank")
+	for i := range 3 {
+		if r := wrongCodeFrom(t, e, map[string]string{"Forwarded": fmt.Sprintf("for=198.51.100.%d", 70+i)}); r.Status != 401 {
+			t.Fatalf("attempt %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "--client-ip-header forwarded"); n != 1 || !strings.Contains(out, "127.0.0.1") {
+		t.Fatalf("%d warnings naming --client-ip-header forwarded and the peer, want 1; logs:\n%s", n, out)
+	}
+	if strings.Contains(out, "198.51.100.") {
+		t.Fatalf("the log repeats a forwarded address:\n%s", out)
+	}
+}
+
 // An IPv6 client can send from any address of the /64 it was handed: a fresh address per
 // attempt still spends the one budget of that /64, and audits each address as it came.
 func TestProxies_IPv6FreshAddressPerAttempt_OneBudgetPerSlash64(t *testing.T) {

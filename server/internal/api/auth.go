@@ -98,14 +98,13 @@ func (h *handlers) client(c *fiber.Ctx, p mfa.Principal) mfa.Principal {
 // forwarding headers name. Per-address limits and the audit trail see this address.
 func (h *handlers) clientIP(c *fiber.Ctx) string {
 	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-	if !h.Proxies.Trusts(peer) {
-		return peer.Unmap().String()
-	}
-	var values []string
-	for _, v := range c.Request().Header.PeekAll(h.Proxies.Header()) {
-		values = append(values, string(v))
-	}
-	return h.Proxies.Client(peer, values).String()
+	return h.Proxies.Client(peer, func(name string) []string {
+		var values []string
+		for _, v := range c.Request().Header.PeekAll(name) {
+			values = append(values, string(v))
+		}
+		return values
+	}).String()
 }
 
 // fetchedByScript checks the Fetch Metadata a browser adds: browser calls come from the

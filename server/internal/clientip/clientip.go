@@ -5,14 +5,17 @@
 //
 // Only the one header the operator's proxy writes is read. A proxy appends to that header
 // and passes every other one through untouched, so reading a second header would let a
-// client choose the address its attempts are counted under.
+// client choose the address its attempts are counted under. The same holds when the
+// header named is not the one the proxy writes, so requests that suggest it are logged.
 package clientip
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // The forwarding headers a proxy may write, as --client-ip-header names them.
@@ -21,11 +24,18 @@ const (
 	Forwarded     = "forwarded"       // RFC 7239
 )
 
+// spelled is each header as a proxy's documentation spells it.
+var spelled = map[string]string{XForwardedFor: "X-Forwarded-For", Forwarded: "Forwarded"}
+
 // Resolver holds the trusted proxies and the header they write. The zero value trusts no
 // one: the peer address is the client address and forwarding headers are ignored.
 type Resolver struct {
+	// Logger hears, once, of a request from a trusted proxy that carries the other
+	// forwarding header but not Header(); nil means slog.Default().
+	Logger  *slog.Logger
 	trusted []netip.Prefix
 	header  string
+	warned  atomic.Bool
 }
 
 // Parse builds a Resolver from the header the proxies write (XForwardedFor when empty)
@@ -97,14 +107,18 @@ func (r *Resolver) Trusts(a netip.Addr) bool {
 	return false
 }
 
-// Client returns the client address of a request that arrived from peer carrying the
-// given values of Header(), in the order they came. A hop that is not an address (an
-// obfuscated identifier, "unknown", garbage) stops the walk: the last address before it
-// is the client, since nothing beyond it can be checked.
-func (r *Resolver) Client(peer netip.Addr, values []string) netip.Addr {
+// Client returns the client address of a request that arrived from peer; header gives
+// the values of a request header, in the order they came. A hop that is not an address
+// (an obfuscated identifier, "unknown", garbage) stops the walk: the last address before
+// it is the client, since nothing beyond it can be checked.
+func (r *Resolver) Client(peer netip.Addr, header func(name string) []string) netip.Addr {
 	peer = peer.Unmap()
 	if !r.Trusts(peer) {
 		return peer
+	}
+	values := header(r.Header())
+	if len(values) == 0 {
+		r.warnOtherHeader(peer, header)
 	}
 	var hops []hop
 	if r.Header() == Forwarded {
@@ -124,6 +138,25 @@ func (r *Resolver) Client(peer netip.Addr, values []string) netip.Addr {
 		}
 	}
 	return client
+}
+
+// warnOtherHeader logs, once, that a trusted proxy sent the header not named: the proxy
+// probably writes that one, and then passes a client's own Header() through unchanged.
+// Only the peer is logged, never what either header says.
+func (r *Resolver) warnOtherHeader(peer netip.Addr, header func(name string) []string) {
+	other := Forwarded
+	if r.Header() == Forwarded {
+		other = XForwardedFor
+	}
+	if r.warned.Load() || len(header(other)) == 0 || !r.warned.CompareAndSwap(false, true) {
+		return
+	}
+	logger := r.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger.Warn(fmt.Sprintf("requests from trusted proxy %s carry %s but not %s: set --client-ip-header %s if that is what your proxy writes, or a client can choose its own address by sending %s itself",
+		peer, spelled[other], spelled[r.Header()], other, spelled[r.Header()]), "peer", peer.String())
 }
 
 // Network is the address block one client is taken to control, for counting its attempts:

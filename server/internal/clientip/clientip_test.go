@@ -1,10 +1,16 @@
 package clientip
 
 import (
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 )
+
+// headers is a request's headers as Client reads them.
+func headers(h map[string][]string) func(string) []string {
+	return func(name string) []string { return h[name] }
+}
 
 func TestClient_OnlyTrustedPeersForwardingHeaderIsBelieved(t *testing.T) {
 	cidrs := []string{"10.0.0.0/8", "192.168.1.1", "fd00::/8"}
@@ -37,7 +43,7 @@ func TestClient_OnlyTrustedPeersForwardingHeaderIsBelieved(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.Client(netip.MustParseAddr(tc.peer), tc.values); got.String() != tc.want {
+			if got := r.Client(netip.MustParseAddr(tc.peer), headers(map[string][]string{r.Header(): tc.values})); got.String() != tc.want {
 				t.Fatalf("client %s, want %s", got, tc.want)
 			}
 		})
@@ -69,9 +75,53 @@ func TestParse_HeaderNamesTheOnlyHeaderRead(t *testing.T) {
 func TestClient_NoTrustedProxies_PeerAlways(t *testing.T) {
 	var r *Resolver
 	for _, peer := range []string{"127.0.0.1", "10.0.0.1", "::1"} {
-		if got := r.Client(netip.MustParseAddr(peer), []string{"1.2.3.4"}); got.String() != peer {
+		if got := r.Client(netip.MustParseAddr(peer), headers(map[string][]string{XForwardedFor: {"1.2.3.4"}})); got.String() != peer {
 			t.Errorf("peer %s: client %s", peer, got)
 		}
+	}
+}
+
+// A trusted proxy that sends the header not named probably writes that one, and passes a
+// client's own copy of the named one through: the log says so once, with the peer and no
+// header's value, however many requests show it.
+func TestClient_TrustedProxySendsOnlyTheOtherHeader_WarnsOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name, header, peer string
+		request            map[string][]string
+		want               []string // what the one warning says; nil: no warning
+	}{
+		{"named header present", XForwardedFor, "10.0.0.5", map[string][]string{XForwardedFor: {"198.51.100.7"}}, nil},
+		{"both present", XForwardedFor, "10.0.0.5", map[string][]string{XForwardedFor: {"198.51.100.7"}, Forwarded: {"for=198.51.100.7"}}, nil},
+		{"neither present", XForwardedFor, "10.0.0.5", nil, nil},
+		{"only Forwarded", XForwardedFor, "10.0.0.5", map[string][]string{Forwarded: {"for=198.51.100.7"}},
+			[]string{"10.0.0.5", "carry Forwarded but not X-Forwarded-For", "--client-ip-header forwarded"}},
+		{"only X-Forwarded-For", Forwarded, "10.0.0.5", map[string][]string{XForwardedFor: {"198.51.100.7"}},
+			[]string{"10.0.0.5", "carry X-Forwarded-For but not Forwarded", "--client-ip-header x-forwarded-for"}},
+		{"untrusted peer", XForwardedFor, "203.0.113.9", map[string][]string{Forwarded: {"for=198.51.100.7"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Parse(tc.header, []string{"10.0.0.0/8"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs strings.Builder
+			r.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			for range 3 {
+				r.Client(netip.MustParseAddr(tc.peer), headers(tc.request))
+			}
+			out := logs.String()
+			if n := strings.Count(out, "level=WARN"); n != min(len(tc.want), 1) {
+				t.Fatalf("%d warnings after 3 requests, want %d:\n%s", n, min(len(tc.want), 1), out)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(out, s) {
+					t.Errorf("warning does not say %q:\n%s", s, out)
+				}
+			}
+			if strings.Contains(out, "198.51.100.7") {
+				t.Errorf("the log repeats a header's value:\n%s", out)
+			}
+		})
 	}
 }
 

@@ -297,6 +297,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	defer env.Close()
+	proxies.Logger = cfg.Logger
 	if cfg.BehindProxy && len(cfg.TrustedProxies) == 0 {
 		cfg.Logger.Warn("--behind-proxy without --trusted-proxies: every client counts against the proxy's address, so one attacker's guesses can lock everyone out of the per-address budget")
 	}
