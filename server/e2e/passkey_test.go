@@ -403,3 +403,35 @@ func TestCreateApp_DefaultRPID_IsTheFirstOriginGiven(t *testing.T) {
 		t.Fatalf("RP ID %q, want the first origin's host zeta.example.com", app.RPID)
 	}
 }
+
+// Under --user-verification preferred a login may come without user verification (a
+// security key touched, its PIN not asked). Its token must not claim what did not happen:
+// amr names "user" only when this assertion's UV flag is set, not because the passkey
+// verified its user once at registration.
+func TestPasskey_UVPreferred_LoginWithoutUV_TokenDoesNotSayUser(t *testing.T) {
+	v := startVerifier(t)
+	env := v.env()
+	key, err := env.MFA.CreateApp(t.Context(), mfa.NewApp{ID: "lax", Origins: []string{origin}, UserVerification: "preferred"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.APIKey = key
+	b, _ := v.elevated("uma")
+	a := passkeytest.New(origin, "localhost") // registers with UV
+	v.registerPasskey(b, a)
+
+	for _, tc := range []struct {
+		uv   bool
+		want string
+	}{{false, `["hwk"]`}, {true, `["hwk","user"]`}} {
+		a.UV = tc.uv
+		lb := v.ticket("uma")
+		r := lb.call("POST", "/v1/webauthn/assertions/finish", v.assertion(lb, a))
+		if r.Status != 200 {
+			t.Fatalf("login with UV %v: %d %s", tc.uv, r.Status, r.Raw)
+		}
+		if amr, _ := json.Marshal(joseVerify(t, v, "lax", r.str("token"))["amr"]); string(amr) != tc.want {
+			t.Errorf("login with UV %v: amr %s, want %s", tc.uv, amr, tc.want)
+		}
+	}
+}

@@ -132,7 +132,8 @@ type Credential struct {
 	Transports     []string
 	BackupEligible bool
 	BackupState    bool
-	UserVerified   bool
+	// UserVerified: the ceremony that returned this credential verified its user.
+	UserVerified bool
 	// Cloned is set when the sign counter went backwards: the credential may have been
 	// copied. Refusing it is the caller's decision.
 	Cloned bool
@@ -277,13 +278,22 @@ func (rp *RP) FinishLogin(u User, session, body []byte) (Credential, error) {
 		if err != nil {
 			return Credential{}, refusal(err)
 		}
-		return export(c)
+		return exportLogin(c, parsed)
 	}
 	c, err := rp.w.ValidateLogin(w, sd, parsed)
 	if err != nil {
 		return Credential{}, refusal(err)
 	}
-	return export(c)
+	return exportLogin(c, parsed)
+}
+
+// exportLogin is the credential a login leaves, saying whether this login verified the
+// user: go-webauthn's record latches the flag from the registration, so without this a key
+// whose PIN was never asked would pass as user-verified under "preferred".
+func exportLogin(c *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (Credential, error) {
+	out, err := export(c)
+	out.UserVerified = parsed.Response.AuthenticatorData.Flags.HasUserVerified()
+	return out, err
 }
 
 func export(c *webauthn.Credential) (Credential, error) {
