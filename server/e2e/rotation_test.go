@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -197,4 +199,40 @@ func TestWithdrawSigningKey_ItSignedEveryCheckpoint_NewKeysCheckpointVouchesAtOn
 	if rep.LastCheckpoint == nil || !strings.Contains(rep.LastCheckpoint.Detail, " kid="+out.Kid+" ") {
 		t.Fatalf("newest checkpoint %+v, want one signed by the replacement %s", rep.LastCheckpoint, out.Kid)
 	}
+}
+
+// With --master-key-command, README's rotation is: make the command print the new key
+// first and the old one after it, then run rotate-master with the same flag. A verifier
+// already serving learns the new key when it meets a value re-sealed under it; before, it
+// had run the command once at start and answered 500 to every user rotate-master touched.
+func TestRotation_MasterKeyCommand_ServingVerifierFollows(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	write := func(k ...string) {
+		if err := os.WriteFile(keys, []byte(strings.Join(k, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k0, k1 := newMasterKey(), newMasterKey()
+	write(k0)
+	v := startVerifierWith(t, func(c *serve.Config) { c.MasterKeyCommand = "cat " + keys })
+	e := v.enroll("kms-user")
+
+	write(k1, k0)
+	n, err := serve.RotateMaster(t.Context(), v.cfg, 0)
+	if err != nil || n == 0 {
+		t.Fatalf("rotate-master: %d re-sealed, %v", n, err)
+	}
+	r := e.call("POST", "/v1/totp/verify", map[string]string{"code": code(t, e.Secret, v.Clock.Now().Add(30*time.Second))})
+	if r.Status != 200 {
+		t.Fatalf("verify on the serving verifier after the rotation: %d %s", r.Status, r.Raw)
+	}
+	if e2 := v.enroll("kms-user-2"); e2.Token == "" {
+		t.Fatal("no token for an enrollment after the rotation")
+	}
+}
+
+func newMasterKey() string {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
 }

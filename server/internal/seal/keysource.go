@@ -53,8 +53,22 @@ type CommandSource struct {
 	Timeout time.Duration // 30 s
 }
 
-// Keyring runs the command once.
+// Keyring runs the command, and runs it again when a value sealed under a key it did not
+// print turns up: a rotation (the command printing the new key first) reaches a running
+// verifier as a rotated key file does, rather than leaving it unable to open what
+// rotate-master re-sealed.
 func (s CommandSource) Keyring(ctx context.Context) (*Keyring, error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := NewKeyring(keys[0], keys[1:]...)
+	r.fetch = func() ([]Key, error) { return s.keys(context.Background()) }
+	return r, nil
+}
+
+// keys runs the command once.
+func (s CommandSource) keys(ctx context.Context) ([]Key, error) {
 	if len(s.Argv) == 0 {
 		return nil, errors.New("--master-key-command is empty")
 	}
@@ -86,7 +100,7 @@ func (s CommandSource) Keyring(ctx context.Context) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--master-key-command %s printed no usable key: %w", s.Argv[0], err)
 	}
-	return NewKeyring(keys[0], keys[1:]...), nil
+	return keys, nil
 }
 
 // SplitCommand splits a command line into words, honouring single and double quotes and

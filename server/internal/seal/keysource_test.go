@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,5 +109,40 @@ func TestSplitCommand_QuotesWithoutAShell(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && !reflect.DeepEqual(got, tc.want)) {
 			t.Errorf("%q: %q %v, want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// A keyring from a command learns a key rotated in after it started, as one from a key
+// file does: when a value sealed under a key it does not hold turns up (rotate-master
+// re-sealed it), it runs the command again instead of failing until a restart.
+func TestCommandSource_KeyRotatedInAfterStart_Opens(t *testing.T) {
+	old, rotated := b64Key(t), b64Key(t)
+	dir := t.TempDir()
+	keys, runs := filepath.Join(dir, "keys"), filepath.Join(dir, "runs")
+	os.WriteFile(keys, []byte(old+"\n"), 0o600)
+	r, err := CommandSource{Argv: []string{"sh", "-c", "echo >>" + runs + "; cat " + keys}}.Keyring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(keys, []byte(rotated+"\n"+old+"\n"), 0o600) // the operator's rotation
+	sealed, _ := NewKeyring(mustKey(t, rotated)).Seal([]byte("secret"), []byte("aad"))
+	if plain, err := r.Open(sealed, []byte("aad")); err != nil || string(plain) != "secret" {
+		t.Fatalf("a value under the rotated key: %q %v", plain, err)
+	}
+	// From then on it seals under the new primary.
+	s, _ := r.Seal([]byte("x"), []byte("aad"))
+	if id, _ := r.KeyID(s); id != mustKey(t, rotated).ID() {
+		t.Fatalf("sealed under %x, want the rotated key", id)
+	}
+	// A key the command does not print stays unknown, and the command is not run for
+	// every such value.
+	stray, _ := NewKeyring(mustKey(t, b64Key(t))).Seal([]byte("y"), []byte("aad"))
+	for range 10 {
+		if _, err := r.Open(stray, []byte("aad")); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("a value under an unknown key: %v, want ErrUnknownKey", err)
+		}
+	}
+	if n, _ := os.ReadFile(runs); len(n) > 3 {
+		t.Fatalf("the command ran %d times, want at most 3 (start, rotation, one more)", len(n))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // Errors callers branch on.
@@ -55,7 +56,17 @@ type Keyring struct {
 
 	path string      // key file, "" when the keys came from elsewhere
 	seen os.FileInfo // the key file as last loaded
+
+	// fetch, when set, gets the keys again from where they came from (a command); it
+	// runs at most once per refetchEvery, one call at a time.
+	fetch     func() ([]Key, error)
+	fetchMu   sync.Mutex
+	fetchedAt time.Time
 }
+
+// refetchEvery bounds how often a keyring runs its command again: values under a key the
+// command does not print must not run it on every request.
+const refetchEvery = time.Second
 
 // NewKeyring returns a keyring that seals under primary and also opens values sealed
 // under any of older.
@@ -110,9 +121,9 @@ func (r *Keyring) Open(envelope, aad []byte) ([]byte, error) {
 		return nil, ErrCorrupt
 	}
 	gcm := r.aead(id)
-	if gcm == nil && r.path != "" {
+	if gcm == nil && (r.path != "" || r.fetch != nil) {
 		// A value sealed by another process under a key rotated in after we loaded.
-		if err := r.reload(); err != nil {
+		if err := r.follow(id); err != nil {
 			return nil, err
 		}
 		gcm = r.aead(id)
@@ -125,6 +136,34 @@ func (r *Keyring) Open(envelope, aad []byte) ([]byte, error) {
 		return nil, ErrCorrupt
 	}
 	return plain, nil
+}
+
+// follow loads the keys again from the key file or the command, to find key id.
+func (r *Keyring) follow(id [8]byte) error {
+	if r.path != "" {
+		return r.reload()
+	}
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	if r.aead(id) != nil || time.Since(r.fetchedAt) < refetchEvery {
+		return nil // another caller fetched it meanwhile, or fetched just now
+	}
+	keys, err := r.fetch()
+	r.fetchedAt = time.Now()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held := r.aeads
+	r.set(keys)
+	// A key it no longer prints is kept until a restart: values may still be under it.
+	for id, gcm := range held {
+		if r.aeads[id] == nil {
+			r.aeads[id] = gcm
+		}
+	}
+	return nil
 }
 
 func (r *Keyring) aead(id [8]byte) cipher.AEAD {
