@@ -160,6 +160,11 @@ func TestPasskey_BadAssertions_Refused(t *testing.T) {
 			v.Clock.Advance(5*time.Minute + time.Second)
 			return body
 		}, 400, wire.CodeChallengeExpired},
+		{"NoUserVerificationWhereRequired", func(b browser) []byte {
+			a.UV = false // a stolen security key touched, its PIN not known
+			defer func() { a.UV = true }()
+			return v.assertion(b, a)
+		}, 401, wire.CodeInvalidPasskey},
 		{"CounterRegression", func(b browser) []byte {
 			a.Count = 0 // a clone that does not know how often the original signed
 			return v.assertion(b, a)
