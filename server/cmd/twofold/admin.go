@@ -16,6 +16,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
 )
 
 // command is what a subcommand gets from run: the shared --data/--store flags already
@@ -36,6 +37,7 @@ var adminCommands = map[string]func(ctx context.Context, c command) error{
 	"audit verify": auditVerify,
 	"apps webhook": appsWebhook,
 	"users reset":  usersReset,
+	"backup":       backup,
 }
 
 // subcommand reports whether cmd has a second word (`audit verify`, `users reset`).
@@ -156,4 +158,25 @@ func usersReset(ctx context.Context, c command) error {
 		return err
 	}
 	return json.NewEncoder(c.stdout).Encode(map[string]any{"reset": true, "app": *app, "user": *user})
+}
+
+func backup(ctx context.Context, c command) error {
+	to := c.fs.String("to", "", "file to write the backup to (it must not exist yet)")
+	if err := c.parse(); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usageError{errors.New("backup: --to FILE is required")}
+	}
+	if err := c.cfg.Validate(false); err != nil {
+		return usageError{err}
+	}
+	info, err := serve.Backup(ctx, *c.cfg, *to)
+	if errors.Is(err, serve.ErrBackupPostgres) || errors.Is(err, sqlite.ErrBackupExists) || errors.Is(err, os.ErrNotExist) {
+		return usageError{fmt.Errorf("backup: %w", err)}
+	}
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(c.stdout).Encode(info)
 }

@@ -11,6 +11,7 @@
 //	twofold users reset --data ./data --app demo --user alice --reason "lost phone, ticket #123"
 //	twofold audit --data ./data [--user alice] [--app demo] [--since 24h]
 //	twofold audit verify --data ./data
+//	twofold backup --data ./data --to /backups/twofold-2030-01-02.db
 //	twofold serve --config /etc/twofold/twofold.json   (flags > TWOFOLD_* variables > file)
 //	twofold config check --config /etc/twofold/twofold.json [serve's flags]
 //	twofold version
@@ -67,7 +68,7 @@ func main() {
 	os.Exit(1)
 }
 
-const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|keys withdraw-signing|users reset|audit|audit verify|config check|version [flags]"
+const usage = "usage: twofold serve|apps create|apps webhook|keys rotate-master|keys rotate-signing|keys withdraw-signing|users reset|audit|audit verify|backup|config check|version [flags]"
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -214,7 +214,7 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 		if err = os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 		}
-		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "twofold.db"))
+		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile))
 	}
 	if err != nil {
 		return nil, err
@@ -240,8 +240,12 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	return &Env{Store: st, Ring: ring, Tokens: iss, MFA: svc, Audit: alog, Metrics: metrics, Budgets: rb, Clock: clk}, nil
 }
 
-// MasterKeyFile is where the generated master keyring lives inside --data.
-const MasterKeyFile = "master.key"
+// MasterKeyFile is where the generated master keyring lives inside --data, and DBFile the
+// embedded store.
+const (
+	MasterKeyFile = "master.key"
+	DBFile        = "twofold.db"
+)
 
 func keyring(cfg Config) (*seal.Keyring, error) {
 	src, err := cfg.KeySource()

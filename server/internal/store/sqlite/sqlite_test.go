@@ -1,6 +1,9 @@
 package sqlite_test
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -125,5 +128,88 @@ func TestOpen_Reopen_KeepsDataAndMigratesOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A backup taken while tickets are being written is one consistent snapshot that opens as
+// a store, and a second backup onto it is refused without touching it.
+func TestBackup_WhileWriting_ConsistentCopyNeverOverwritten(t *testing.T) {
+	ctx := t.Context()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofold.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.CreateApp(ctx, store.App{ID: "shop", Name: "Shop", APIKeyHash: []byte("h"), SigningAlg: "EdDSA", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	ticket := func(i int) store.Ticket {
+		return store.Ticket{Hash: []byte(fmt.Sprintf("ticket-%06d", i)), AppID: "shop", User: fmt.Sprint("user-", i), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	const before = 200
+	for i := range before {
+		if err := s.CreateTicket(ctx, ticket(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop, written := make(chan struct{}), make(chan int)
+	go func() {
+		n := before
+		for {
+			select {
+			case <-stop:
+				written <- n
+				return
+			default:
+			}
+			if err := s.CreateTicket(ctx, ticket(n)); err != nil {
+				t.Error(err)
+			}
+			n++
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	info, err := sqlite.Backup(ctx, s, path)
+	close(stop)
+	total := <-written
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Path != path || info.Bytes <= 0 {
+		t.Errorf("backup info %+v, want the path and its size", info)
+	}
+
+	// The copy opens as a store and holds every ticket written before the backup began, and
+	// from those written during it, a prefix: nothing half-written, nothing out of order.
+	restored, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	var n int
+	var last string
+	if err := restored.SQL().QueryRowContext(ctx, `SELECT COUNT(*), MAX(hash) FROM tickets`).Scan(&n, &last); err != nil {
+		t.Fatal(err)
+	}
+	if n < before || n > total || last != string(ticket(n-1).Hash) {
+		t.Fatalf("the copy holds %d tickets up to %q; want from %d to %d, ending at %q", n, last, before, total, ticket(n-1).Hash)
+	}
+	if _, err := restored.Ticket(ctx, ticket(before-1).Hash); err != nil {
+		t.Fatalf("a ticket written before the backup: %v", err)
+	}
+
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Backup(ctx, s, path); !errors.Is(err, sqlite.ErrBackupExists) {
+		t.Fatalf("a second backup onto the first: %v, want ErrBackupExists", err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, saved) {
+		t.Fatal("a refused backup changed the file it was refused onto")
+	}
+	if _, err := sqlite.Backup(ctx, s, filepath.Join(t.TempDir(), "no-such-dir", "backup.db")); err == nil {
+		t.Fatal("a backup into a directory that does not exist succeeded")
 	}
 }

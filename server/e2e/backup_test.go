@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+)
+
+// `twofold backup` copies the store of a verifier that is serving and signing people in,
+// and the copy, restored as the README says (the file and the same master key in a data
+// directory), is that verifier as it was: the codes used before the backup stay used, the
+// audit trail verifies, and nothing secret is in the file in the clear.
+func TestBackup_WhileServing_RestoredCopyRemembersUsedCodes(t *testing.T) {
+	data := t.TempDir()
+	var app wire.AppCreated
+	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", data, "--id", "shop", "--origin", origin), &app); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, data)
+	v := &verifier{t: t, URL: p.URL, Data: data, APIKey: app.APIKey, Clock: &clock{}}
+	e := v.enroll("ivy")
+	used := code(t, e.Secret, time.Now().Add(30*time.Second))
+	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: used}); r.Status != 200 {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
+	}
+	if r := e.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
+		t.Fatalf("recovery code: %d %s", r.Status, r.Raw)
+	}
+
+	// The app's backend goes on asking tickets (each a write) while the backup runs.
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	var issued atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			req, _ := http.NewRequest("POST", v.URL+"/v1/tickets", strings.NewReader(`{"user":"busy"}`))
+			req.Header.Set("Authorization", "Bearer "+app.APIKey)
+			req.Header.Set("Content-Type", "application/json")
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				if res.StatusCode == 201 {
+					issued.Add(1)
+				}
+				res.Body.Close()
+			}
+		}
+	}()
+	backup := filepath.Join(t.TempDir(), "twofold-backup.db")
+	var info struct {
+		Backup       string `json:"backup"`
+		Bytes        int64  `json:"bytes"`
+		TOTPs        int    `json:"totp_credentials"`
+		AuditRecords int    `json:"audit_records"`
+	}
+	out := runCLI(t, "backup", "--data", data, "--to", backup)
+	stop.Store(true)
+	wg.Wait()
+	if issued.Load() == 0 {
+		t.Fatal("no ticket was issued while the backup ran")
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("backup printed %q: %v", out, err)
+	}
+	if info.Backup != backup || info.Bytes <= 0 || info.TOTPs < 1 || info.AuditRecords < 3 {
+		t.Fatalf("backup: %+v, want the file with ivy's authenticator and her sign-ins' records", info)
+	}
+	file, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range append([]string{e.Secret}, e.RecoveryCodes...) {
+		if bytes.Contains(file, []byte(secret)) {
+			t.Fatalf("the backup holds %q in the clear", secret)
+		}
+	}
+
+	// A second backup onto the first is refused and leaves it as it was.
+	cmd := exec.Command(binary, "backup", "--data", data, "--to", backup)
+	if msg, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(msg), "already exists") {
+		t.Fatalf("a backup onto an existing file: %v %s, want exit 2 saying it exists", err, msg)
+	}
+	if again, _ := os.ReadFile(backup); !bytes.Equal(again, file) {
+		t.Fatal("a refused backup changed the file")
+	}
+
+	// Restore: the copy as twofold.db beside the same master key, in a new directory.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+	restored := t.TempDir()
+	key, err := os.ReadFile(filepath.Join(data, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, "master.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, "twofold.db"), file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v.URL, v.Data = startProcess(t, restored).URL, restored
+	b := v.ticket("ivy")
+	if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: used}); r.Status != 409 || r.errCode() != wire.CodeCodeAlreadyUsed {
+		t.Fatalf("the code used before the backup, on the restored copy: %d %s, want 409 %s", r.Status, r.Raw, wire.CodeCodeAlreadyUsed)
+	}
+	if r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status == 200 {
+		t.Fatalf("the recovery code used before the backup signed in again on the restored copy: %s", r.Raw)
+	}
+	if r := b.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[1]}); r.Status != 200 {
+		t.Fatalf("an unused recovery code on the restored copy: %d %s", r.Status, r.Raw)
+	}
+	if rep, code := auditVerify(t, restored); code != 0 || !rep.OK {
+		t.Fatalf("audit verify on the restored copy: exit %d, %+v", code, rep)
+	}
+}
