@@ -190,8 +190,11 @@ func SingleUse() Requirement {
 		if c.ID == "" {
 			return refuse(ErrClaims, "no jti")
 		}
-		// Remember it until it could no longer pass the exp check anyway.
-		seen, err := v.cfg.Replay.Seen(ctx, c.ID, c.ExpiresAt.Add(v.cfg.Leeway))
+		// Remember it until it could no longer pass the exp check anyway. The cache keeps
+		// time by the wall clock (Redis by its own), which Config.Now may be set apart
+		// from: the time left by this Verifier's clock is counted from the wall clock's now.
+		left := c.ExpiresAt.Add(v.cfg.Leeway).Sub(v.cfg.Now())
+		seen, err := v.cfg.Replay.Seen(ctx, c.ID, time.Now().Add(left))
 		if err != nil {
 			return refuse(ErrKeysUnavailable, "replay cache: %v", err)
 		}

@@ -275,6 +275,22 @@ func TestVerify_SingleUse_OneOfConcurrentWins(t *testing.T) {
 	}
 }
 
+// A Verifier whose clock is set apart from the wall clock (Config.Now, say corrected by
+// NTP on a host whose own clock is wrong) still remembers a jti for as long as it would
+// accept the token: the cache keeps time by the wall clock.
+func TestVerify_SingleUse_ClockBehindTheWallClock_ReplayStillRefused(t *testing.T) {
+	ctx := context.Background()
+	behind := func() time.Time { return time.Now().Add(-time.Hour) }
+	tok := issueDirectAt(t, behind, tokens.Claims{Subject: "gwen", Audience: "shop", AMR: []string{"otp"}})
+	v, _ := newVerifier(t, client.Config{Now: behind, Replay: client.NewMemoryReplayCache()})
+	if _, err := v.Verify(ctx, tok, client.SingleUse()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, tok, client.SingleUse()); !errors.Is(err, client.ErrReplayed) {
+		t.Fatalf("second use: %v, want replayed", err)
+	}
+}
+
 func TestJWKS_FetchedOnceThenCached(t *testing.T) {
 	ctx := context.Background()
 	clock := newClock()
