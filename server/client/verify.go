@@ -39,7 +39,8 @@ type Config struct {
 	// Require is checked on every Verify, before the requirements passed to the call.
 	Require []Requirement
 	// Replay remembers the jti of tokens verified with SingleUse; default an in-memory
-	// cache (one process). Share one (Redis, SQL) between instances of your backend.
+	// cache that every Verifier of this process shares, so a token used once through one
+	// is refused by the others. Share one (Redis, SQL) between instances of your backend.
 	Replay ReplayCache
 	// HTTPClient fetches the keys; default a client with a 10 s timeout.
 	HTTPClient *http.Client
@@ -48,6 +49,10 @@ type Config struct {
 }
 
 var supportedAlgs = []string{"EdDSA", "ES256", "RS256"}
+
+// processReplay is the default ReplayCache. One Verifier's own would let a token used
+// once through it pass SingleUse again through another Verifier of the same backend.
+var processReplay = NewMemoryReplayCache()
 
 // Validate reports every problem at once, naming the option.
 func (c Config) Validate() error {
@@ -90,7 +95,7 @@ func (c Config) withDefaults() Config {
 		c.MinRefresh = 30 * time.Second
 	}
 	if c.Replay == nil {
-		c.Replay = NewMemoryReplayCache()
+		c.Replay = processReplay
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}

@@ -275,6 +275,21 @@ func TestVerify_SingleUse_OneOfConcurrentWins(t *testing.T) {
 	}
 }
 
+// The default replay cache is the process's: a token used once through one Verifier is
+// refused by another of the same process (a login handler's and an API middleware's).
+func TestVerify_SingleUse_TwoVerifiersOfOneProcess_SecondRefused(t *testing.T) {
+	ctx := context.Background()
+	login, _ := newVerifier(t, client.Config{})
+	api, _ := newVerifier(t, client.Config{})
+	tok := signIn(t, verifierURL, "shop", "gil", "")
+	if _, err := login.Verify(ctx, tok, client.SingleUse()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Verify(ctx, tok, client.SingleUse()); !errors.Is(err, client.ErrReplayed) {
+		t.Fatalf("the token used once went through another Verifier: %v, want replayed", err)
+	}
+}
+
 // A Verifier whose clock is set apart from the wall clock (Config.Now, say corrected by
 // NTP on a host whose own clock is wrong) still remembers a jti for as long as it would
 // accept the token: the cache keeps time by the wall clock.
