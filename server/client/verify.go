@@ -210,11 +210,19 @@ func SingleUse() Requirement {
 	}
 }
 
+// MaxTokenSize bounds the tokens Verify reads. The verifier's are under 5 KiB even with
+// the longest subject and nonce it allows; a larger one is refused before it is decoded,
+// so a client cannot make a backend parse megabytes of JSON for a forged signature.
+const MaxTokenSize = 16 << 10
+
 // Verify checks token and returns its claims: the signature (by the key its kid names, with
 // that key's algorithm, which must be one of Config.Algorithms), iss, aud, exp and nbf
 // (with Config.Leeway), then Config.Require and reqs in order. Every refusal is a
 // *TokenError; test it with errors.Is(err, client.ErrExpired) and the like.
 func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement) (*Claims, error) {
+	if len(token) > MaxTokenSize {
+		return nil, refuse(ErrMalformed, "the token is %d bytes, more than the %d a twofold token can be", len(token), MaxTokenSize)
+	}
 	alg, err := headerAlg(token)
 	if err != nil {
 		return nil, err

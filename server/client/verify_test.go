@@ -275,6 +275,28 @@ func TestVerify_SingleUse_OneOfConcurrentWins(t *testing.T) {
 	}
 }
 
+// A token is a few hundred bytes. One of many kilobytes is refused before anything of it
+// is decoded, even when it is well signed: else any client could make the backend parse a
+// megabyte of JSON per request, for a signature it could never have.
+func TestVerify_OversizedToken_RefusedUnread(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{})
+	big := issueDirect(t, tokens.Claims{Subject: "hana", Audience: "shop", AMR: []string{"otp"},
+		Extra: map[string]any{"pad": strings.Repeat("a", 64<<10)}})
+	if _, err := v.Verify(ctx, big); !errors.Is(err, client.ErrMalformed) {
+		t.Fatalf("a %d-byte token: %v, want malformed", len(big), err)
+	}
+	// The largest token the verifier issues (a sub and a nonce of 256 bytes that JSON
+	// escapes six-fold, the RS256 signature) still passes.
+	odd := strings.Repeat("<", 256)
+	tok := issueDirect(t, tokens.Claims{Subject: odd, Audience: "rs-shop", Nonce: odd, AMR: []string{"hwk", "user"}, Alg: "RS256",
+		Extra: map[string]any{"acr": "phr"}})
+	rs, _ := newVerifier(t, client.Config{Audience: "rs-shop", Algorithms: []string{"RS256"}})
+	if _, err := rs.Verify(ctx, tok, client.RequireNonce(odd)); err != nil {
+		t.Fatalf("a %d-byte token of the verifier's: %v", len(tok), err)
+	}
+}
+
 // The default replay cache is the process's: a token used once through one Verifier is
 // refused by another of the same process (a login handler's and an API middleware's).
 func TestVerify_SingleUse_TwoVerifiersOfOneProcess_SecondRefused(t *testing.T) {
