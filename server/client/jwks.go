@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -133,6 +134,31 @@ type jwk struct {
 	Y      string   `json:"y"`
 	N      string   `json:"n"`
 	E      string   `json:"e"`
+}
+
+// sameOrigin is c, but following redirects only within the origin of jwksURL: keys served
+// by another origin (another host, or plain http:// where anyone on the path may answer)
+// would sign tokens for anyone. c itself is left as it is.
+func sameOrigin(c *http.Client, jwksURL string) *http.Client {
+	u, err := url.Parse(jwksURL)
+	if err != nil {
+		return c // the fetch refuses the URL itself
+	}
+	next := c.CheckRedirect
+	cc := *c
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != u.Scheme || req.URL.Host != u.Host {
+			return fmt.Errorf("the JWKS at %s redirects to another origin, %s://%s", jwksURL, req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
 
 // fetch gets and parses the set; it touches no field under mu.

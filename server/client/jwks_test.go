@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -318,4 +319,53 @@ func TestVerify_WaiterGivesUp_OthersGetTheSharedFetch(t *testing.T) {
 	if n := j.fetches.Load(); n != 1 {
 		t.Fatalf("%d fetches; want one shared", n)
 	}
+}
+
+// The keys are the ones the JWKS URL's own origin serves. A redirect elsewhere (a proxy
+// that sends /.well-known/jwks.json to http://, where anyone on the path answers, or to
+// another host) is refused, not followed to keys that would then sign anything.
+func TestJWKS_RedirectToAnotherOrigin_NotFollowed(t *testing.T) {
+	ctx := context.Background()
+	mallory := newSigningKey(t, "k1")
+	elsewhere := newHeldJWKS(t, mallory)
+	real := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.srv.URL+"/.well-known/jwks.json", http.StatusFound)
+	}))
+	t.Cleanup(real.Close)
+	v, err := client.NewVerifier(client.Config{Issuer: heldIssuer, Audience: "shop", JWKSURL: real.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, mallory.sign(t, time.Now())); !errors.Is(err, client.ErrKeysUnavailable) {
+		t.Fatalf("a token signed by the keys of another origin: %v, want keys_unavailable", err)
+	}
+	if n := elsewhere.fetches.Load(); n != 0 {
+		t.Errorf("the other origin was asked for its keys %d times", n)
+	}
+}
+
+// A redirect within the JWKS URL's origin is still followed.
+func TestJWKS_RedirectWithinTheOrigin_Followed(t *testing.T) {
+	alice := newSigningKey(t, "k1")
+	j := newHeldJWKS(t, alice)
+	v, err := client.NewVerifier(client.Config{Issuer: heldIssuer, Audience: "shop", JWKSURL: j.srv.URL + "/old",
+		HTTPClient: &http.Client{Transport: movedOnce{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), alice.sign(t, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// movedOnce answers a request for /old with a redirect to /keys on the same
+// origin, and passes every other request on.
+type movedOnce struct{}
+
+func (movedOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/old") {
+		return &http.Response{StatusCode: http.StatusMovedPermanently, Request: r, Body: http.NoBody,
+			Header: http.Header{"Location": {"/keys"}}}, nil
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -121,7 +121,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &Verifier{cfg: cfg, keys: &keySet{
-		url: cfg.JWKSURL, http: cfg.HTTPClient, now: cfg.Now, algs: cfg.Algorithms,
+		url: cfg.JWKSURL, http: sameOrigin(cfg.HTTPClient, cfg.JWKSURL), now: cfg.Now, algs: cfg.Algorithms,
 		cacheFor: cfg.CacheFor, minRefresh: cfg.MinRefresh,
 	}}, nil
 }
