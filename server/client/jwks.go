@@ -224,10 +224,12 @@ func parseJWK(j jwk) (publicKey, error) {
 	case j.Kty == "RSA":
 		n, err1 := b64.DecodeString(j.N)
 		e, err2 := b64.DecodeString(j.E)
-		if err1 != nil || err2 != nil || len(n) < 256 || len(e) == 0 || len(e) > 4 {
+		// The modulus's bits, not its bytes: leading zero bytes would pass a short key.
+		mod := new(big.Int).SetBytes(n)
+		if err1 != nil || err2 != nil || mod.BitLen() < 2048 || len(e) == 0 || len(e) > 4 {
 			return k, errors.New("bad RSA key (or shorter than 2048 bits)")
 		}
-		k = publicKey{alg: "RS256", key: &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}}
+		k = publicKey{alg: "RS256", key: &rsa.PublicKey{N: mod, E: int(new(big.Int).SetBytes(e).Int64())}}
 	default:
 		return k, fmt.Errorf("unsupported key type %s %s", j.Kty, j.Crv)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -368,4 +370,34 @@ func (movedOnce) RoundTrip(r *http.Request) (*http.Response, error) {
 			Header: http.Header{"Location": {"/keys"}}}, nil
 	}
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// An RSA key shorter than 2048 bits is not used, also when its modulus is padded to 256
+// bytes with leading zeros.
+func TestJWKS_ShortRSAKeyPaddedWithZeros_NotUsed(t *testing.T) {
+	short, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := append(make([]byte, 256-len(short.N.Bytes())), short.N.Bytes()...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "k1",
+			"n": b64.EncodeToString(padded), "e": b64.EncodeToString(big.NewInt(int64(short.E)).Bytes())}}})
+	}))
+	t.Cleanup(srv.Close)
+	v, err := client.NewVerifier(client.Config{Issuer: heldIssuer, Audience: "shop", JWKSURL: srv.URL, Algorithms: []string{"RS256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": heldIssuer, "aud": "shop", "sub": "alice",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), s); !errors.Is(err, client.ErrUnknownKey) {
+		t.Fatalf("a token of a 1024-bit key: %v, want unknown_key", err)
+	}
 }
