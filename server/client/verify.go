@@ -188,26 +188,39 @@ func RequireACR(values ...string) Requirement {
 }
 
 // SingleUse refuses a token whose jti the replay cache has seen: a token that signs a
-// person in should do so once. Put it last, so a token refused for another reason is not
-// remembered.
+// person in should do so once. Within Verify it is checked after every other requirement,
+// Config.Require's and the call's, wherever it is listed: a token refused for another
+// reason is not remembered, so the person can still sign in with it where it fits.
 func SingleUse() Requirement {
 	return func(ctx context.Context, v *Verifier, c *Claims) error {
-		if c.ID == "" {
-			return refuse(ErrClaims, "no jti")
+		if last, ok := ctx.Value(lastKey{}).(*[]func() error); ok {
+			*last = append(*last, func() error { return singleUse(ctx, v, c) })
+			return nil
 		}
-		// Remember it until it could no longer pass the exp check anyway. The cache keeps
-		// time by the wall clock (Redis by its own), which Config.Now may be set apart
-		// from: the time left by this Verifier's clock is counted from the wall clock's now.
-		left := c.ExpiresAt.Add(v.cfg.Leeway).Sub(v.cfg.Now())
-		seen, err := v.cfg.Replay.Seen(ctx, c.ID, time.Now().Add(left))
-		if err != nil {
-			return refuse(ErrKeysUnavailable, "replay cache: %v", err)
-		}
-		if seen {
-			return refuse(ErrReplayed, "jti %s was used before", c.ID)
-		}
-		return nil
+		return singleUse(ctx, v, c)
 	}
+}
+
+// lastKey holds, in the context Verify gives requirements, the checks that change state
+// and so run only once every other check passed.
+type lastKey struct{}
+
+func singleUse(ctx context.Context, v *Verifier, c *Claims) error {
+	if c.ID == "" {
+		return refuse(ErrClaims, "no jti")
+	}
+	// Remember it until it could no longer pass the exp check anyway. The cache keeps time
+	// by the wall clock (Redis by its own), which Config.Now may be set apart from: the
+	// time left by this Verifier's clock is counted from the wall clock's now.
+	left := c.ExpiresAt.Add(v.cfg.Leeway).Sub(v.cfg.Now())
+	seen, err := v.cfg.Replay.Seen(ctx, c.ID, time.Now().Add(left))
+	if err != nil {
+		return refuse(ErrKeysUnavailable, "replay cache: %v", err)
+	}
+	if seen {
+		return refuse(ErrReplayed, "jti %s was used before", c.ID)
+	}
+	return nil
 }
 
 // MaxTokenSize bounds the tokens Verify reads. The verifier's are under 5 KiB even with
@@ -217,7 +230,8 @@ const MaxTokenSize = 16 << 10
 
 // Verify checks token and returns its claims: the signature (by the key its kid names, with
 // that key's algorithm, which must be one of Config.Algorithms), iss, aud, exp and nbf
-// (with Config.Leeway), then Config.Require and reqs in order. Every refusal is a
+// (with Config.Leeway), then Config.Require and reqs in order (SingleUse after all the
+// others). Every refusal is a
 // *TokenError; test it with errors.Is(err, client.ErrExpired) and the like.
 func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement) (*Claims, error) {
 	if len(token) > MaxTokenSize {
@@ -279,8 +293,15 @@ func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement
 	if err != nil {
 		return nil, err
 	}
+	var last []func() error
+	rctx := context.WithValue(ctx, lastKey{}, &last)
 	for _, r := range append(slices.Clip(v.cfg.Require), reqs...) {
-		if err := r(ctx, v, c); err != nil {
+		if err := r(rctx, v, c); err != nil {
+			return nil, err
+		}
+	}
+	for _, check := range last {
+		if err := check(); err != nil {
 			return nil, err
 		}
 	}

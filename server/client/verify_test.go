@@ -312,6 +312,24 @@ func TestVerify_SingleUse_TwoVerifiersOfOneProcess_SecondRefused(t *testing.T) {
 	}
 }
 
+// SingleUse in Config.Require comes before the call's requirements in the list, yet a
+// token the call refuses (a nonce of another sign-in) must not be spent by it: the person
+// whose token it is could not sign in with it any more.
+func TestVerify_SingleUseForEveryCall_TokenRefusedByTheCallNotSpent(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{Require: []client.Requirement{client.SingleUse()}, Replay: client.NewMemoryReplayCache()})
+	tok := signIn(t, verifierURL, "shop", "gina", "n-right")
+	if _, err := v.Verify(ctx, tok, client.RequireNonce("n-other")); !errors.Is(err, client.ErrNonce) {
+		t.Fatalf("another sign-in's nonce: %v, want a nonce refusal", err)
+	}
+	if _, err := v.Verify(ctx, tok, client.RequireNonce("n-right")); err != nil {
+		t.Fatalf("the token's own sign-in, after a refusal for the nonce: %v", err)
+	}
+	if _, err := v.Verify(ctx, tok, client.RequireNonce("n-right")); !errors.Is(err, client.ErrReplayed) {
+		t.Fatalf("a second use: %v, want replayed", err)
+	}
+}
+
 // A Verifier whose clock is set apart from the wall clock (Config.Now, say corrected by
 // NTP on a host whose own clock is wrong) still remembers a jti for as long as it would
 // accept the token: the cache keeps time by the wall clock.
