@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -620,4 +621,83 @@ func TestStolenPhone_ElevatedTicketOutlivesNoFactorChange(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A request checks its ticket's elevation when it begins, and writes later. A support
+// reset, or a change of factors through another of the user's tickets, may land in
+// between; whoever holds the ticket may be who the reset is against, so the write must not
+// happen (someone looping passkey registrations would otherwise keep one through a reset).
+// The requests here are the service's calls with the principal as each request saw it
+// when it began.
+func TestElevatedChange_ElevationEndedWhileInFlight_WritesNothing(t *testing.T) {
+	v := startVerifier(t)
+	ctx := t.Context()
+	env, err := serve.Open(ctx, v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	inFlight := func(b browser) mfa.Principal {
+		t.Helper()
+		p, err := env.MFA.Authenticate(ctx, b.ticket)
+		if err != nil || !p.Elevated() {
+			t.Fatalf("the request's principal: elevated %v, %v", p.Elevated(), err)
+		}
+		p.IP = "127.0.0.1"
+		return p
+	}
+	refused := func(what string, err error, code string) {
+		t.Helper()
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != code {
+			t.Fatalf("%s: %v, want %s", what, err, code)
+		}
+	}
+
+	t.Run("ResetLandsFirst", func(t *testing.T) {
+		e := v.enroll("reset-in-flight")
+		p := inFlight(e.browser)
+		opts, err := env.MFA.BeginPasskeyRegistration(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := passkeytest.New(origin, "localhost").Create(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.MFA.ResetUser(ctx, "shop", "reset-in-flight", "phone stolen", mfa.Operator("support")); err != nil {
+			t.Fatal(err)
+		}
+		_, err = env.MFA.FinishPasskeyRegistration(ctx, p, cred, "Key")
+		refused("a passkey registration finishing after the reset", err, wire.CodeInvalidTicket)
+		_, err = env.MFA.RegenerateRecoveryCodes(ctx, p)
+		refused("new recovery codes after the reset", err, wire.CodeInvalidTicket)
+		if pks, err := env.Store.PasskeysOfUser(ctx, "shop", "reset-in-flight"); err != nil || len(pks) != 0 {
+			t.Fatalf("%d passkeys after the reset (%v), want none", len(pks), err)
+		}
+		if n, err := env.Store.RecoveryCodesLeft(ctx, "shop", "reset-in-flight"); err != nil || n != 0 {
+			t.Fatalf("%d recovery codes after the reset (%v), want none", n, err)
+		}
+	})
+
+	t.Run("AnotherTicketChangedTheFactorsFirst", func(t *testing.T) {
+		e := v.enroll("changed-in-flight")
+		pk := v.registerPasskey(e.browser, passkeytest.New(origin, "localhost"))
+		p := inFlight(e.browser)
+		// The person, on another device, signs in and takes new recovery codes: every other
+		// ticket has to pass a second factor again.
+		other := v.ticket("changed-in-flight")
+		if r := other.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+			t.Fatalf("sign-in on the other device: %d %s", r.Status, r.Raw)
+		}
+		if r := other.call("POST", "/v1/recovery/codes", nil); r.Status != 200 {
+			t.Fatalf("new recovery codes on the other device: %d %s", r.Status, r.Raw)
+		}
+		refused("removing the passkey", env.MFA.DeleteFactor(ctx, p, pk), wire.CodeStepUpRequired)
+		_, err := env.MFA.RegenerateRecoveryCodes(ctx, p)
+		refused("new recovery codes", err, wire.CodeStepUpRequired)
+		if pks, err := env.Store.PasskeysOfUser(ctx, "shop", "changed-in-flight"); err != nil || len(pks) != 1 {
+			t.Fatalf("%d passkeys (%v), want the one still there", len(pks), err)
+		}
+	})
 }

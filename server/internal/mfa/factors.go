@@ -53,6 +53,9 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 		return notYours
 	}
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := s.stillElevated(ctx, tx, p); err != nil {
+			return err
+		}
 		totps, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
 		if err != nil {
 			return err
@@ -72,9 +75,10 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 		}
 		return s.recordIn(ctx, tx, p, audit.FactorRemoved, id, true, "")
 	})
+	var we *wire.Error
 	switch {
-	case errors.Is(err, errLastFactor):
-		return errLastFactor
+	case errors.As(err, &we): // the last factor, or the ticket's elevation gone meanwhile
+		return we
 	case isNotFound(err):
 		return notYours
 	case err != nil:

@@ -136,6 +136,23 @@ func (s *Service) recordIn(ctx context.Context, to audit.Appender, p Principal, 
 // changes the user's factors: whoever passed the old ones on another ticket (a stolen
 // phone, say) must pass the new ones before changing anything again, or that ticket would
 // outlive the phone's replacement and take the account back.
+// stillElevated holds the user's factors in tx and checks that p's ticket still stands
+// elevated. The request checked p.Elevated() when it began; a support reset (which removes
+// the ticket) or a change of factors through another ticket may have ended that since, and
+// whoever holds the ticket may be who the reset is against.
+func (s *Service) stillElevated(ctx context.Context, tx store.Tx, p Principal) error {
+	t, err := tx.HoldTicket(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
+	switch {
+	case isNotFound(err):
+		return errInvalidTicket
+	case err != nil:
+		return err
+	case t.ElevatedAt.IsZero():
+		return errStepUp
+	}
+	return nil
+}
+
 func (s *Service) factorsChanged(ctx context.Context, tx store.Tx, p Principal) error {
 	return tx.EndElevations(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
 }

@@ -165,6 +165,9 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 	// The ceremony taken, the passkey, its audit record and, under passkey_only, the end of
 	// the user's TOTP secrets commit together.
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := s.stillElevated(ctx, tx, p); err != nil {
+			return err
+		}
 		if _, err := tx.TakeCeremony(ctx, c.Challenge, now); isNotFound(err) {
 			return errChallenge // answered twice at once, or expired meanwhile
 		} else if err != nil {
@@ -188,11 +191,12 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 		}
 		return s.factorsChanged(ctx, tx, p)
 	})
+	var we *wire.Error
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return wire.PasskeyRegistered{}, wire.NewError(wire.CodeConflict, "This passkey is already registered.")
-	case errors.Is(err, errChallenge):
-		return wire.PasskeyRegistered{}, errChallenge
+	case errors.As(err, &we): // the challenge, or the ticket's elevation, gone meanwhile
+		return wire.PasskeyRegistered{}, we
 	case err != nil:
 		return wire.PasskeyRegistered{}, fault("add passkey", err)
 	}

@@ -151,6 +151,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wir
 		return wire.RecoveryCodes{}, err
 	}
 	err = s.st.Atomically(ctx, func(tx store.Tx) error {
+		if err := s.stillElevated(ctx, tx, p); err != nil {
+			return err
+		}
 		if err := tx.ReplaceRecoveryCodes(ctx, p.App.ID, p.Ticket.User, hashes, s.now()); err != nil {
 			return err
 		}
@@ -159,6 +162,10 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wir
 		}
 		return s.recordIn(ctx, tx, p, audit.CodesRegenerated, "recovery", true, "")
 	})
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return wire.RecoveryCodes{}, we
+	}
 	if err != nil {
 		return wire.RecoveryCodes{}, fault("regenerate recovery codes", err)
 	}

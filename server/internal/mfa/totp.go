@@ -140,12 +140,19 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 			// would not work) are not shown.
 			codes = nil
 		}
-		// ConfirmTOTP holds the user's lock until the end, so these counts are settled.
+		// ConfirmTOTP holds the user's lock until the end, so these counts are settled, and
+		// the ticket is read as it stands now: its elevation may have ended meanwhile.
 		totps, passkeys, err := tx.LockFactors(ctx, p.App.ID, p.Ticket.User)
 		if err != nil {
 			return err
 		}
-		if !p.Elevated() && totps-1+passkeys > 0 {
+		t, err := tx.HoldTicket(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
+		if isNotFound(err) {
+			return errInvalidTicket
+		} else if err != nil {
+			return err
+		}
+		if t.ElevatedAt.IsZero() && totps-1+passkeys > 0 {
 			// Started while the user had no second factor, but they have one now: this
 			// ticket passes it first, or whoever held the password and started this
 			// enrollment would add an authenticator of their own.
@@ -170,11 +177,12 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		}
 		return s.elevate(ctx, tx, p, "otp", now)
 	})
+	var we *wire.Error
 	switch {
 	case isNotFound(err):
 		return wire.Confirmation{}, errNoEnrollment
-	case errors.Is(err, errStepUp):
-		return wire.Confirmation{}, errStepUp
+	case errors.As(err, &we): // the ticket's elevation, or the ticket, gone meanwhile
+		return wire.Confirmation{}, we
 	case err != nil:
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}

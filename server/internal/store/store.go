@@ -214,6 +214,11 @@ type Tx interface {
 	// passkeys) and keeps any other transaction from changing the user's factors until this
 	// one ends, so that two removals at once cannot both find another factor left.
 	LockFactors(ctx context.Context, appID, user string) (totps, passkeys int, err error)
+	// HoldTicket holds the user's factors until the transaction ends, as LockFactors does,
+	// and reads the user's ticket with this hash as it stands then: since the request that
+	// presents it began, a reset may have removed it (ErrNotFound), or a change of factors
+	// through another ticket may have ended its elevation.
+	HoldTicket(ctx context.Context, appID, user string, hash []byte) (Ticket, error)
 	// DeleteTOTP removes a confirmed credential of the user; ErrNotFound if there is none.
 	DeleteTOTP(ctx context.Context, appID, user, id string) error
 	// DeletePasskey removes a passkey of the user; ErrNotFound if there is none.

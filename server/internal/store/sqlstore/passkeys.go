@@ -121,6 +121,21 @@ func (t txn) LockFactors(ctx context.Context, appID, user string) (totps, passke
 	return totps, passkeys, nil
 }
 
+func (t txn) HoldTicket(ctx context.Context, appID, user string, hash []byte) (store.Ticket, error) {
+	var ts ticketScan
+	err := t.x.inTx(ctx, func(w *writeTx) error {
+		if err := lockUser(w, appID, user); err != nil {
+			return err
+		}
+		// A statement of its own after the lock: it sees what the user's last holder wrote.
+		return w.queryRow(`SELECT `+ticketColumns+` FROM tickets WHERE hash = ? AND app_id = ? AND user_id = ?`, hash, appID, user).Scan(ts.dest()...)
+	})
+	if err != nil {
+		return store.Ticket{}, fmt.Errorf("hold ticket: %w", notFound(err))
+	}
+	return ts.done(hash), nil
+}
+
 // ceremoniesPerTicket bounds the ceremonies one ticket keeps open. A page needs one or two
 // (an autofill prompt beside a button's); without a bound, anyone holding a ticket could
 // add rows as fast as they can ask until the sweep.

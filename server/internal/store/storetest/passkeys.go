@@ -17,6 +17,7 @@ func init() {
 		{"TakeCeremony_Once_AndNeverExpired_ReadTakesNothing", testTakeCeremony},
 		{"PutCeremony_ATicketKeepsItsNewestEight", testCeremoniesPerTicket},
 		{"LockFactors_CountsConfirmed_TwoRemovalsAtOnce_OneStays", testLockFactors},
+		{"HoldTicket_SeesEndedElevationAndReset_ResetNeverLandsBetweenReadAndWrite", testHoldTicket},
 		{"UserPolicy_SetAndReplace", testUserPolicy},
 		{"ClaimOnce_ConcurrentClaims_OneWins_SweptAfterwards", testClaimOnce},
 	}...)
@@ -175,6 +176,73 @@ func testLockFactors(t *testing.T, s store.Store) {
 			}
 			return nil
 		}))
+	}
+}
+
+func testHoldTicket(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	hold := func(app, user string, hash []byte) (store.Ticket, error) {
+		var got store.Ticket
+		err := s.Atomically(ctx, func(tx store.Tx) (err error) {
+			got, err = tx.HoldTicket(ctx, app, user, hash)
+			return err
+		})
+		return got, err
+	}
+	a, b := newTicket("held-a"), newTicket("held-b")
+	for _, tk := range []store.Ticket{a, b} {
+		must(t, s.CreateTicket(ctx, tk))
+		must(t, s.ElevateTicket(ctx, tk.Hash, at(time.Second), "otp"))
+	}
+	got, err := hold("shop", "alice", a.Hash)
+	must(t, err)
+	if got.ElevatedAt.IsZero() || got.ElevatedBy != "otp" || got.Nonce != a.Nonce {
+		t.Fatalf("held ticket %+v, want %s elevated by otp", got, a.Hash)
+	}
+	for _, other := range []struct{ app, user string }{{"shop", "bob"}, {"blog", "alice"}} {
+		if _, err := hold(other.app, other.user, a.Hash); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("alice's ticket held as %s's of %s: %v, want ErrNotFound", other.user, other.app, err)
+		}
+	}
+	// Another ticket changed the factors: this one's elevation is over.
+	must(t, s.EndElevations(ctx, "shop", "alice", b.Hash))
+	if got, err := hold("shop", "alice", a.Hash); err != nil || !got.ElevatedAt.IsZero() {
+		t.Fatalf("after another ticket's change: %+v, %v; want the ticket, no longer elevated", got, err)
+	}
+	if _, err := s.ResetUserFactors(ctx, "shop", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold("shop", "alice", b.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after a reset: %v, want ErrNotFound", err)
+	}
+
+	// A passkey added by a transaction that found the ticket, racing a reset: either the
+	// reset comes after and removes it, or the transaction finds no ticket. Never a passkey
+	// added under a ticket the reset had already removed.
+	for round := range 30 {
+		user := fmt.Sprint("racer", round)
+		tk := store.Ticket{Hash: []byte(user), AppID: "shop", User: user, CreatedAt: at(0), ExpiresAt: at(5 * time.Minute)}
+		must(t, s.CreateTicket(ctx, tk))
+		goroutines(2, func(i int) {
+			if i == 1 {
+				if _, err := s.ResetUserFactors(ctx, "shop", user); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			err := s.Atomically(ctx, func(tx store.Tx) error {
+				if _, err := tx.HoldTicket(ctx, "shop", user, tk.Hash); err != nil {
+					return err
+				}
+				return tx.AddPasskey(ctx, store.Passkey{ID: user + "-key", AppID: "shop", User: user, Data: []byte("{}"), AAGUID: []byte{}, CreatedAt: at(0)})
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+		if pks, err := s.PasskeysOfUser(ctx, "shop", user); err != nil || len(pks) != 0 {
+			t.Fatalf("round %d: %d passkeys left after the reset (%v), want none", round, len(pks), err)
+		}
 	}
 }
 
