@@ -236,3 +236,64 @@ func newMasterKey() string {
 	rand.Read(k)
 	return base64.StdEncoding.EncodeToString(k)
 }
+
+// A sealed value that will not open (a damaged row) does not keep the others from the new
+// master key: the rotation re-seals every other value, names the damaged one, and exits 1
+// with what it did on stdout. Before, it stopped at the first such value, and whatever came
+// after it stayed under the old key.
+func TestRotation_OneDamagedValue_TheRestResealedAndItIsNamed(t *testing.T) {
+	v := startVerifier(t)
+	ctx := t.Context()
+	for _, u := range []string{"ana", "ben", "cy"} {
+		v.enroll(u)
+	}
+	env, err := serve.Open(ctx, v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := env.Store.SealedValues(ctx)
+	if err != nil || len(values) < 3 {
+		t.Fatalf("%d sealed values, %v", len(values), err)
+	}
+	// Damage the first value a pass meets: its tag no longer matches.
+	bad := values[0]
+	broken := append([]byte(nil), bad.Blob...)
+	broken[len(broken)-1] ^= 1
+	if ok, err := env.Store.ReplaceSealed(ctx, bad.Kind, bad.ID, bad.Blob, broken); !ok || err != nil {
+		t.Fatalf("damaging %s %s: %v %v", bad.Kind, bad.ID, ok, err)
+	}
+	env.Close()
+
+	cmd := exec.Command(binary, "keys", "rotate-master", "--data", v.Data, "--settle", "0s")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, _ := cmd.Output()
+	var got struct {
+		Resealed int      `json:"resealed"`
+		Failed   []string `json:"failed"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("rotate-master: exit %d, stdout %q (%v), stderr %s; want exit 1 and what it did", cmd.ProcessState.ExitCode(), out, err, stderr.String())
+	}
+	if len(got.Failed) != 1 || !strings.HasPrefix(got.Failed[0], bad.Kind+" "+bad.ID+":") || got.Resealed != len(values)-1 {
+		t.Fatalf("rotate-master: %+v; want %d re-sealed and %s %s named", got, len(values)-1, bad.Kind, bad.ID)
+	}
+	if !strings.Contains(stderr.String(), "stay under their old master key") {
+		t.Errorf("stderr does not say the damaged value keeps the old key: %s", stderr.String())
+	}
+
+	env, err = serve.Open(ctx, v.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	after, err := env.Store.SealedValues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, val := range after {
+		if old := env.Ring.NeedsReseal(val.Blob); old != (val.Kind == bad.Kind && val.ID == bad.ID) {
+			t.Errorf("%s %s: under the old key %v after the rotation", val.Kind, val.ID, old)
+		}
+	}
+}

@@ -194,6 +194,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		n, err := serve.RotateMaster(ctx, cfg, *settle)
+		var damaged *serve.ResealError
+		if errors.As(err, &damaged) {
+			// The rest is re-sealed: say so to scripts, and exit 1 over what is not.
+			if jerr := json.NewEncoder(stdout).Encode(map[string]any{"resealed": n, "failed": damaged.Failed}); jerr != nil {
+				return jerr
+			}
+			return err
+		}
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,11 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/seal"
@@ -27,7 +29,8 @@ func RotateMaster(ctx context.Context, cfg Config, settle time.Duration) (reseal
 		return 0, err
 	}
 	defer env.Close()
-	if resealed, err = env.Reseal(ctx); err != nil {
+	var damaged *ResealError
+	if resealed, err = env.Reseal(ctx); err != nil && !errors.As(err, &damaged) {
 		return resealed, err
 	}
 	// A request that sealed under the old key just before the key file changed may commit
@@ -40,29 +43,54 @@ func RotateMaster(ctx context.Context, cfg Config, settle time.Duration) (reseal
 	case <-time.After(settle):
 	}
 	for range 10 {
-		n, err := env.Reseal(ctx)
+		n, perr := env.Reseal(ctx)
 		resealed += n
-		if err != nil || n == 0 {
-			return resealed, err
+		if perr != nil && !errors.As(perr, &damaged) {
+			return resealed, perr
+		}
+		err = perr // the newest pass's account of the values it could not open
+		if n == 0 {
+			break
 		}
 	}
-	return resealed, nil
+	return resealed, err
 }
 
-// Reseal re-seals every stored value that is not under the primary master key.
+// ResealError names the stored values a re-seal pass could not open (damaged, or under a
+// key the keyring lacks). Every other value was re-sealed; these stay as they were, under
+// their old key, which must therefore be kept.
+type ResealError struct {
+	Failed []string // "kind id: why"
+}
+
+func (e *ResealError) Error() string {
+	shown := e.Failed[:min(len(e.Failed), 5)]
+	more := ""
+	if len(e.Failed) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(e.Failed)-len(shown))
+	}
+	return fmt.Sprintf("%d sealed values could not be opened and stay under their old master key (keep it until they are repaired): %s%s",
+		len(e.Failed), strings.Join(shown, "; "), more)
+}
+
+// Reseal re-seals every stored value that is not under the primary master key. Values it
+// cannot open are left as they are and named in a *ResealError.
 func (e *Env) Reseal(ctx context.Context) (int, error) {
 	values, err := e.Store.SealedValues(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reseal: %w", err)
 	}
 	n := 0
+	var failed []string
 	for _, v := range values {
 		if !e.Ring.NeedsReseal(v.Blob) {
 			continue
 		}
 		plain, err := e.Ring.Open(v.Blob, v.AAD())
 		if err != nil {
-			return n, fmt.Errorf("reseal %s %s: %w", v.Kind, v.ID, err)
+			// One damaged value must not keep every other from the new key.
+			failed = append(failed, fmt.Sprintf("%s %s: %v", v.Kind, v.ID, err))
+			continue
 		}
 		fresh, err := e.Ring.Seal(plain, v.AAD())
 		clear(plain)
@@ -76,6 +104,9 @@ func (e *Env) Reseal(ctx context.Context) (int, error) {
 		if ok {
 			n++
 		}
+	}
+	if len(failed) > 0 {
+		return n, &ResealError{Failed: failed}
 	}
 	return n, nil
 }
