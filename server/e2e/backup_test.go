@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 )
@@ -22,18 +21,8 @@ import (
 // directory), is that verifier as it was: the codes used before the backup stay used, the
 // audit trail verifies, and nothing secret is in the file in the clear.
 func TestBackup_WhileServing_RestoredCopyRemembersUsedCodes(t *testing.T) {
-	data := t.TempDir()
-	var app wire.AppCreated
-	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", data, "--id", "shop", "--origin", origin), &app); err != nil {
-		t.Fatal(err)
-	}
-	p := startProcess(t, data)
-	v := &verifier{t: t, URL: p.URL, Data: data, APIKey: app.APIKey, Clock: &clock{}}
-	e := v.enroll("ivy")
-	used := code(t, e.Secret, time.Now().Add(30*time.Second))
-	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: used}); r.Status != 200 {
-		t.Fatalf("verify: %d %s", r.Status, r.Raw)
-	}
+	p, v, e, used := signedIn(t, "ivy")
+	data := v.Data
 	if r := e.call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); r.Status != 200 {
 		t.Fatalf("recovery code: %d %s", r.Status, r.Raw)
 	}
@@ -47,7 +36,7 @@ func TestBackup_WhileServing_RestoredCopyRemembersUsedCodes(t *testing.T) {
 		defer wg.Done()
 		for !stop.Load() {
 			req, _ := http.NewRequest("POST", v.URL+"/v1/tickets", strings.NewReader(`{"user":"busy"}`))
-			req.Header.Set("Authorization", "Bearer "+app.APIKey)
+			req.Header.Set("Authorization", "Bearer "+v.APIKey)
 			req.Header.Set("Content-Type", "application/json")
 			if res, err := http.DefaultClient.Do(req); err == nil {
 				if res.StatusCode == 201 {

@@ -155,9 +155,10 @@ func runCLI(t *testing.T, args ...string) []byte {
 	return out
 }
 
-// A success is durable before it is answered: a kill -9 right after it does not bring
-// the code back.
-func TestVerify_KilledRightAfterSuccess_CodeStaysUsed(t *testing.T) {
+// signedIn starts `twofold serve` as a process on a fresh data directory with the app
+// "shop" made by the CLI, enrolls user and signs them in with a code, which it returns.
+func signedIn(t *testing.T, user string) (*process, *verifier, enrolled, string) {
+	t.Helper()
 	data := t.TempDir()
 	var app wire.AppCreated
 	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", data, "--id", "shop", "--origin", origin), &app); err != nil {
@@ -165,18 +166,25 @@ func TestVerify_KilledRightAfterSuccess_CodeStaysUsed(t *testing.T) {
 	}
 	p := startProcess(t, data)
 	v := &verifier{t: t, URL: p.URL, Data: data, APIKey: app.APIKey, Clock: &clock{}}
-	e := v.enroll("hank")
+	e := v.enroll(user)
 	c := code(t, e.Secret, time.Now().Add(30*time.Second))
 	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c}); r.Status != 200 {
 		t.Fatalf("verify: %d %s", r.Status, r.Raw)
 	}
+	return p, v, e, c
+}
+
+// A success is durable before it is answered: a kill -9 right after it does not bring
+// the code back.
+func TestVerify_KilledRightAfterSuccess_CodeStaysUsed(t *testing.T) {
+	p, v, e, c := signedIn(t, "hank")
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p.done
 	p.done <- nil // let Cleanup's wait return
 
-	v.URL = startProcess(t, data).URL
+	v.URL = startProcess(t, v.Data).URL
 	r := v.ticket("hank").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: c})
 	if r.Status != 409 || r.errCode() != wire.CodeCodeAlreadyUsed {
 		t.Fatalf("code after kill -9 and restart: %d %s, want 409 code_already_used", r.Status, r.Raw)
