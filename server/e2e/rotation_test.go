@@ -218,7 +218,7 @@ func TestRotation_MasterKeyCommand_ServingVerifierFollows(t *testing.T) {
 	e := v.enroll("kms-user")
 
 	write(k1, k0)
-	n, err := serve.RotateMaster(t.Context(), v.cfg, 0)
+	n, err := serve.RotateMaster(t.Context(), v.cfg, 0, false)
 	if err != nil || n == 0 {
 		t.Fatalf("rotate-master: %d re-sealed, %v", n, err)
 	}
@@ -296,4 +296,47 @@ func TestRotation_OneDamagedValue_TheRestResealedAndItIsNamed(t *testing.T) {
 			t.Errorf("%s %s: under the old key %v after the rotation", val.Kind, val.ID, old)
 		}
 	}
+}
+
+// A verifier whose master key came from its environment cannot learn a new one while it
+// runs: rotating to a key it lacks would leave it answering 500 for every user re-sealed.
+// rotate-master refuses, naming it, and re-seals nothing. Restarted with the new key beside
+// the old one (the README's first step), it is no obstacle, and goes on signing people in
+// after the rotation.
+func TestRotation_RunningVerifierLacksTheNewKey_RefusedUntilItHoldsIt(t *testing.T) {
+	k0, k1 := newMasterKey(), newMasterKey()
+
+	t.Run("Lacks", func(t *testing.T) {
+		v := startVerifierWith(t, func(c *serve.Config) { c.MasterKey = k0 })
+		e := v.enroll("env-key-user")
+		cmd := exec.Command(binary, "keys", "rotate-master", "--data", v.Data, "--settle", "0s")
+		cmd.Env = append(os.Environ(), "TWOFOLD_MASTER_KEY="+k1, "TWOFOLD_MASTER_KEY_PREVIOUS="+k0)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "not held by 1 running verifier") || !strings.Contains(string(out), "--force") {
+			t.Fatalf("rotate-master past a verifier without the new key: %v\n%s\nwant exit 1 naming it", err, out)
+		}
+		r := e.call("POST", "/v1/totp/verify", map[string]string{"code": code(t, e.Secret, v.Clock.Now().Add(30*time.Second))})
+		if r.Status != 200 {
+			t.Fatalf("sign-in after the refused rotation: %d %s", r.Status, r.Raw)
+		}
+		forced := v.cfg
+		forced.MasterKey, forced.MasterKeyPrevious = k1, k0
+		if n, err := serve.RotateMaster(t.Context(), forced, 0, true); err != nil || n == 0 {
+			t.Fatalf("rotate-master --force: %d re-sealed, %v", n, err)
+		}
+	})
+
+	t.Run("HoldsItAsPrevious", func(t *testing.T) {
+		v := startVerifierWith(t, func(c *serve.Config) { c.MasterKey, c.MasterKeyPrevious = k0, k1 })
+		e := v.enroll("env-key-user")
+		rot := v.cfg
+		rot.MasterKey, rot.MasterKeyPrevious = k1, k0
+		if n, err := serve.RotateMaster(t.Context(), rot, 0, false); err != nil || n == 0 {
+			t.Fatalf("rotate-master: %d re-sealed, %v", n, err)
+		}
+		r := e.call("POST", "/v1/totp/verify", map[string]string{"code": code(t, e.Secret, v.Clock.Now().Add(30*time.Second))})
+		if r.Status != 200 {
+			t.Fatalf("sign-in on the running verifier after the rotation: %d %s", r.Status, r.Raw)
+		}
+	})
 }

@@ -190,10 +190,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return json.NewEncoder(stdout).Encode(wire.AppCreated{ID: app.ID, APIKey: key})
 	case "keys rotate-master":
 		settle := fs.Duration("settle", 3*time.Second, "how long requests already sealing under the old key get to finish before the last re-seal pass")
+		force := fs.Bool("force", false, "re-seal even when a running verifier does not hold the new key (it will fail for the users re-sealed)")
 		if err := parse(); err != nil {
 			return err
 		}
-		n, err := serve.RotateMaster(ctx, cfg, *settle)
+		n, err := serve.RotateMaster(ctx, cfg, *settle, *force)
 		var damaged *serve.ResealError
 		if errors.As(err, &damaged) {
 			// The rest is re-sealed: say so to scripts, and exit 1 over what is not.

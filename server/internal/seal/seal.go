@@ -188,6 +188,20 @@ func (r *Keyring) PrimaryID() [8]byte {
 	return r.primary
 }
 
+// IDs are the IDs of the keys the keyring holds now, the primary first.
+func (r *Keyring) IDs() [][8]byte {
+	_ = r.refresh()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ids := [][8]byte{r.primary}
+	for id := range r.aeads {
+		if id != r.primary {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // NeedsReseal reports whether envelope was sealed under a key other than the primary.
 // A malformed envelope reports false: re-sealing cannot help it.
 func (r *Keyring) NeedsReseal(envelope []byte) bool {

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -18,17 +19,38 @@ import (
 // and re-seals every stored secret under it. Running verifiers keep serving: they open
 // values under either key and pick up the new file when they meet a value sealed with it.
 // Each value is swapped by compare-and-set, so a concurrent change is never overwritten.
-func RotateMaster(ctx context.Context, cfg Config, settle time.Duration) (resealed int, err error) {
-	if cfg.MasterKey == "" && cfg.MasterKeyCommand == "" {
-		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
-			return 0, fmt.Errorf("rotate master key file: %w", err)
-		}
-	}
+//
+// It first checks the verifiers seen running (each records the master keys it holds): one
+// that lacks the new key and cannot learn it (its keys came from its environment, or from
+// a key file other than this one) would answer 500 for every user whose secret is
+// re-sealed, so the rotation is refused with a *KeyNotHeldError unless force.
+func RotateMaster(ctx context.Context, cfg Config, settle time.Duration, force bool) (resealed int, err error) {
+	cfg.defaults()
 	env, err := Open(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
 	defer env.Close()
+	keyFile := ""
+	if cfg.MasterKey == "" && cfg.MasterKeyCommand == "" {
+		keyFile = follows(cfg)
+	}
+	if !force {
+		newKey := ""
+		if keyFile == "" { // the key to rotate to is this process's primary already
+			id := env.Ring.PrimaryID()
+			newKey = hex.EncodeToString(id[:])
+		}
+		if err := checkInstances(ctx, env.Store, cfg.Now(), newKey, keyFile); err != nil {
+			return 0, err
+		}
+	}
+	if keyFile != "" {
+		// The keyring reads the file again when asked for its primary.
+		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
+			return 0, fmt.Errorf("rotate master key file: %w", err)
+		}
+	}
 	var damaged *ResealError
 	if resealed, err = env.Reseal(ctx); err != nil && !errors.As(err, &damaged) {
 		return resealed, err

@@ -313,6 +313,13 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 	if err := env.Warm(ctx); err != nil {
 		cfg.Logger.Warn("could not open the store's connections ahead of requests", "err", err)
 	}
+	// Which master keys this verifier holds, for keys rotate-master to check.
+	self := newInstance(env, cfg)
+	if err := self.put(ctx); err != nil {
+		cfg.Logger.Warn("could not record this instance's master keys", "err", err)
+	}
+	go self.keepFresh(ctx)
+	defer self.remove() // before the store closes
 	checks := []api.Check{{Name: "store", Ping: env.Store.Ping}}
 	if env.Budgets != nil {
 		// Serve even when Redis is down: verifications fail closed and /readyz says why

@@ -124,6 +124,18 @@ func (s Sealed) AAD() []byte {
 
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
 // goroutines and many processes sharing one database.
+// Instance is a serving verifier as it last said: the master keys it holds and how it
+// learns new ones.
+type Instance struct {
+	ID, Host string
+	KeyIDs   []string // hex, the primary first
+	// Follows is how it learns a key added after it started: "" not at all (its keys came
+	// from its environment), "command" (it runs its --master-key-command again), or
+	// "file HOST:PATH" (it reads that key file again).
+	Follows string
+	SeenAt  time.Time
+}
+
 type Store interface {
 	// Ping reports whether the backing database answers.
 	Ping(ctx context.Context) error
@@ -172,6 +184,12 @@ type Store interface {
 	// it still holds old (a compare-and-set, so a concurrent change is never overwritten).
 	SealedValues(ctx context.Context) ([]Sealed, error)
 	ReplaceSealed(ctx context.Context, kind, id string, old, new []byte) (bool, error)
+
+	// PutInstance records (or refreshes) a serving verifier; DeleteInstance forgets it as it
+	// stops; Instances lists those seen at or after since.
+	PutInstance(ctx context.Context, in Instance) error
+	DeleteInstance(ctx context.Context, id string) error
+	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
 	// Sweep deletes tickets and pending enrollments that expired before now.
 	Sweep(ctx context.Context, now time.Time) error
