@@ -1,12 +1,14 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -44,6 +46,10 @@ type Config struct {
 	Replay ReplayCache
 	// HTTPClient fetches the keys; default a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// PlainHTTP allows fetching the keys over http:// from a host other than loopback. Set
+	// it only where the network between your backend and the verifier is private: whoever
+	// can change the key set on the way can sign tokens that pass.
+	PlainHTTP bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -63,6 +69,16 @@ func (c Config) Validate() error {
 	if c.Audience == "" {
 		errs = append(errs, errors.New("Config.Audience must be your app's id"))
 	}
+	if c.JWKSURL != "" || c.Issuer != "" {
+		jwks := cmp.Or(c.JWKSURL, strings.TrimRight(c.Issuer, "/")+"/.well-known/jwks.json")
+		u, err := url.Parse(jwks)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			errs = append(errs, fmt.Errorf("Config.JWKSURL %q must be an https:// URL", jwks))
+		case u.Scheme == "http" && !c.PlainHTTP && !loopback(u.Hostname()):
+			errs = append(errs, fmt.Errorf("Config.JWKSURL %q is plain http to another host: whoever can change the keys on the way can sign tokens. Serve the verifier over https://, or set Config.PlainHTTP if the network between is private", jwks))
+		}
+	}
 	for _, a := range c.Algorithms {
 		if !slices.Contains(supportedAlgs, a) {
 			errs = append(errs, fmt.Errorf("Config.Algorithms: %q is not one of %s", a, strings.Join(supportedAlgs, ", ")))
@@ -75,6 +91,12 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("Config.CacheFor and Config.MinRefresh cannot be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether host is this machine by name or address.
+func loopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || (err == nil && ip.IsLoopback())
 }
 
 func (c Config) withDefaults() Config {

@@ -439,6 +439,30 @@ func TestConfig_Validate_ReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// The key set decides which tokens pass: over plain http from another host, whoever is on
+// the way can swap it. That takes https://, loopback, or saying the network is private.
+func TestConfig_PlainHTTPToAnotherHost_RefusedUnlessSaidPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, jwks string
+		plain        bool
+		refused      bool
+	}{
+		{"https://mfa.example.com", "", false, false},
+		{"http://127.0.0.1:8080", "", false, false},
+		{"http://localhost:8080", "", false, false},
+		{"http://[::1]:8080", "", false, false},
+		{"http://twofold:8080", "", false, true},
+		{"https://mfa.example.com", "http://10.0.0.5:8080/.well-known/jwks.json", false, true},
+		{"http://twofold:8080", "", true, false},
+		{"https://mfa.example.com", "ftp://mfa.example.com/jwks", true, true},
+	} {
+		_, err := client.NewVerifier(client.Config{Issuer: tc.issuer, JWKSURL: tc.jwks, Audience: "shop", PlainHTTP: tc.plain})
+		if refused := err != nil && strings.Contains(err.Error(), "Config.JWKSURL"); refused != tc.refused {
+			t.Errorf("issuer %s, JWKS %q, PlainHTTP %v: %v; want refused %v", tc.issuer, tc.jwks, tc.plain, err, tc.refused)
+		}
+	}
+}
+
 func TestTicketClient_WrongKey_APIError(t *testing.T) {
 	tc, _ := client.NewTicketClient(verifierURL, "shop.not-the-key", nil)
 	_, err := tc.Ticket(context.Background(), "kim", client.TicketOptions{})
