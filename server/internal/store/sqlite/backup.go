@@ -33,14 +33,19 @@ func Backup(ctx context.Context, s *sqlstore.DB, path string) (info BackupInfo, 
 	if path, err = filepath.Abs(path); err != nil {
 		return BackupInfo{}, err
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return BackupInfo{}, fmt.Errorf("%s: %w", path, ErrBackupExists)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return BackupInfo{}, err
-	}
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		return BackupInfo{}, fmt.Errorf("the backup's directory: %w", err)
 	}
+	// The file is made here, empty, which VACUUM INTO accepts: no other may be overwritten,
+	// and only its owner may read it (it holds hashed codes and who signed in from where).
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return BackupInfo{}, fmt.Errorf("%s: %w", path, ErrBackupExists)
+	}
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	f.Close()
 	defer func() {
 		if err != nil {
 			os.Remove(path)

@@ -179,6 +179,9 @@ func TestBackup_WhileWriting_ConsistentCopyNeverOverwritten(t *testing.T) {
 	if info.Path != path || info.Bytes <= 0 {
 		t.Errorf("backup info %+v, want the path and its size", info)
 	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file mode %v (%v), want 0600: it holds hashed codes and the audit trail", fi.Mode().Perm(), err)
+	}
 
 	// The copy opens as a store and holds every ticket written before the backup began, and
 	// from those written during it, a prefix: nothing half-written, nothing out of order.
