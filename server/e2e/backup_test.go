@@ -12,8 +12,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/serve"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 )
 
 // `twofold backup` copies the store of a verifier that is serving and signing people in,
@@ -114,5 +117,47 @@ func TestBackup_WhileServing_RestoredCopyRemembersUsedCodes(t *testing.T) {
 	}
 	if rep, code := auditVerify(t, restored); code != 0 || !rep.OK {
 		t.Fatalf("audit verify on the restored copy: exit %d, %+v", code, rep)
+	}
+}
+
+// The README's PostgreSQL backup, as written: pg_dump -Fc of the live database, pg_restore
+// into an empty one, and a verifier on it with the same master key, which remembers the
+// codes used before the dump and whose audit trail verifies.
+func TestBackup_PostgresDumpRestored_RemembersUsedCodes(t *testing.T) {
+	for _, tool := range []string{"pg_dump", "pg_restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (Debian's postgresql-client, installed with the server)", tool)
+		}
+	}
+	key := newMasterKey()
+	v := startVerifierWith(t, func(c *serve.Config) { c.Store, c.MasterKey = pgtest.NewDatabase(t), key })
+	e := v.enroll("pat")
+	used := code(t, e.Secret, v.Clock.Now().Add(30*time.Second))
+	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: used}); r.Status != 200 {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
+	}
+	dump := filepath.Join(t.TempDir(), "twofold.dump")
+	if out, err := exec.Command("pg_dump", "-Fc", "-d", v.cfg.Store, "-f", dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	restored := pgtest.NewDatabase(t)
+	if out, err := exec.Command("pg_restore", "-d", restored, dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v\n%s", err, out)
+	}
+
+	r := &verifier{t: t, Data: t.TempDir(), APIKey: v.APIKey, Clock: v.Clock}
+	r.cfg = v.cfg
+	r.cfg.Store, r.cfg.DataDir = restored, r.Data
+	r.serve()
+	if got := r.ticket("pat").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: used}); got.Status != 409 || got.errCode() != wire.CodeCodeAlreadyUsed {
+		t.Fatalf("the code used before the dump, on the restored database: %d %s, want 409", got.Status, got.Raw)
+	}
+	if got := r.ticket("pat").call("POST", "/v1/recovery/verify", wire.CodeRequest{Code: e.RecoveryCodes[0]}); got.Status != 200 {
+		t.Fatalf("a recovery code on the restored database (its secret opened with the same master key): %d %s", got.Status, got.Raw)
+	}
+	cmd := exec.Command(binary, "audit", "verify", "--store", restored)
+	cmd.Env = append(os.Environ(), "TWOFOLD_MASTER_KEY="+key)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("audit verify on the restored database: %v\n%s", err, out)
 	}
 }
