@@ -104,8 +104,6 @@ var t0 = time.UnixMilli(1_893_456_000_000) // 2030-01-01T00:00:00Z
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
-// goroutines runs f(i) for i in [0, n) at once, each released by the same signal so the
-// calls really overlap.
 // winners runs f in n goroutines released together and counts how many returned true.
 func winners(n int, f func(i int) bool) int {
 	var won atomic.Int64
@@ -117,6 +115,8 @@ func winners(n int, f func(i int) bool) int {
 	return int(won.Load())
 }
 
+// goroutines runs f(i) for i in [0, n) at once, each released by the same signal so the
+// calls really overlap.
 func goroutines(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
