@@ -31,6 +31,7 @@ type attempt struct {
 // a verification waits for one durable write rather than one per step. A nil answer means
 // the code passed. Budgets kept outside the store (Redis) are reserved before the
 // transaction and given back after it: a network call must not hold SQLite's one writer.
+// A give-back that fails after the commit is logged, not answered.
 func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt) (answer error, err error) {
 	key := factorKey(a.factor, p)
 	inStore := s.limits.KeptIn(s.st)
@@ -83,8 +84,11 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 		return nil, err
 	}
 	if passed && !inStore {
+		// The sign-in has committed (the code is used, the ticket elevated, the trail says
+		// so): a 503 now would send the person back with a code that is refused. Leaving the
+		// failures counted is the safe side.
 		if err := s.limits.Passed(ctx, key, p.IP, a.unlocks...); err != nil {
-			return nil, err
+			s.cfg.Logger.ErrorContext(ctx, "attempt not given back after a sign-in: its failures stay counted", "app", p.App.ID, "factor", a.factor, "err", err)
 		}
 	}
 	return answer, nil

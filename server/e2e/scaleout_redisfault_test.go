@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twofold-dev/twofold/internal/wire"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
+)
+
+// redisCutter is a TCP proxy in front of a Redis that the test can cut after a given
+// number of further scripts (EVALSHA), as a Redis that stops answering in the middle of a
+// verification: its reservation answered, what follows not.
+type redisCutter struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	armed bool
+	left  int // scripts still let through once armed
+	cut   bool
+	conns []net.Conn
+}
+
+func newRedisCutter(t *testing.T, target string) *redisCutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &redisCutter{t: t, ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, c := range r.conns {
+			c.Close()
+		}
+	})
+	go r.serve()
+	return r
+}
+
+// Addr is the proxy's host:port.
+func (r *redisCutter) Addr() string { return r.ln.Addr().String() }
+
+// cutAfter lets n more scripts through, then closes every connection and refuses new ones.
+func (r *redisCutter) cutAfter(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.armed, r.left = true, n
+}
+
+func (r *redisCutter) serve() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		cut := r.cut
+		r.mu.Unlock()
+		if cut {
+			c.Close()
+			continue
+		}
+		s, err := net.DialTimeout("tcp", r.target, 2*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		r.mu.Lock()
+		r.conns = append(r.conns, c, s)
+		r.mu.Unlock()
+		go io.Copy(c, s)
+		go r.forward(c, s)
+	}
+}
+
+// forward copies client c's commands to Redis s until a script that is past the budget.
+func (r *redisCutter) forward(c, s net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			scripts := bytes.Count(bytes.ToLower(buf[:n]), []byte("evalsha"))
+			r.mu.Lock()
+			if r.armed && scripts > 0 {
+				if r.left < scripts {
+					r.cut = true
+					for _, x := range r.conns {
+						x.Close()
+					}
+				}
+				r.left -= scripts
+			}
+			cut := r.cut
+			r.mu.Unlock()
+			if cut {
+				return
+			}
+			if _, err := s.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			s.Close()
+			return
+		}
+	}
+}
+
+// Redis answers a verification's reservation, then stops answering before the attempt is
+// given back. The sign-in had already committed (the code, or recovery code, is used and
+// the ticket elevated): the person gets the token they earned, not a 503 telling them to
+// try again with a code that will now be refused. Before, a TOTP code was answered 503 and
+// then 409, and a recovery code was burnt with nothing to show for it.
+func TestScaleOut_RedisStopsAfterReservation_CommittedSignInStillAnswered(t *testing.T) {
+	url, prefix := pgtest.RedisAddr(t)
+	target := url[len("redis://"):]
+	if i := bytes.IndexByte([]byte(target), '/'); i >= 0 {
+		target = target[:i]
+	}
+	if i := bytes.LastIndexByte([]byte(target), '@'); i >= 0 {
+		target = target[i+1:]
+	}
+	px := newRedisCutter(t, target)
+	c := startCluster(t, 1, "redis://"+px.Addr()+"/0", prefix)
+	v := c.vs[0]
+	// A first sign-in loads both scripts into Redis, so each later one is one EVALSHA.
+	warm := v.enroll("warm")
+	if o := submit(v.URL, warm.ticket, nextCode(t, warm.Secret)); o.status != 200 {
+		t.Fatalf("with Redis up: %+v", o)
+	}
+
+	for _, tc := range []struct {
+		name, path string
+		code       func(e enrolled) string
+	}{
+		{"totp", "/v1/totp/verify", func(e enrolled) string { return nextCode(t, e.Secret) }},
+		{"recovery", "/v1/recovery/verify", func(e enrolled) string { return e.RecoveryCodes[0] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			px.mu.Lock()
+			px.cut, px.armed = false, false
+			px.mu.Unlock()
+			e := v.enroll("u-" + tc.name)
+			code := tc.code(e)
+			px.cutAfter(1) // the reservation passes; the give-back finds Redis gone
+			r := e.call("POST", tc.path, wire.CodeRequest{Code: code})
+			if r.Status != 200 || r.str("token") == "" {
+				t.Errorf("sign-in committed, then Redis gone: %d %s; want 200 and the token", r.Status, r.Raw)
+			}
+			// It had committed: with Redis back, the code is used.
+			px.mu.Lock()
+			px.cut, px.armed = false, false
+			px.mu.Unlock()
+			if again := e.call("POST", tc.path, wire.CodeRequest{Code: code}); again.Status/100 != 4 {
+				t.Errorf("the same code again, Redis back: %d %s; want it refused as used", again.Status, again.Raw)
+			}
+		})
+	}
+}
