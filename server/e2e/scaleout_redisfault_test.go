@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +168,71 @@ func TestScaleOut_RedisStopsAfterReservation_CommittedSignInStillAnswered(t *tes
 				t.Errorf("the same code again, Redis back: %d %s; want it refused as used", again.Status, again.Raw)
 			}
 		})
+	}
+}
+
+// redisFill writes n values of size bytes under keys "cache:<i>" over raw RESP, as another
+// tenant of a shared Redis (a cache) would.
+func redisFill(t *testing.T, addr string, n, size int) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	val := bytes.Repeat([]byte("x"), size)
+	var req bytes.Buffer
+	for i := range n {
+		key := fmt.Sprintf("cache:%d", i)
+		fmt.Fprintf(&req, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, len(val), val)
+	}
+	go conn.Write(req.Bytes())
+	rd := bufio.NewReader(conn)
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	for range n {
+		if _, err := rd.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A Redis that evicts keys when full (maxmemory with an LRU policy, as many managed and
+// shared caches are set up) forgets a back-off, a lock or an address's window as soon as
+// another tenant fills it, and the guessing it bounded starts over. /readyz warns (still
+// 200: it works) and serve logs it at start. Before, nothing said so.
+func TestScaleOut_RedisEvictsKeys_ReadyzWarns(t *testing.T) {
+	rs := startRedisServer(t, "--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
+	c := startCluster(t, 2, rs.URL(), "twofoldtest:evict:")
+	bob := c.vs[0].enroll("bob")
+	wrong := wrongCode(t, bob.Secret, time.Now())
+	for i := range 5 {
+		if o := submit(c.vs[i%2].URL, bob.ticket, wrong); o.status != 401 {
+			t.Fatalf("guess %d: %+v, want 401", i+1, o)
+		}
+	}
+	if o := submit(c.vs[1].URL, bob.ticket, wrong); o.status != 429 {
+		t.Fatalf("the sixth guess: %+v, want 429 (back-off)", o)
+	}
+	// What the warning is about: another tenant fills Redis, and bob's back-off is gone.
+	redisFill(t, fmt.Sprintf("127.0.0.1:%d", rs.port), 1500, 8<<10)
+	t.Logf("after another tenant filled Redis, bob's next guess: %+v (401: weighed again, the back-off evicted)", submit(c.vs[0].URL, bob.ticket, wrong))
+
+	for i, v := range c.vs {
+		res, err := client.Get(v.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Status   string
+			Warnings map[string]string
+		}
+		json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if res.StatusCode != 200 || body.Status != "warning" || !strings.Contains(body.Warnings["redis"], "maxmemory-policy allkeys-lru") {
+			t.Errorf("instance %d /readyz on an evicting Redis: %d %+v; want 200, a warning naming maxmemory-policy allkeys-lru", i, res.StatusCode, body)
+		}
+		if !c.procs[i].logged(body.Warnings["redis"]) {
+			t.Errorf("instance %d did not log the warning at start", i)
+		}
 	}
 }

@@ -366,14 +366,15 @@ func TestScaleOut_KillOneInstanceMidLoad_OthersGoOn_NothingAcknowledgedLost(t *t
 
 // redisServer is a Redis of the test's own, on a free port, without persistence.
 type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan error
+	t     *testing.T
+	port  int
+	dir   string
+	extra []string // more redis-server arguments
+	cmd   *exec.Cmd
+	done  chan error
 }
 
-func startRedisServer(t *testing.T) *redisServer {
+func startRedisServer(t *testing.T, extra ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		msg := "\n*** redis-server IS NOT INSTALLED: this test starts and stops a Redis of its own.\n*** Install redis-server (apt-get install redis-server)."
@@ -388,7 +389,7 @@ func startRedisServer(t *testing.T) *redisServer {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	r := &redisServer{t: t, port: port, dir: t.TempDir(), extra: extra}
 	r.start()
 	t.Cleanup(func() {
 		if r.cmd != nil {
@@ -403,8 +404,8 @@ func (r *redisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0"
 
 func (r *redisServer) start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	args := []string{"--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir}
+	r.cmd = exec.Command("redis-server", append(args, r.extra...)...)
 	var out bytes.Buffer
 	r.cmd.Stdout, r.cmd.Stderr = &out, &out
 	if err := r.cmd.Start(); err != nil {

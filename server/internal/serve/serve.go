@@ -328,8 +328,14 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := env.Budgets.Ping(pctx); err != nil {
 			cfg.Logger.Warn("verifications are refused until Redis answers", "err", err)
+		} else if msg := env.Budgets.Warning(); msg != "" {
+			cfg.Logger.Warn(msg)
 		}
 		cancel()
+	}
+	warnings := []api.Warning{{Name: "clock", Check: env.Clock.Warning}}
+	if env.Budgets != nil {
+		warnings = append(warnings, api.Warning{Name: "redis", Check: env.Budgets.Warning})
 	}
 	app := api.New(api.Deps{
 		MFA:      env.MFA,
@@ -339,7 +345,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		Metrics:  env.Metrics,
 		Tokens:   env.Tokens,
 		Proxies:  proxies,
-		Warnings: []api.Warning{{Name: "clock", Check: env.Clock.Warning}},
+		Warnings: warnings,
 		Gauges:   []func(io.Writer) error{env.Clock.WritePrometheus},
 	})
 	if cfg.NTP != "" {

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +45,8 @@ type Budgets struct {
 	where  string // the address, for messages; never the password
 	prefix string
 	idle   time.Duration
+
+	evicts atomic.Pointer[string] // Warning's answer as the last Ping found it
 }
 
 var _ store.AttemptStore = (*Budgets)(nil)
@@ -79,12 +83,48 @@ func New(rawURL string, o Options) (*Budgets, error) {
 	return &Budgets{c: redis.NewClient(opts), where: opts.Addr, prefix: o.Prefix, idle: o.IdleTTL}, nil
 }
 
-// Ping reports whether Redis answers, and if not, why.
+// Ping reports whether Redis answers, and if not, why. It also reads Redis's eviction
+// policy, which Warning reports.
 func (b *Budgets) Ping(ctx context.Context) error {
 	if err := b.c.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("Redis at %s does not answer: %w", b.where, err)
 	}
+	// INFO, not CONFIG GET: managed Redis services often refuse CONFIG. Unread, the last
+	// answer stands.
+	if info, err := b.c.Info(ctx, "memory").Result(); err == nil {
+		msg := evictionWarning(b.where, info)
+		b.evicts.Store(&msg)
+	}
 	return nil
+}
+
+// Warning is "" unless the last Ping found a Redis that evicts keys when it is full
+// (maxmemory with a policy other than noeviction): it may then drop a back-off, a lock or
+// an address's window whenever memory runs short (another tenant's cache, or many
+// addresses), and the guessing it bounded starts over.
+func (b *Budgets) Warning() string {
+	if m := b.evicts.Load(); m != nil {
+		return *m
+	}
+	return ""
+}
+
+// evictionWarning reads INFO memory's maxmemory and maxmemory_policy.
+func evictionWarning(where, info string) string {
+	var limit, policy string
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch k {
+		case "maxmemory":
+			limit = v
+		case "maxmemory_policy":
+			policy = v
+		}
+	}
+	if limit == "" || limit == "0" || policy == "" || policy == "noeviction" {
+		return ""
+	}
+	return fmt.Sprintf("Redis at %s evicts keys when full (maxmemory %s, maxmemory-policy %s): it can forget attempt budgets and locks, and guessing starts over; set maxmemory-policy noeviction (a full Redis then refuses verifications instead)", where, limit, policy)
 }
 
 // Close closes the connections.
