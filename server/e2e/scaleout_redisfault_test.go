@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +237,76 @@ func TestScaleOut_RedisEvictsKeys_ReadyzWarns(t *testing.T) {
 			t.Errorf("instance %d did not log the warning at start", i)
 		}
 	}
+}
+
+// One recovery code sent to three instances at once signs in once, and the audit records
+// that many instances queue at once (audit_queue) end as one valid chain, also while
+// `audit verify` chains them from outside during the load.
+func TestScaleOut_RecoveryCodeOnThreeInstances_OneWins_AuditChainStaysWhole(t *testing.T) {
+	url, prefix := pgtest.RedisAddr(t)
+	c := startCluster(t, 3, url, prefix, "--ip-budget", "100000")
+	const users = 12
+	es := make([]enrolled, users)
+	for i := range es {
+		es[i] = c.vs[i%3].enroll(fmt.Sprintf("r%02d", i))
+	}
+	var wg sync.WaitGroup
+	wins := make([]int, users)
+	var mu sync.Mutex
+	start := make(chan struct{})
+	for i, e := range es {
+		for k := range 6 {
+			wg.Go(func() {
+				<-start
+				path, code := "/v1/recovery/verify", e.RecoveryCodes[0]
+				if k%2 == 1 {
+					path, code = "/v1/totp/verify", "000000" // wrong, most likely; queued either way
+				}
+				req, _ := http.NewRequest("POST", c.vs[k%3].URL+path, strings.NewReader(`{"code":"`+code+`"}`))
+				req.Header.Set("Authorization", "Ticket "+e.ticket)
+				req.Header.Set("Origin", origin)
+				req.Header.Set("Content-Type", "application/json")
+				res, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				if path == "/v1/recovery/verify" && res.StatusCode == 200 {
+					mu.Lock()
+					wins[i]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	verified := make(chan []byte, 1)
+	go func() {
+		<-start
+		out, _ := exec.Command(binary, "audit", "verify", "--store", c.dsn).CombinedOutput()
+		verified <- out
+	}()
+	close(start)
+	wg.Wait()
+	if out := <-verified; !bytes.Contains(out, []byte(`"ok":true`)) {
+		t.Errorf("audit verify during the load: %s", out)
+	}
+	for i, n := range wins {
+		if n != 1 {
+			t.Errorf("user %d: one recovery code sent to three instances signed in %d times", i, n)
+		}
+	}
+	var rep struct {
+		OK      bool
+		Records int64
+	}
+	if err := json.Unmarshal(runCLI(t, "audit", "verify", "--store", c.dsn), &rep); err != nil || !rep.OK {
+		t.Fatalf("audit verify after the load: %+v %v", rep, err)
+	}
+	// Each user: enrollment started and factor added, then 3 recovery attempts and 3 wrong
+	// codes, each recorded (anomalies may add more).
+	if rep.Records < users*(2+6) {
+		t.Errorf("%d records in the chain, want at least %d", rep.Records, users*(2+6))
+	}
+	t.Logf("%d records, one chain", rep.Records)
 }
