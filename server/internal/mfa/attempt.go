@@ -86,8 +86,8 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 	if passed && !inStore {
 		// The sign-in has committed (the code is used, the ticket elevated, the trail says
 		// so): a 503 now would send the person back with a code that is refused. Leaving the
-		// failures counted is the safe side.
-		if err := s.limits.Passed(ctx, key, p.IP, a.unlocks...); err != nil {
+		// failures counted is the safe side. A client that hangs up now does not stop it.
+		if err := s.limits.Passed(context.WithoutCancel(ctx), key, p.IP, a.unlocks...); err != nil {
 			s.cfg.Logger.ErrorContext(ctx, "attempt not given back after a sign-in: its failures stay counted", "app", p.App.ID, "factor", a.factor, "err", err)
 		}
 	}
