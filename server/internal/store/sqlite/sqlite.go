@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -45,6 +46,13 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 }
 
 func open(ctx context.Context, path string) (*sqlstore.DB, error) {
+	// A new file is made here, owner-only like a backup: SQLite would make it 0644 under the
+	// usual umask, and gives its -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(15000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
