@@ -5,8 +5,11 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -81,6 +84,7 @@ func New(d Deps) *fiber.App {
 	})
 	app.Use(h.countRequests)
 	app.Use(h.common)
+	app.Use(h.recoverPanic)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", h.readyz)
@@ -197,6 +201,27 @@ func (h *handlers) common(c *fiber.Ctx) error {
 		slog.String("method", c.Method()), slog.String("route", c.Route().Path),
 		slog.Int("status", c.Response().StatusCode()), slog.Duration("took", time.Since(start)))
 	return err
+}
+
+// recoverPanic turns a panic in a handler into a 500 for that request alone: Fiber has no
+// recover of its own, so one would end the process and every user's sign-in with it. The
+// stack is logged; the panic's value only when the runtime made it, since another could
+// hold whatever the code had in hand.
+func (h *handlers) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		what := fmt.Sprintf("%T", v)
+		if re, ok := v.(runtime.Error); ok {
+			what = re.Error()
+		}
+		h.Logger.ErrorContext(c.UserContext(), "handler panicked", "method", c.Method(), "route", c.Route().Path,
+			"panic", what, "stack", string(debug.Stack()))
+		err = wire.NewError(wire.CodeInternal, "Something went wrong on our side. Try again in a moment.")
+	}()
+	return c.Next()
 }
 
 func (h *handlers) readyz(c *fiber.Ctx) error {
