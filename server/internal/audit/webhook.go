@@ -143,6 +143,14 @@ func (d *Deliverer) defaults() {
 	if d.Client == nil {
 		d.Client = &http.Client{Timeout: 10 * time.Second}
 	}
+	if d.Client.CheckRedirect == nil {
+		// A redirect is answered as a failure, never followed: followed, it would hand the
+		// signed delivery to the host it names, or turn it into a bodiless GET whose 200
+		// would mark an event delivered that the app never received.
+		c := *d.Client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		d.Client = &c
+	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
@@ -264,6 +272,9 @@ func (d *Deliverer) send(ctx context.Context, dl store.Delivery) error {
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
+	if res.StatusCode/100 == 3 {
+		return fmt.Errorf("receiver answered %s; redirects are not followed: give the webhook the URL it points to", res.Status)
+	}
 	if res.StatusCode/100 != 2 {
 		return fmt.Errorf("receiver answered %s", res.Status)
 	}

@@ -274,3 +274,44 @@ func TestCheckSignature_RefusesWhatItShould(t *testing.T) {
 }
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+// A receiver that redirects is a failed attempt, retried later: followed, a 307 would hand
+// the signed delivery to whatever host it names (which could replay it to the app within
+// the tolerance), and a 302 would turn it into a GET without a body that, answered 200,
+// marked the event delivered while the app never heard of it.
+func TestDeliver_ReceiverRedirects_NotFollowedNotDelivered(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusFound, http.StatusMovedPermanently} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			f := newHookFixture(t)
+			var mu sync.Mutex
+			var elsewhere []string
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				elsewhere = append(elsewhere, r.Method+" "+r.Header.Get(audit.SignatureHeader))
+			}))
+			t.Cleanup(other.Close)
+			redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/collect", code)
+			}))
+			t.Cleanup(redirector.Close)
+			if _, err := audit.SetWebhook(t.Context(), f.st, f.ring, "shop", redirector.URL+"/hooks", t0); err != nil {
+				t.Fatal(err)
+			}
+			f.record(t, audit.Event{Kind: audit.FactorAdded, AppID: "shop", User: "alice"})
+			if n := f.deliver(t); n != 0 {
+				t.Errorf("a redirect counted as %d delivered", n)
+			}
+			mu.Lock()
+			if len(elsewhere) != 0 {
+				t.Errorf("the redirect was followed: %q", elsewhere)
+			}
+			mu.Unlock()
+			var buf bytes.Buffer
+			f.del.Metrics.WritePrometheus(&buf)
+			if !strings.Contains(buf.String(), `result="failed"} 1`) {
+				t.Errorf("metrics do not count the redirect as a failed attempt:\n%s", buf.String())
+			}
+		})
+	}
+}
