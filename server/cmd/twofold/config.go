@@ -170,14 +170,25 @@ func leaves(err error) []error {
 	return out
 }
 
-// redactURL hides a password in a postgres:// or redis:// URL.
+// redactURL hides a password in a postgres:// or redis:// URL: its userinfo's, and any
+// query parameter that names one (pgx reads password and sslpassword there too).
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if err != nil && s != "" {
+	if err != nil {
+		if s != "" {
 			return "(redacted: not a URL)"
 		}
 		return s
+	}
+	params := strings.Split(u.RawQuery, "&")
+	for i, p := range params {
+		raw, _, _ := strings.Cut(p, "=")
+		if k, err := url.QueryUnescape(raw); err != nil || strings.Contains(strings.ToLower(k), "password") {
+			params[i] = raw + "=xxxxx"
+		}
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = strings.Join(params, "&")
 	}
 	return u.Redacted()
 }

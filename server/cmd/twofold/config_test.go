@@ -165,6 +165,27 @@ func TestConfigCheck_EffectiveConfig_RedactsSecrets(t *testing.T) {
 	}
 }
 
+// pgx also takes the password, and the client key's, as query parameters
+// (?password=…&sslpassword=…): config check hides them as it hides the URL's userinfo.
+func TestConfigCheck_PasswordsInTheStoreURLsQuery_Redacted(t *testing.T) {
+	cleanEnv(t)
+	cfg := writeConfig(t, `{"store": "postgres://twofold@db:5432/twofold?sslmode=require&password=pgquerypass&sslpassword=keypass&PassWord=mixedcase"}`)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "check", "--config", cfg}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"pgquerypass", "keypass", "mixedcase"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("config check prints %q:\n%s", secret, out.String())
+		}
+	}
+	for _, kept := range []string{"twofold@db:5432/twofold", "sslmode=require"} {
+		if !strings.Contains(out.String(), kept) {
+			t.Errorf("config check lacks %q:\n%s", kept, out.String())
+		}
+	}
+}
+
 // The admin subcommands read --data and --store from the same file serve uses, so
 // `users reset --config F` acts on the store serve runs on; serve-only keys are no error.
 func TestConfig_AdminCommandsTakeDataFromTheFile(t *testing.T) {
