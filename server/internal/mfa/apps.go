@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/audit"
@@ -129,7 +130,7 @@ func passkeyProblems(a *NewApp) []string {
 // last dot; the stored hash is compared in constant time.
 func (s *Service) AuthenticateApp(ctx context.Context, key string) (store.App, error) {
 	i := strings.LastIndexByte(key, '.')
-	if i <= 0 {
+	if i <= 0 || !storable(key[:i]) {
 		return store.App{}, errInvalidAPIKey
 	}
 	app, err := s.app(ctx, key[:i])
@@ -168,7 +169,7 @@ func hash(s string) []byte {
 
 // OriginKnown reports whether any app lists origin.
 func (s *Service) OriginKnown(ctx context.Context, origin string) (bool, error) {
-	if origin == "" {
+	if origin == "" || !storable(origin) {
 		return false, nil
 	}
 	ok, err := s.st.OriginKnown(ctx, origin)
@@ -177,6 +178,12 @@ func (s *Service) OriginKnown(ctx context.Context, origin string) (bool, error) 
 	}
 	return ok, nil
 }
+
+// storable reports whether s could be a stored key: PostgreSQL's text refuses invalid
+// UTF-8 and NUL outright, so a lookup of such a value fails there instead of finding
+// nothing. What a client sends unchecked (a key's app, an Origin, an id in a path) passes
+// this before it reaches the store.
+func storable(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // OriginRefused records that a call for this ticket came from, or a page using it ran on,
 // an origin the app does not list: the trace a phishing proxy leaves.

@@ -109,6 +109,9 @@ func hasCredential(creds []store.TOTPCredential, id string) bool {
 // it. The confirming code's step becomes the credential's last accepted step, so that code
 // cannot sign in again. The first authenticator brings a fresh set of recovery codes.
 func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code string) (wire.Confirmation, error) {
+	if !storable(id) {
+		return wire.Confirmation{}, errNoEnrollment
+	}
 	c, err := s.st.TOTP(ctx, id)
 	if isNotFound(err) || (err == nil && (c.Confirmed || c.AppID != p.App.ID || c.User != p.Ticket.User || !s.now().Before(c.ExpiresAt))) {
 		return wire.Confirmation{}, errNoEnrollment
