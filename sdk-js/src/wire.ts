@@ -42,6 +42,32 @@ export interface ErrorBody {
   clock?: string;
 }
 
+/**
+ * WebhookEvent is the JSON body of a webhook delivery (`twofold apps webhook`): one security
+ * event of the app's users that a person should hear about.
+ */
+export interface WebhookEvent {
+  /** evt_<audit record id>; the same in WebhookEventIDHeader */
+  id: string;
+  type: string;
+  created_at: string /* RFC 3339 */;
+  app: string;
+  user: string;
+  factor?: string;
+  ip?: string;
+  user_agent?: string;
+  outcome: string;
+  detail?: string;
+}
+
+/**
+ * The headers of a webhook delivery. WebhookSignatureHeader is t=<unix seconds>,v1=<hex
+ * HMAC-SHA256 of "<t>.<body>" keyed with the webhook's secret>; WebhookEventIDHeader names
+ * the event: deliveries are at least once, and a receiver drops an id it has seen.
+ */
+export const WebhookSignatureHeader = "Twofold-Signature";
+export const WebhookEventIDHeader = "Twofold-Event-Id";
+
 /** TicketRequest is the body of POST /v1/tickets. */
 export interface TicketRequest {
   user: string;

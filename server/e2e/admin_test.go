@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
+	kit "github.com/twofold-dev/twofold/server/client"
 	"github.com/twofold-dev/twofold/server/internal/audit"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
@@ -48,24 +49,22 @@ type hookReceiver struct {
 	secret string
 	now    func() time.Time
 	mu     sync.Mutex
-	got    []audit.Payload
+	got    []kit.WebhookEvent
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := audit.CheckSignature(h.secret, r.Header.Get(audit.SignatureHeader), body, h.now(), 5*time.Minute); err != nil {
+	p, err := kit.WebhookReceiver{Secret: h.secret, Now: h.now}.Read(r)
+	if err != nil {
 		h.t.Errorf("webhook delivery refused: %v", err)
 		w.WriteHeader(400)
 		return
 	}
-	var p audit.Payload
-	json.Unmarshal(body, &p)
 	h.got = append(h.got, p)
 }
 
-func (h *hookReceiver) waitFor(kind string) audit.Payload {
+func (h *hookReceiver) waitFor(kind string) kit.WebhookEvent {
 	h.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -80,7 +79,7 @@ func (h *hookReceiver) waitFor(kind string) audit.Payload {
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.t.Fatalf("no %s webhook within 15s", kind)
-	return audit.Payload{}
+	return kit.WebhookEvent{}
 }
 
 // adminFixture: the shop app with alice enrolled and a webhook, and an admin app "ops"

@@ -16,9 +16,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/twofold-dev/twofold/internal/wire"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -27,14 +27,6 @@ type Sealer interface {
 	Seal(plaintext, aad []byte) ([]byte, error)
 	Open(envelope, aad []byte) ([]byte, error)
 }
-
-// SignatureHeader carries a delivery's signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-// "<t>.<body>" keyed with the webhook secret, exactly as SetWebhook printed it>.
-const SignatureHeader = "Twofold-Signature"
-
-// EventIDHeader names the event a delivery tells of. Deliveries are at least once; a
-// receiver drops an id it has seen.
-const EventIDHeader = "Twofold-Event-Id"
 
 func webhookAAD(appID string) []byte { return store.Sealed{Kind: "webhook", ID: appID}.AAD() }
 
@@ -69,51 +61,9 @@ func Sign(secret string, t int64, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// CheckSignature is what a receiver does: the header must carry a v1 signature of body
-// under secret, made within tolerance of now (which stops replays of old deliveries).
-func CheckSignature(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
-	var t int64 = -1
-	var sigs []string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			t, _ = strconv.ParseInt(v, 10, 64)
-		case "v1":
-			sigs = append(sigs, v)
-		}
-	}
-	if t < 0 || len(sigs) == 0 {
-		return errors.New("webhook signature: header lacks t or v1")
-	}
-	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
-		return errors.New("webhook signature: timestamp outside tolerance")
-	}
-	want := Sign(secret, t, body)
-	for _, s := range sigs {
-		if hmac.Equal([]byte(s), []byte(want)) {
-			return nil
-		}
-	}
-	return errors.New("webhook signature: no v1 signature matches")
-}
-
-// Payload is the JSON body of a delivery.
-type Payload struct {
-	ID        string    `json:"id"` // evt_<audit record id>
-	Type      string    `json:"type"`
-	CreatedAt time.Time `json:"created_at"`
-	AppID     string    `json:"app"`
-	User      string    `json:"user"`
-	Factor    string    `json:"factor,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	UserAgent string    `json:"user_agent,omitempty"`
-	Outcome   string    `json:"outcome"`
-	Detail    string    `json:"detail,omitempty"`
-}
-
-func payloadOf(r store.AuditRecord) Payload {
-	return Payload{
+// payloadOf is the body of the delivery of r.
+func payloadOf(r store.AuditRecord) wire.WebhookEvent {
+	return wire.WebhookEvent{
 		ID: "evt_" + strconv.FormatInt(r.ID, 10), Type: r.Kind, CreatedAt: r.At, AppID: r.AppID, User: r.User,
 		Factor: r.Factor, IP: r.IP, UserAgent: r.UserAgent, Outcome: r.Outcome, Detail: r.Detail,
 	}
@@ -260,8 +210,8 @@ func (d *Deliverer) send(ctx context.Context, dl store.Delivery) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "twofold-webhooks/1")
-	req.Header.Set(EventIDHeader, payloadOf(dl.Record).ID)
-	req.Header.Set(SignatureHeader, "t="+strconv.FormatInt(t, 10)+",v1="+Sign(string(secret), t, body))
+	req.Header.Set(wire.WebhookEventIDHeader, payloadOf(dl.Record).ID)
+	req.Header.Set(wire.WebhookSignatureHeader, "t="+strconv.FormatInt(t, 10)+",v1="+Sign(string(secret), t, body))
 	res, err := d.Client.Do(req)
 	if err != nil {
 		var ue *url.Error
