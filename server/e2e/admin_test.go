@@ -22,6 +22,7 @@ import (
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
+	"github.com/twofold-dev/twofold/server/internal/store/pgtest"
 	"github.com/twofold-dev/twofold/server/internal/store/sqlite"
 )
 
@@ -668,5 +669,35 @@ func TestAdminReset_ScopedAdminApp_ResetsOnlyTheAppsItWasCreatedFor(t *testing.T
 	// Unscoped, ops still resets anywhere.
 	if r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, f.adminToken(), map[string]string{"reason": "lost phone"}); r.Status != 200 {
 		t.Fatalf("the unscoped admin app: %d %s", r.Status, r.Raw)
+	}
+}
+
+// `users reset` clears the user's attempt budgets where it keeps them. Run without the
+// serving verifiers' Redis (or with another prefix), it would clear the store's and say
+// done while the user stayed locked out: it refuses, saying what to pass, and resets
+// nothing. With the verifiers' --redis and --redis-prefix it resets.
+func TestCLI_UsersReset_BudgetsElsewhereThanTheVerifiers_Refused(t *testing.T) {
+	redisURL, prefix := pgtest.RedisAddr(t)
+	v := startVerifierWith(t, func(c *serve.Config) { c.Redis, c.RedisPrefix = redisURL, prefix })
+	e := v.enroll("rita")
+	reset := func(extra ...string) (string, int) {
+		cmd := exec.Command(binary, append([]string{"users", "reset", "--data", v.Data, "--app", "shop", "--user", "rita", "--reason", "lost phone"}, extra...)...)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	for _, extra := range [][]string{nil, {"--redis", redisURL, "--redis-prefix", prefix + "other:"}} {
+		if out, code := reset(extra...); code != 2 || !strings.Contains(out, "--redis-prefix") || !strings.Contains(out, prefix) {
+			t.Fatalf("users reset %v: exit %d, %s; want exit 2 naming the verifiers' Redis prefix", extra, code, out)
+		}
+	}
+	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("rita after the refused resets: %d %s, want her authenticator still hers", r.Status, r.Raw)
+	}
+	if out, code := reset("--redis", redisURL, "--redis-prefix", prefix); code != 0 {
+		t.Fatalf("users reset with the verifiers' Redis: exit %d, %s", code, out)
+	}
+	s := v.ticket("rita").call("GET", "/v1/session", nil)
+	if f, _ := s.Body["factors"].(map[string]any); s.Status != 200 || f["totp"] != false {
+		t.Fatalf("rita's session after the reset: %d %s, want no authenticator", s.Status, s.Raw)
 	}
 }

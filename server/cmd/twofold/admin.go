@@ -146,6 +146,9 @@ func usersReset(ctx context.Context, c command) error {
 		return err
 	}
 	defer env.Close()
+	if err := serve.SameBudgets(ctx, env.Store, *c.cfg, time.Now()); err != nil {
+		return usageError{fmt.Errorf("users reset: %w", err)}
+	}
 	if *actor == "" {
 		*actor = "cli:" + os.Getenv("USER")
 	}

@@ -171,6 +171,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 var (
 	errInvalidTicket   = wire.NewError(wire.CodeInvalidTicket, "This sign-in link has expired or is not valid. Go back to the app and sign in again.")
 	errInvalidAPIKey   = wire.NewError(wire.CodeInvalidAPIKey, "The API key is missing or not valid.")
+	errResetLocksLeft  = wire.NewError(wire.CodeUnavailable, "The user's factors are reset, but the locks on their attempts (kept in Redis) could not be lifted. Reset the user again once Redis answers.")
 	errStepUp          = wire.NewError(wire.CodeStepUpRequired, "Confirm it's you with your current second factor first.")
 	errInvalidCode     = wire.NewError(wire.CodeInvalidCode, "That code is not right. Check your authenticator app and type the current code.")
 	errCodeUsed        = wire.NewError(wire.CodeCodeAlreadyUsed, "That code was already used. Wait for your authenticator app to show a new code.")

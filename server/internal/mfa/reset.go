@@ -77,7 +77,8 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	if !inStore { // Redis: after the transaction, as a verification gives back
 		for _, k := range keys {
 			if err := s.limits.Reset(ctx, k); err != nil {
-				return fault("reset user", err)
+				s.cfg.Logger.ErrorContext(ctx, "user reset, but the budgets in Redis not cleared", "app", appID, "err", err)
+				return errResetLocksLeft
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -39,6 +40,38 @@ func follows(cfg Config) string {
 	return "file " + host + ":" + path
 }
 
+// budgetsOf says where a verifier configured by cfg keeps attempt budgets
+// (store.Instance.Budgets).
+func budgetsOf(cfg Config) string {
+	if cfg.Redis == "" {
+		return ""
+	}
+	return "redis " + cmp.Or(cfg.RedisPrefix, "twofold:") // redisbudget's default
+}
+
+// SameBudgets refuses an admin command that clears attempt budgets (users reset) where
+// running verifiers do not keep them: it would say done while the user's locks stay.
+func SameBudgets(ctx context.Context, st store.Store, cfg Config, now time.Time) error {
+	running, err := st.Instances(ctx, now.Add(-instanceLive))
+	if err != nil {
+		return fmt.Errorf("running verifiers: %w", err)
+	}
+	where := func(b string) string {
+		if b == "" {
+			return "in the store"
+		}
+		return "in Redis under the prefix " + strings.TrimPrefix(b, "redis ")
+	}
+	mine := budgetsOf(cfg)
+	for _, in := range running {
+		if in.Budgets != mine {
+			return fmt.Errorf("the running verifier %s keeps attempt budgets %s, and this command would clear them %s, leaving the user's locks in place: give it the verifiers' --redis and --redis-prefix",
+				in.ID, where(in.Budgets), where(mine))
+		}
+	}
+	return nil
+}
+
 // instance is this serving verifier's record in the store.
 type instance struct {
 	env *Env
@@ -52,7 +85,7 @@ func newInstance(env *Env, cfg Config) *instance {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return &instance{env: env, log: cfg.Logger, now: cfg.Now,
-		rec: store.Instance{ID: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)), Host: host, Follows: follows(cfg)}}
+		rec: store.Instance{ID: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)), Host: host, Follows: follows(cfg), Budgets: budgetsOf(cfg)}}
 }
 
 // put records the keys the instance holds now.

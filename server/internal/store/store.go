@@ -124,8 +124,8 @@ func (s Sealed) AAD() []byte {
 
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
 // goroutines and many processes sharing one database.
-// Instance is a serving verifier as it last said: the master keys it holds and how it
-// learns new ones.
+// Instance is a serving verifier as it last said: the master keys it holds, how it learns
+// new ones, and where it keeps attempt budgets.
 type Instance struct {
 	ID, Host string
 	KeyIDs   []string // hex, the primary first
@@ -133,6 +133,8 @@ type Instance struct {
 	// from its environment), "command" (it runs its --master-key-command again), or
 	// "file HOST:PATH" (it reads that key file again).
 	Follows string
+	// Budgets is where it keeps attempt budgets: "" in the store, or "redis PREFIX".
+	Budgets string
 	SeenAt  time.Time
 }
 

@@ -15,7 +15,7 @@ func init() {
 func testInstances(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := store.Instance{ID: "a", Host: "web-1", KeyIDs: []string{"0102", "0304"}, Follows: "", SeenAt: at(time.Minute)}
-	b := store.Instance{ID: "b", Host: "web-2", KeyIDs: []string{"0102"}, Follows: "file web-2:/var/lib/twofold/master.key", SeenAt: at(0)}
+	b := store.Instance{ID: "b", Host: "web-2", KeyIDs: []string{"0102"}, Follows: "file web-2:/var/lib/twofold/master.key", Budgets: "redis twofold:", SeenAt: at(0)}
 	must(t, s.PutInstance(ctx, a))
 	must(t, s.PutInstance(ctx, b))
 	got, err := s.Instances(ctx, at(30*time.Second))
@@ -28,7 +28,7 @@ func testInstances(t *testing.T, s store.Store) {
 	must(t, s.PutInstance(ctx, b))
 	got, err = s.Instances(ctx, at(0))
 	must(t, err)
-	if len(got) != 2 || got[1].ID != "b" || !slices.Equal(got[1].KeyIDs, b.KeyIDs) || got[1].Follows != b.Follows {
+	if len(got) != 2 || got[1].ID != "b" || !slices.Equal(got[1].KeyIDs, b.KeyIDs) || got[1].Follows != b.Follows || got[1].Budgets != b.Budgets {
 		t.Fatalf("after b's refresh: %+v", got)
 	}
 	must(t, s.DeleteInstance(ctx, "a"))
