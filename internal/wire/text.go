@@ -21,3 +21,12 @@ func CheckText(field, v string, required bool) string {
 	}
 	return ""
 }
+
+// CheckUser is CheckText for a user id, which the API also names in paths
+// (/v1/users/{user}/...): "." and ".." would name another path there.
+func CheckUser(v string) string {
+	if v == "." || v == ".." {
+		return `user cannot be "." or "..": the API names users in its paths.`
+	}
+	return CheckText("user", v, true)
+}

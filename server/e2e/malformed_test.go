@@ -35,6 +35,7 @@ func TestMalformedBodies_EveryEndpoint_4xxJSONAndNothingChanges(t *testing.T) {
 		"invalid utf-8": []byte("{\"code\":\"\xff\xfe\xfd\",\"user\":\"\xc3\x28\",\"label\":\"\xed\xa0\x80\"}"),
 		"empty":         nil,
 		"deep nesting":  []byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000)),
+		"user ..":       []byte(`{"user":".."}`),
 	}
 	endpoints := []struct {
 		method, path string

@@ -36,7 +36,7 @@ func fuzzDecoder[T any](f *testing.F, dec func([]byte) (T, error), ok func(T) bo
 
 func FuzzDecodeTicket(f *testing.F) {
 	fuzzDecoder(f, decodeTicket, func(r wire.TicketRequest) bool {
-		return wire.CheckText("user", r.User, true) == "" && wire.CheckText("nonce", r.Nonce, false) == ""
+		return wire.CheckUser(r.User) == "" && wire.CheckText("nonce", r.Nonce, false) == ""
 	})
 }
 

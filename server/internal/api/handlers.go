@@ -44,7 +44,7 @@ func decodeTicket(body []byte) (wire.TicketRequest, error) {
 	if err := decode(body, &r, false); err != nil {
 		return r, err
 	}
-	return r, checkFields(wire.CheckText("user", r.User, true), wire.CheckText("nonce", r.Nonce, false))
+	return r, checkFields(wire.CheckUser(r.User), wire.CheckText("nonce", r.Nonce, false))
 }
 
 func decodeEnrollment(body []byte) (wire.EnrollmentRequest, error) {

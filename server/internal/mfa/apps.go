@@ -194,7 +194,7 @@ func (s *Service) OriginRefused(ctx context.Context, p Principal, detail string)
 // Events lists the newest security events of one user of app, at most limit, newest first:
 // what the app shows the person on an account page.
 func (s *Service) Events(ctx context.Context, app store.App, user string, limit int) (wire.EventList, error) {
-	if msg := wire.CheckText("user", user, true); msg != "" {
+	if msg := wire.CheckUser(user); msg != "" {
 		return wire.EventList{}, invalidRequest(msg)
 	}
 	out := wire.EventList{Events: []wire.Event{}}

@@ -361,7 +361,7 @@ func (s *Service) passkeyRefused(ctx context.Context, p Principal, err error) er
 // SetUserPolicy sets one user's passkey policy; under passkey_only a user who has a passkey
 // loses their TOTP secrets at once.
 func (s *Service) SetUserPolicy(ctx context.Context, app store.App, user, policy string) error {
-	if msg := wire.CheckText("user", user, true); msg != "" {
+	if msg := wire.CheckUser(user); msg != "" {
 		return invalidRequest(msg)
 	}
 	if policy != store.PolicyTOTPFallback && policy != store.PolicyPasskeyOnly {

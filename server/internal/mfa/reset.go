@@ -23,7 +23,7 @@ import (
 func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by Admin) error {
 	if msg := firstProblem(
 		wire.CheckText("app", appID, true),
-		wire.CheckText("user", user, true),
+		wire.CheckUser(user),
 		wire.CheckText("reason", reason, true),
 	); msg != "" {
 		return invalidRequest(msg)

@@ -29,7 +29,7 @@ func (p Principal) Elevated() bool { return !p.Ticket.ElevatedAt.IsZero() }
 // IssueTicket lets the app's browser act for user. Only the ticket's hash is stored; the
 // ticket itself (256 random bits) is unguessable, so it cannot be forged or altered.
 func (s *Service) IssueTicket(ctx context.Context, app store.App, req wire.TicketRequest) (wire.TicketResponse, error) {
-	if msg := wire.CheckText("user", req.User, true); msg != "" {
+	if msg := wire.CheckUser(req.User); msg != "" {
 		return wire.TicketResponse{}, invalidRequest(msg)
 	}
 	if msg := wire.CheckText("nonce", req.Nonce, false); msg != "" {
