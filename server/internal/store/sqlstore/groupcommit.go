@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -157,12 +159,12 @@ func (g *groupCommit) transaction(ctx context.Context, body func() error) error 
 func (g *groupCommit) apply(ctx context.Context, u *unit) (err, fatal error) {
 	w := &writeTx{ctx: ctx, stmt: func(query string) (*sql.Stmt, error) { return g.stmt(ctx, query) }}
 	if u.atomic {
-		return u.fn(w), nil
+		return runUnit(u, w), nil
 	}
 	if _, err := g.exec(ctx, "SAVEPOINT unit"); err != nil {
 		return nil, err
 	}
-	if err = u.fn(w); err != nil {
+	if err = runUnit(u, w); err != nil {
 		if _, rerr := g.exec(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, rerr
 		}
@@ -171,6 +173,25 @@ func (g *groupCommit) apply(ctx context.Context, u *unit) (err, fatal error) {
 		return err, rerr
 	}
 	return err, nil
+}
+
+// errPanicked is a unit whose function panicked: it fails alone and is undone, since one
+// request's bug must not end the writer that every write of the process goes through.
+var errPanicked = errors.New("the transaction panicked")
+
+func runUnit(u *unit, w *writeTx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			// The value only when the runtime made it: another could hold whatever the code
+			// had in hand.
+			what := fmt.Sprintf("%T", v)
+			if re, ok := v.(runtime.Error); ok {
+				what = re.Error()
+			}
+			err = fmt.Errorf("%w (%s)\n%s", errPanicked, what, debug.Stack())
+		}
+	}()
+	return u.fn(w)
 }
 
 func (g *groupCommit) exec(ctx context.Context, query string) (sql.Result, error) {
