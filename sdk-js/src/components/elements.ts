@@ -108,6 +108,15 @@ abstract class TwofoldElement extends Base {
     else delete this.dataset.error;
   }
 
+  /**
+   * Whether tf is still this element's: an answer that arrives after the element was given
+   * another ticket (the next person at a shared screen) belongs to no one on screen, and
+   * showing it would hand that person the last one's recovery codes or token.
+   */
+  protected current(tf: Twofold): boolean {
+    return this.tf === tf;
+  }
+
   protected emitToken(token: string, expiresIn: number): void {
     this.dispatchEvent(new CustomEvent("twofold:token", { detail: { token, expiresIn }, bubbles: true, composed: true }));
   }
@@ -139,6 +148,7 @@ abstract class TwofoldElement extends Base {
     const form = h("form", { novalidate: true }, l, h("div", { class: "row" }, input, submit));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      const tf = this.tf;
       // Every button waits for the answer, the links to other ways in too: switching
       // mid-request would show its answer under a form it was not sent from.
       const live = [...this.body.querySelectorAll("button")].filter((b) => !b.disabled);
@@ -148,6 +158,7 @@ abstract class TwofoldElement extends Base {
       try {
         await action(input.value);
       } catch (e) {
+        if (this.tf !== tf) return; // the element moved on to another ticket meanwhile
         this.showError(TwofoldError.from(e));
         this.step(back);
         for (const b of live) b.disabled = false;
@@ -166,6 +177,7 @@ abstract class TwofoldElement extends Base {
   protected passkeyButton(label: string, back: string, ceremony: () => Promise<void>): HTMLButtonElement {
     const b = h("button", { type: "button", part: "button" }, label);
     b.addEventListener("click", async () => {
+      const tf = this.tf;
       b.disabled = true;
       b.textContent = strings.passkeyWaiting;
       this.showError(null);
@@ -173,6 +185,7 @@ abstract class TwofoldElement extends Base {
       try {
         await ceremony();
       } catch (e) {
+        if (this.tf !== tf) return; // the element moved on to another ticket meanwhile
         this.showError(TwofoldError.from(e));
         this.step(back);
         b.disabled = false;
@@ -233,7 +246,8 @@ export class TwofoldEnroll extends TwofoldElement {
           submit.disabled = true;
           submit.textContent = strings.confirming;
           this.step("confirming");
-          this.render(await tf.enrollment.submit(input.value));
+          const next = await tf.enrollment.submit(input.value);
+          if (this.current(tf)) this.render(next);
         });
         const grouped = e.secret.replace(/(.{4})(?=.)/g, "$1 ");
         b.replaceChildren(
@@ -267,7 +281,8 @@ export class TwofoldEnroll extends TwofoldElement {
         check.addEventListener("change", () => (cont.disabled = !check.checked));
         cont.addEventListener("click", async () => {
           cont.disabled = true;
-          this.render(await tf.enrollment.saved());
+          const next = await tf.enrollment.saved();
+          if (this.current(tf)) this.render(next);
         });
         const download = h("button", { type: "button", class: "secondary", part: "button" }, strings.download);
         download.addEventListener("click", () => {
@@ -293,7 +308,7 @@ export class TwofoldEnroll extends TwofoldElement {
           this.step("finish");
           const form = this.codeForm(strings.codeLabel, false, "finish", async (code) => {
             const r = await tf.totp.verify(code);
-            this.render({ ...v, token: r.token, expiresIn: r.expiresIn });
+            if (this.current(tf)) this.render({ ...v, token: r.token, expiresIn: r.expiresIn });
           });
           b.replaceChildren(h("p", { class: "done", role: "status" }, strings.done), h("p", { id: "hint" }, strings.finishIntro), form);
           return;
@@ -309,7 +324,8 @@ export class TwofoldEnroll extends TwofoldElement {
         const again = h("button", { type: "button", part: "button" }, v.step === "expired" ? strings.startAgain : strings.retry);
         again.addEventListener("click", async () => {
           again.disabled = true;
-          this.render(await tf.enrollment.start());
+          const next = await tf.enrollment.start();
+          if (this.current(tf)) this.render(next);
         });
         b.replaceChildren(...(v.step === "expired" ? [h("p", {}, strings.expired)] : []), again);
         return;
@@ -384,7 +400,7 @@ export class TwofoldVerify extends TwofoldElement {
       this.step("passkey");
       const b = this.passkeyButton(strings.passkeyAuthenticate, "passkey", async () => {
         const r = await tf.passkeys.authenticate();
-        this.done(tf, r.token, r.expiresIn, false);
+        if (this.current(tf)) this.done(tf, r.token, r.expiresIn, false);
       });
       this.body.replaceChildren(h("h2", {}, strings.verifyTitle), h("p", { id: "hint" }, strings.passkeyIntro), b, ...links);
       return;
@@ -394,7 +410,7 @@ export class TwofoldVerify extends TwofoldElement {
     const recovery = mode === "recovery";
     const form = this.codeForm(recovery ? strings.recoveryLabel : strings.codeLabel, recovery, "code", async (code) => {
       const r = recovery ? await tf.recovery.verify(code) : await tf.totp.verify(code);
-      this.done(tf, r.token, r.expiresIn, !recovery);
+      if (this.current(tf)) this.done(tf, r.token, r.expiresIn, !recovery);
     });
     this.body.replaceChildren(h("h2", {}, strings.verifyTitle), h("p", { id: "hint" }, recovery ? "" : strings.verifyIntro), form, ...links);
   }
@@ -421,6 +437,7 @@ export class TwofoldVerify extends TwofoldElement {
     const add = this.passkeyButton(strings.upgradeAdd, "done", async () => {
       const r = await tf.passkeys.register();
       remember(key, "added");
+      if (!this.current(tf)) return;
       this.step("done");
       this.dataset.offer = "added";
       box.replaceChildren(h("p", { class: "done", role: "status" }, strings.upgradeDone));
@@ -463,11 +480,13 @@ export class TwofoldPasskey extends TwofoldElement {
     const b = this.passkeyButton(register ? strings.passkeyRegister : strings.passkeyAuthenticate, "ready", async () => {
       if (register) {
         const r = await tf.passkeys.register({ label: this.getAttribute("label") ?? undefined });
+        if (!this.current(tf)) return;
         this.step("done");
         this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.passkeyRegistered));
         this.dispatchEvent(new CustomEvent("twofold:passkey", { detail: { id: r.id }, bubbles: true, composed: true }));
       } else {
         const r = await tf.passkeys.authenticate({ discoverable: this.hasAttribute("discoverable") });
+        if (!this.current(tf)) return;
         this.step("done");
         this.body.replaceChildren(h("p", { class: "done", role: "status" }, strings.verified));
         this.emitToken(r.token, r.expiresIn);
