@@ -26,6 +26,19 @@ function h(tag: string, attrs: Attrs = {}, ...children: (Node | string | null | 
   return el;
 }
 
+/**
+ * url when its scheme is one of schemes, else undefined (h() then sets no href). Links come
+ * from the string table a page may fill from translators, and from the verifier: a
+ * javascript: link in them would run in the page when clicked.
+ */
+function safeHref(url: string, ...schemes: string[]): string | undefined {
+  try {
+    return schemes.includes(new URL(url).protocol) ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function plural(seconds: number): string {
   const s = Math.abs(seconds);
   return s >= 90 ? fill(strings.minutes, { n: Math.round(s / 60) }) : fill(strings.seconds, { n: s });
@@ -255,7 +268,7 @@ export class TwofoldEnroll extends TwofoldElement {
           h(
             "ol",
             { class: "steps" },
-            h("li", {}, strings.step1, h("ul", { class: "apps" }, ...strings.apps.map((a) => h("li", {}, h("a", { href: a.href, target: "_blank", rel: "noopener noreferrer" }, a.name))))),
+            h("li", {}, strings.step1, h("ul", { class: "apps" }, ...strings.apps.map((a) => h("li", {}, h("a", { href: safeHref(a.href, "https:", "http:"), target: "_blank", rel: "noopener noreferrer" }, a.name))))),
             h(
               "li",
               {},
@@ -264,7 +277,7 @@ export class TwofoldEnroll extends TwofoldElement {
               h("img", { class: "qr", part: "qr", alt: strings.qrAlt, src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(e.qrSVG) }),
               h("p", {}, strings.manualIntro),
               h("div", { class: "row" }, h("code", { class: "secret", part: "secret" }, grouped), this.copyButton(() => e.secret, strings.copy)),
-              h("p", {}, h("a", { href: e.otpauthURI }, strings.openInApp)),
+              h("p", {}, h("a", { href: safeHref(e.otpauthURI, "otpauth:") }, strings.openInApp)),
             ),
             h("li", {}, h("p", {}, strings.step3), form),
           ),
