@@ -177,6 +177,17 @@ func reportingPageServer(t testing.TB, dist string) (port string, reports <-chan
 	return port, posted
 }
 
+// sdkSite is what every browser test starts from: the SDK built from this tree and served
+// with the test pages on its port, a verifier, and the key of an app registered there for
+// the pages' origin (http://localhost:PORT); reports are what pages opened with ?report post.
+func sdkSite(t *testing.T) (v *verifier, port, key string, reports <-chan pageReport) {
+	t.Helper()
+	dist := buildSDK(t)
+	v = startVerifier(t)
+	port, reports = reportingPageServer(t, dist)
+	return v, port, v.sdkApp("http://localhost:" + port), reports
+}
+
 // sdkApp registers an app whose origin is the test page's, next to the harness's app.
 func (v *verifier) sdkApp(origin string) (apiKey string) {
 	v.t.Helper()
@@ -359,11 +370,8 @@ type pageEvent struct {
 }
 
 func TestSDK_Browser(t *testing.T) {
-	dist := buildSDK(t)
-	v := startVerifier(t)
-	port := pageServer(t, dist)
+	v, port, key, _ := sdkSite(t)
 	origin := "http://localhost:" + port
-	key := v.sdkApp(origin)
 	browser := newBrowser(t)
 
 	t.Run("AllowedOrigin_EnrollsFromTheQRThenVerifies", func(t *testing.T) {

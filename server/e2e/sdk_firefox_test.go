@@ -26,10 +26,7 @@ func TestSDK_Firefox(t *testing.T) {
 	if err != nil {
 		t.Fatal("firefox-esr is needed (apt-get install firefox-esr; .ci/run does)")
 	}
-	dist := buildSDK(t)
-	v := startVerifier(t)
-	port, reports := reportingPageServer(t, dist)
-	key := v.sdkApp("http://localhost:" + port)
+	v, port, key, reports := sdkSite(t)
 	own, foreign := "http://localhost:"+port, "http://evil.localhost:"+port
 	framed := func(top, src string) string { return top + "/frame.html?" + url.Values{"src": {src}}.Encode() }
 

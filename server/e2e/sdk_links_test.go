@@ -9,10 +9,7 @@ import (
 // The string table is the page's to fill, often from translators; a javascript: link in it
 // must not become a link that runs script in the page when the person clicks it.
 func TestSDK_StringTableJavascriptLink_NotAScriptLink(t *testing.T) {
-	dist := buildSDK(t)
-	v := startVerifier(t)
-	port := pageServer(t, dist)
-	key := v.sdkApp("http://localhost:" + port)
+	v, port, key, _ := sdkSite(t)
 	browser := newBrowser(t)
 
 	ctx := tab(t, browser, "")

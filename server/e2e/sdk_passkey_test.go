@@ -113,11 +113,8 @@ func waitPasskey(t *testing.T, ctx context.Context, sel string) string {
 }
 
 func TestSDK_Passkey(t *testing.T) {
-	dist := buildSDK(t)
-	v := startVerifier(t)
-	port := pageServer(t, dist)
+	v, port, key, _ := sdkSite(t)
 	pageOrigin := "http://localhost:" + port
-	key := v.sdkApp(pageOrigin)
 	browserCtx := newBrowser(t)
 
 	t.Run("TOTPUserStepsUpAddsPasskeyAndSignsInWithIt_TokenSaysKeyAndUserVerified_PasskeyOnlyThenRefusesValidTOTP", func(t *testing.T) {

@@ -50,11 +50,8 @@ func heldProxy(t *testing.T, target string, suffix string) (front string, releas
 // person's code was still being checked must not show that person's answer: not their
 // recovery codes, not their token.
 func TestSDK_NewTicketWhileACodeIsChecked_TheOldAnswerIsNotShown(t *testing.T) {
-	dist := buildSDK(t)
-	v := startVerifier(t)
-	port := pageServer(t, dist)
+	v, port, key, _ := sdkSite(t)
 	origin := "http://localhost:" + port
-	key := v.sdkApp(origin)
 	browser := newBrowser(t)
 
 	t.Run("Enroll", func(t *testing.T) {
