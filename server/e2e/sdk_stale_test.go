@@ -122,3 +122,27 @@ func TestSDK_NewTicketWhileACodeIsChecked_TheOldAnswerIsNotShown(t *testing.T) {
 		}
 	})
 }
+
+// An app that takes the ticket away (a sign-out at a shared screen) takes with it what the
+// last person had on screen: the secret to type into an authenticator app is gone, and so
+// is the step the component was at.
+func TestSDK_TicketRemoved_TheLastPersonsSecretLeavesTheScreen(t *testing.T) {
+	v, port, key, _ := sdkSite(t)
+	browser := newBrowser(t)
+	ctx := tab(t, browser, "")
+	run(t, ctx, "open the page", chromedp.Navigate(pageURL("localhost", port, "twofold-enroll", v.URL, v.ticketFor(key, "gail"))))
+	waitStep(t, ctx, "twofold-enroll", "scan")
+	type screen struct {
+		Step string `json:"step"`
+		Text string `json:"text"`
+	}
+	look := shadow[screen]("twofold-enroll", `({ step: host.dataset.step ?? "", text: root.querySelector("[part=body]").textContent })`)
+	secret := run(t, ctx, "gail's secret", shadow[string]("twofold-enroll", `root.querySelector("code.secret").textContent`))
+	if before := run(t, ctx, "the screen", look); !strings.Contains(before.Text, secret) {
+		t.Fatalf("the secret %q is not on the screen before: %+v", secret, before)
+	}
+	run(t, ctx, "the app signs out", chromedp.Evaluate[bool](`(document.querySelector("twofold-enroll").setAttribute("ticket", ""), true)`))
+	if after := run(t, ctx, "the screen after", look); after.Step != "" || after.Text != "" {
+		t.Fatalf("after the ticket was taken away the component shows %+v, want nothing", after)
+	}
+}

@@ -75,7 +75,14 @@ abstract class TwofoldElement extends Base {
     const verifier = this.getAttribute("verifier") ?? "";
     const ticket = this.getAttribute("ticket") ?? "";
     const key = verifier + "\n" + ticket;
-    if (!verifier || !ticket || key === this.#loaded) return;
+    if (!verifier || !ticket) {
+      // The app took the ticket away (a sign-out at a shared screen): what the last person
+      // had on screen (a secret, recovery codes) goes with it, and their answers still on
+      // the way are no longer theirs to show.
+      if (this.#loaded) this.#clear();
+      return;
+    }
+    if (key === this.#loaded) return;
     this.#loaded = key;
     this.tf = undefined;
     this.step("loading");
@@ -110,6 +117,16 @@ abstract class TwofoldElement extends Base {
 
   /** Renders once the SDK is loaded for this verifier and ticket. */
   protected abstract ready(tf: Twofold): Promise<void> | void;
+
+  #clear(): void {
+    this.#loaded = "";
+    this.tf = undefined;
+    this.body.replaceChildren();
+    this.showError(null);
+    this.#clock.textContent = "";
+    delete this.dataset.step;
+    delete this.dataset.clock;
+  }
 
   protected step(s: string): void {
     this.dataset.step = s;
