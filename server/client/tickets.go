@@ -22,12 +22,32 @@ type TicketClient struct {
 	http     *http.Client
 }
 
+// TicketClientOption changes what NewTicketClient accepts.
+type TicketClientOption func(*ticketClientOptions)
+
+type ticketClientOptions struct{ plainHTTP bool }
+
+// AllowPlainHTTP lets the verifier URL be http:// on a host other than loopback. Give it
+// only where the network between your backend and the verifier is private: the API key
+// goes with every request.
+func AllowPlainHTTP() TicketClientOption {
+	return func(o *ticketClientOptions) { o.plainHTTP = true }
+}
+
 // NewTicketClient returns a client of the verifier at verifierURL (e.g.
-// "https://mfa.example.com") for the app whose API key is apiKey. httpClient may be nil.
-func NewTicketClient(verifierURL, apiKey string, httpClient *http.Client) (*TicketClient, error) {
+// "https://mfa.example.com", or http:// on loopback) for the app whose API key is apiKey.
+// httpClient may be nil.
+func NewTicketClient(verifierURL, apiKey string, httpClient *http.Client, opts ...TicketClientOption) (*TicketClient, error) {
+	var o ticketClientOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var errs []error
-	if !strings.HasPrefix(verifierURL, "https://") && !strings.HasPrefix(verifierURL, "http://") {
+	switch u, err := url.Parse(verifierURL); {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
 		errs = append(errs, fmt.Errorf("client: the verifier URL %q must start with https:// (or http:// on loopback)", verifierURL))
+	case u.Scheme == "http" && !o.plainHTTP && !loopback(u.Hostname()):
+		errs = append(errs, fmt.Errorf("client: the verifier URL %q is plain http to another host, so the API key would cross the network in the clear. Use https://, or pass client.AllowPlainHTTP() if the network between is private", verifierURL))
 	}
 	if apiKey == "" {
 		errs = append(errs, errors.New("client: the API key is empty"))

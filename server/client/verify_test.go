@@ -463,6 +463,32 @@ func TestConfig_PlainHTTPToAnotherHost_RefusedUnlessSaidPrivate(t *testing.T) {
 	}
 }
 
+// The API key goes with every ticket request: over plain http to another host, anyone on
+// the way could take it. That takes https://, loopback, or saying the network is private.
+func TestTicketClient_PlainHTTPToAnotherHost_RefusedUnlessSaidPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		plain   bool
+		refused bool
+	}{
+		{"https://mfa.example.com", false, false},
+		{"http://127.0.0.1:8080", false, false},
+		{"http://localhost:8080", false, false},
+		{"http://twofold:8080", false, true},
+		{"http://twofold:8080", true, false},
+		{"ftp://twofold", true, true},
+	} {
+		var opts []client.TicketClientOption
+		if tc.plain {
+			opts = append(opts, client.AllowPlainHTTP())
+		}
+		_, err := client.NewTicketClient(tc.url, "shop.key", nil, opts...)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s, AllowPlainHTTP %v: %v; want refused %v", tc.url, tc.plain, err, tc.refused)
+		}
+	}
+}
+
 func TestTicketClient_WrongKey_APIError(t *testing.T) {
 	tc, _ := client.NewTicketClient(verifierURL, "shop.not-the-key", nil)
 	_, err := tc.Ticket(context.Background(), "kim", client.TicketOptions{})
