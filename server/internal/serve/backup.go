@@ -21,15 +21,8 @@ func Backup(ctx context.Context, cfg Config, path string) (sqlite.BackupInfo, er
 		return sqlite.BackupInfo{}, ErrBackupPostgres
 	}
 	file := filepath.Join(cfg.DataDir, DBFile)
-	// Opening creates a store that is not there: a backup of an empty new one would look
-	// like a good backup of the wrong directory.
 	if _, err := os.Stat(file); err != nil {
 		return sqlite.BackupInfo{}, fmt.Errorf("--data %s holds no store: %w", cfg.DataDir, err)
 	}
-	st, err := sqlite.Open(ctx, file)
-	if err != nil {
-		return sqlite.BackupInfo{}, err
-	}
-	defer st.Close()
-	return sqlite.Backup(ctx, st, path)
+	return sqlite.Backup(ctx, file, path)
 }

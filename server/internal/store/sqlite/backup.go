@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-
-	"github.com/twofold-dev/twofold/server/internal/store/sqlstore"
 )
 
 // ErrBackupExists refuses a backup onto a file that is already there: an older backup is
@@ -25,11 +23,12 @@ type BackupInfo struct {
 	AuditRecords int64  `json:"audit_records"`
 }
 
-// Backup writes a consistent copy of s to path while the verifier goes on serving:
-// VACUUM INTO reads one snapshot (a read transaction, which in WAL mode holds back no
-// writer) into a new, compacted file. The copy is synced to disk and checked before Backup
-// returns; a copy that fails is removed.
-func Backup(ctx context.Context, s *sqlstore.DB, path string) (info BackupInfo, err error) {
+// Backup writes a consistent copy of the database file db to path while verifiers go on
+// serving from it: VACUUM INTO reads one snapshot (a read transaction, which in WAL mode
+// holds back no writer) into a new, compacted file. It opens db as it is, neither creating
+// nor migrating it. The copy is synced to disk and checked before Backup returns; a copy
+// that fails is removed.
+func Backup(ctx context.Context, db, path string) (info BackupInfo, err error) {
 	if path, err = filepath.Abs(path); err != nil {
 		return BackupInfo{}, err
 	}
@@ -51,7 +50,12 @@ func Backup(ctx context.Context, s *sqlstore.DB, path string) (info BackupInfo, 
 			os.Remove(path)
 		}
 	}()
-	if _, err := s.SQL().ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+	src, err := sql.Open("sqlite", "file:"+db+"?"+url.Values{"mode": {"rw"}, "_pragma": {"busy_timeout(15000)"}}.Encode())
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	defer src.Close()
+	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
 		return BackupInfo{}, fmt.Errorf("back up to %s: %w", path, err)
 	}
 	if err := syncFile(path); err != nil {

@@ -135,7 +135,8 @@ func TestOpen_Reopen_KeepsDataAndMigratesOnce(t *testing.T) {
 // a store, and a second backup onto it is refused without touching it.
 func TestBackup_WhileWriting_ConsistentCopyNeverOverwritten(t *testing.T) {
 	ctx := t.Context()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "twofold.db"))
+	dbPath := filepath.Join(t.TempDir(), "twofold.db")
+	s, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestBackup_WhileWriting_ConsistentCopyNeverOverwritten(t *testing.T) {
 		}
 	}()
 	path := filepath.Join(t.TempDir(), "backup.db")
-	info, err := sqlite.Backup(ctx, s, path)
+	info, err := sqlite.Backup(ctx, dbPath, path)
 	close(stop)
 	total := <-written
 	if err != nil {
@@ -206,13 +207,13 @@ func TestBackup_WhileWriting_ConsistentCopyNeverOverwritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sqlite.Backup(ctx, s, path); !errors.Is(err, sqlite.ErrBackupExists) {
+	if _, err := sqlite.Backup(ctx, dbPath, path); !errors.Is(err, sqlite.ErrBackupExists) {
 		t.Fatalf("a second backup onto the first: %v, want ErrBackupExists", err)
 	}
 	if again, _ := os.ReadFile(path); !bytes.Equal(again, saved) {
 		t.Fatal("a refused backup changed the file it was refused onto")
 	}
-	if _, err := sqlite.Backup(ctx, s, filepath.Join(t.TempDir(), "no-such-dir", "backup.db")); err == nil {
+	if _, err := sqlite.Backup(ctx, dbPath, filepath.Join(t.TempDir(), "no-such-dir", "backup.db")); err == nil {
 		t.Fatal("a backup into a directory that does not exist succeeded")
 	}
 }
