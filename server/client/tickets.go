@@ -43,10 +43,10 @@ func NewTicketClient(verifierURL, apiKey string, httpClient *http.Client, opts .
 		opt(&o)
 	}
 	var errs []error
-	switch u, err := url.Parse(verifierURL); {
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+	switch plain, ok := webURL(verifierURL); {
+	case !ok:
 		errs = append(errs, fmt.Errorf("client: the verifier URL %q must start with https:// (or http:// on loopback)", verifierURL))
-	case u.Scheme == "http" && !o.plainHTTP && !loopback(u.Hostname()):
+	case plain && !o.plainHTTP:
 		errs = append(errs, fmt.Errorf("client: the verifier URL %q is plain http to another host, so the API key would cross the network in the clear. Use https://, or pass client.AllowPlainHTTP() if the network between is private", verifierURL))
 	}
 	if apiKey == "" {

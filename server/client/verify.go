@@ -63,20 +63,18 @@ var processReplay = NewMemoryReplayCache()
 // Validate reports every problem at once, naming the option.
 func (c Config) Validate() error {
 	var errs []error
-	if u, err := url.Parse(c.Issuer); c.Issuer == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if _, ok := webURL(c.Issuer); !ok {
 		errs = append(errs, fmt.Errorf("Config.Issuer %q must be the verifier's https:// URL", c.Issuer))
 	}
 	if c.Audience == "" {
 		errs = append(errs, errors.New("Config.Audience must be your app's id"))
 	}
 	if c.JWKSURL != "" || c.Issuer != "" {
-		jwks := cmp.Or(c.JWKSURL, strings.TrimRight(c.Issuer, "/")+"/.well-known/jwks.json")
-		u, err := url.Parse(jwks)
-		switch {
-		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			errs = append(errs, fmt.Errorf("Config.JWKSURL %q must be an https:// URL", jwks))
-		case u.Scheme == "http" && !c.PlainHTTP && !loopback(u.Hostname()):
-			errs = append(errs, fmt.Errorf("Config.JWKSURL %q is plain http to another host: whoever can change the keys on the way can sign tokens. Serve the verifier over https://, or set Config.PlainHTTP if the network between is private", jwks))
+		switch plain, ok := webURL(c.jwksURL()); {
+		case !ok:
+			errs = append(errs, fmt.Errorf("Config.JWKSURL %q must be an https:// URL", c.jwksURL()))
+		case plain && !c.PlainHTTP:
+			errs = append(errs, fmt.Errorf("Config.JWKSURL %q is plain http to another host: whoever can change the keys on the way can sign tokens. Serve the verifier over https://, or set Config.PlainHTTP if the network between is private", c.jwksURL()))
 		}
 	}
 	for _, a := range c.Algorithms {
@@ -93,17 +91,26 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// loopback reports whether host is this machine by name or address.
-func loopback(host string) bool {
-	ip, err := netip.ParseAddr(host)
-	return host == "localhost" || (err == nil && ip.IsLoopback())
+// webURL reports whether raw is an absolute http(s) URL, and whether it is plain http to
+// a host other than this machine (which anyone on the way can read and answer).
+func webURL(raw string) (plainElsewhere, ok bool) {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return false, false
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	loopback := u.Hostname() == "localhost" || (err == nil && ip.IsLoopback())
+	return u.Scheme == "http" && !loopback, true
+}
+
+// jwksURL is where the keys are fetched: JWKSURL, else the issuer's well-known path.
+func (c Config) jwksURL() string {
+	return cmp.Or(c.JWKSURL, strings.TrimRight(c.Issuer, "/")+"/.well-known/jwks.json")
 }
 
 func (c Config) withDefaults() Config {
+	c.JWKSURL = c.jwksURL()
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
-	if c.JWKSURL == "" {
-		c.JWKSURL = c.Issuer + "/.well-known/jwks.json"
-	}
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = []string{"EdDSA"}
 	}
