@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -22,6 +23,15 @@ const (
 	instanceEvery = 20 * time.Second
 	instanceLive  = time.Minute
 )
+
+// runningAt are the verifiers that said within instanceLive before now that they serve.
+func runningAt(ctx context.Context, st store.Store, now time.Time) ([]store.Instance, error) {
+	running, err := st.Instances(ctx, now.Add(-instanceLive))
+	if err != nil {
+		return nil, fmt.Errorf("running verifiers: %w", err)
+	}
+	return running, nil
+}
 
 // follows says how a verifier configured by cfg learns a master key added after it
 // started (store.Instance.Follows).
@@ -46,15 +56,15 @@ func budgetsOf(cfg Config) string {
 	if cfg.Redis == "" {
 		return ""
 	}
-	return "redis " + cmp.Or(cfg.RedisPrefix, "twofold:") // redisbudget's default
+	return "redis " + cmp.Or(cfg.RedisPrefix, redisbudget.DefaultPrefix)
 }
 
 // SameBudgets refuses an admin command that clears attempt budgets (users reset) where
 // running verifiers do not keep them: it would say done while the user's locks stay.
 func SameBudgets(ctx context.Context, st store.Store, cfg Config, now time.Time) error {
-	running, err := st.Instances(ctx, now.Add(-instanceLive))
+	running, err := runningAt(ctx, st, now)
 	if err != nil {
-		return fmt.Errorf("running verifiers: %w", err)
+		return err
 	}
 	where := func(b string) string {
 		if b == "" {
@@ -149,9 +159,9 @@ func (e *KeyNotHeldError) Error() string {
 // key file at keyFile is about to get) when a verifier seen running lacks it and cannot
 // learn it: one whose keys came from its environment, or from another key file.
 func checkInstances(ctx context.Context, st store.Store, now time.Time, newKey, keyFile string) error {
-	running, err := st.Instances(ctx, now.Add(-instanceLive))
+	running, err := runningAt(ctx, st, now)
 	if err != nil {
-		return fmt.Errorf("running verifiers: %w", err)
+		return err
 	}
 	var lacking []store.Instance
 	for _, in := range running {

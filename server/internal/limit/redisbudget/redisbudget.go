@@ -35,7 +35,7 @@ type Options struct {
 }
 
 const (
-	defaultPrefix  = "twofold:"
+	DefaultPrefix  = "twofold:" // Options.Prefix when it is empty
 	defaultIdleTTL = 30 * 24 * time.Hour
 )
 
@@ -75,7 +75,7 @@ func New(rawURL string, o Options) (*Budgets, error) {
 	// refused verification would take most of a second.
 	opts.DialerRetries = 1
 	if o.Prefix == "" {
-		o.Prefix = defaultPrefix
+		o.Prefix = DefaultPrefix
 	}
 	if o.IdleTTL <= 0 {
 		o.IdleTTL = defaultIdleTTL
