@@ -2,7 +2,6 @@ package mfa
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -75,10 +74,7 @@ func (s *Service) DeleteFactor(ctx context.Context, p Principal, id string) erro
 		}
 		return s.recordIn(ctx, tx, p, audit.FactorRemoved, id, true, "")
 	})
-	var we *wire.Error
 	switch {
-	case errors.As(err, &we): // the last factor, or the ticket's elevation gone meanwhile
-		return we
 	case isNotFound(err):
 		return notYours
 	case err != nil:

@@ -132,10 +132,6 @@ func (s *Service) recordIn(ctx context.Context, to audit.Appender, p Principal, 
 	})
 }
 
-// factorsChanged ends the elevation of the user's other tickets, in the transaction that
-// changes the user's factors: whoever passed the old ones on another ticket (a stolen
-// phone, say) must pass the new ones before changing anything again, or that ticket would
-// outlive the phone's replacement and take the account back.
 // stillElevated holds the user's factors in tx and checks that p's ticket still stands
 // elevated. The request checked p.Elevated() when it began; a support reset (which removes
 // the ticket) or a change of factors through another ticket may have ended that since, and
@@ -153,6 +149,10 @@ func (s *Service) stillElevated(ctx context.Context, tx store.Tx, p Principal) e
 	return nil
 }
 
+// factorsChanged ends the elevation of the user's other tickets, in the transaction that
+// changes the user's factors: whoever passed the old ones on another ticket (a stolen
+// phone, say) must pass the new ones before changing anything again, or that ticket would
+// outlive the phone's replacement and take the account back.
 func (s *Service) factorsChanged(ctx context.Context, tx store.Tx, p Principal) error {
 	return tx.EndElevations(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
 }
@@ -184,4 +184,12 @@ func invalidRequest(msg string) *wire.Error { return wire.NewError(wire.CodeInva
 // isNotFound folds the store's sentinel for callers that turn it into an API error.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
-func fault(op string, err error) error { return fmt.Errorf("mfa: %s: %w", op, err) }
+// fault wraps op's failure for the log. An answer for the person (a *wire.Error) that a
+// transaction returned, say a ticket whose elevation ended meanwhile, goes out as it is.
+func fault(op string, err error) error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return fmt.Errorf("mfa: %s: %w", op, err)
+}

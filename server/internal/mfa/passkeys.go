@@ -191,12 +191,9 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, bo
 		}
 		return s.factorsChanged(ctx, tx, p)
 	})
-	var we *wire.Error
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return wire.PasskeyRegistered{}, wire.NewError(wire.CodeConflict, "This passkey is already registered.")
-	case errors.As(err, &we): // the challenge, or the ticket's elevation, gone meanwhile
-		return wire.PasskeyRegistered{}, we
 	case err != nil:
 		return wire.PasskeyRegistered{}, fault("add passkey", err)
 	}

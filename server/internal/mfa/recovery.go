@@ -162,10 +162,6 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal) (wir
 		}
 		return s.recordIn(ctx, tx, p, audit.CodesRegenerated, "recovery", true, "")
 	})
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return wire.RecoveryCodes{}, we
-	}
 	if err != nil {
 		return wire.RecoveryCodes{}, fault("regenerate recovery codes", err)
 	}

@@ -149,17 +149,12 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		if err != nil {
 			return err
 		}
-		t, err := tx.HoldTicket(ctx, p.App.ID, p.Ticket.User, p.Ticket.Hash)
-		if isNotFound(err) {
-			return errInvalidTicket
-		} else if err != nil {
+		// A user's first factor needs no elevated ticket. Otherwise (one may have come while
+		// this enrollment was open) this ticket passes a second factor first, or whoever
+		// held the password and started this enrollment would add an authenticator of
+		// their own.
+		if err := s.stillElevated(ctx, tx, p); err != nil && !(errors.Is(err, errStepUp) && totps-1+passkeys == 0) {
 			return err
-		}
-		if t.ElevatedAt.IsZero() && totps-1+passkeys > 0 {
-			// Started while the user had no second factor, but they have one now: this
-			// ticket passes it first, or whoever held the password and started this
-			// enrollment would add an authenticator of their own.
-			return errStepUp
 		}
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err
@@ -180,12 +175,9 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		}
 		return s.elevate(ctx, tx, p, "otp", now)
 	})
-	var we *wire.Error
 	switch {
 	case isNotFound(err):
 		return wire.Confirmation{}, errNoEnrollment
-	case errors.As(err, &we): // the ticket's elevation, or the ticket, gone meanwhile
-		return wire.Confirmation{}, we
 	case err != nil:
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}
