@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twofold-dev/twofold/server/internal/limit/redisbudget"
+	"github.com/twofold-dev/twofold/server/internal/seal"
 	"github.com/twofold-dev/twofold/server/internal/store"
 )
 
@@ -36,18 +37,18 @@ func runningAt(ctx context.Context, st store.Store, now time.Time) ([]store.Inst
 // follows says how a verifier configured by cfg learns a master key added after it
 // started (store.Instance.Follows).
 func follows(cfg Config) string {
-	switch {
-	case cfg.MasterKeyCommand != "":
+	switch src, _ := cfg.KeySource(); src := src.(type) {
+	case seal.CommandSource:
 		return "command"
-	case cfg.MasterKey != "":
-		return ""
+	case seal.FileSource:
+		host, _ := os.Hostname()
+		path, err := filepath.Abs(src.Path)
+		if err != nil {
+			path = src.Path
+		}
+		return "file " + host + ":" + path
 	}
-	host, _ := os.Hostname()
-	path, err := filepath.Abs(filepath.Join(cfg.DataDir, MasterKeyFile))
-	if err != nil {
-		path = filepath.Join(cfg.DataDir, MasterKeyFile)
-	}
-	return "file " + host + ":" + path
+	return "" // its environment: it cannot learn a key while it runs
 }
 
 // budgetsOf says where a verifier configured by cfg keeps attempt budgets
@@ -152,7 +153,7 @@ func (e *KeyNotHeldError) Error() string {
 	}
 	return fmt.Sprintf("the new master key %s is not held by %d running verifier(s), which could not open any secret re-sealed under it: %s. "+
 		"Restart each with the new key added (TWOFOLD_MASTER_KEY_PREVIOUS, or its key file or command) and run this again, or pass --force",
-		e.Key, len(e.Instances), strings.Join(names, ", "))
+		cmp.Or(e.Key, "(the key file's next one)"), len(e.Instances), strings.Join(names, ", "))
 }
 
 // checkInstances refuses a rotation to the master key newKey (hex; "" for a new key the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,7 +16,8 @@ import (
 // operator has already put the new key there and the old one in TWOFOLD_MASTER_KEY_PREVIOUS,
 // or --master-key-command the operator has already made the new key the first one given)
 // and re-seals every stored secret under it. Running verifiers keep serving: they open
-// values under either key and pick up the new file when they meet a value sealed with it.
+// values under either key and pick up the new key (from the key file, or by running their
+// --master-key-command again) when they meet a value sealed with it.
 // Each value is swapped by compare-and-set, so a concurrent change is never overwritten.
 //
 // It first checks the verifiers seen running (each records the master keys it holds): one
@@ -31,13 +31,13 @@ func RotateMaster(ctx context.Context, cfg Config, settle time.Duration, force b
 		return 0, err
 	}
 	defer env.Close()
-	keyFile := ""
-	if cfg.MasterKey == "" && cfg.MasterKeyCommand == "" {
-		keyFile = follows(cfg)
-	}
+	src, _ := cfg.KeySource() // Open has taken it already
+	file, fromFile := src.(seal.FileSource)
 	if !force {
-		newKey := ""
-		if keyFile == "" { // the key to rotate to is this process's primary already
+		newKey, keyFile := "", ""
+		if fromFile {
+			keyFile = follows(cfg)
+		} else { // the key to rotate to is this process's primary already
 			id := env.Ring.PrimaryID()
 			newKey = hex.EncodeToString(id[:])
 		}
@@ -45,9 +45,9 @@ func RotateMaster(ctx context.Context, cfg Config, settle time.Duration, force b
 			return 0, err
 		}
 	}
-	if keyFile != "" {
+	if fromFile {
 		// The keyring reads the file again when asked for its primary.
-		if _, err := seal.RotateFile(filepath.Join(cfg.DataDir, MasterKeyFile)); err != nil {
+		if _, err := seal.RotateFile(file.Path); err != nil {
 			return 0, fmt.Errorf("rotate master key file: %w", err)
 		}
 	}

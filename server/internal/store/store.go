@@ -122,8 +122,6 @@ func (s Sealed) AAD() []byte {
 	return []byte(s.Kind + ":" + s.ID)
 }
 
-// Store is everything twofold keeps. Every method is safe for concurrent use by many
-// goroutines and many processes sharing one database.
 // Instance is a serving verifier as it last said: the master keys it holds, how it learns
 // new ones, and where it keeps attempt budgets.
 type Instance struct {
@@ -138,6 +136,8 @@ type Instance struct {
 	SeenAt  time.Time
 }
 
+// Store is everything twofold keeps. Every method is safe for concurrent use by many
+// goroutines and many processes sharing one database.
 type Store interface {
 	// Ping reports whether the backing database answers.
 	Ping(ctx context.Context) error
