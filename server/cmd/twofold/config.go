@@ -187,8 +187,6 @@ func redactURL(s string) string {
 			params[i] = raw + "=xxxxx"
 		}
 	}
-	if u.RawQuery != "" {
-		u.RawQuery = strings.Join(params, "&")
-	}
+	u.RawQuery = strings.Join(params, "&")
 	return u.Redacted()
 }

@@ -219,7 +219,7 @@ func TestVerify_RewrittenForgedOrCutOffTrail_Named(t *testing.T) {
 }
 
 // withdrawn is a Verifier for which the signing key was withdrawn.
-type withdrawn struct{ edKey }
+type withdrawn struct{}
 
 func (withdrawn) VerifyDetached(context.Context, string, string, []byte, []byte) error {
 	return fmt.Errorf("key k1: %w", store.ErrWithdrawn)
@@ -240,11 +240,11 @@ func TestVerify_CheckpointsOfAWithdrawnKey_VouchForNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Verify(ctx, m, withdrawn{edKey{priv}}, clk.t, 0)
+	rep, err := Verify(ctx, m, withdrawn{}, clk.t, 0)
 	if err != nil || !rep.OK || rep.Checkpoints != 0 || rep.Withdrawn != 3 || rep.LastCheckpoint != nil {
 		t.Fatalf("report %+v, %v; want OK with 3 checkpoints of the withdrawn key and none counted", rep, err)
 	}
-	rep, err = Verify(ctx, m, withdrawn{edKey{priv}}, clk.t, time.Hour)
+	rep, err = Verify(ctx, m, withdrawn{}, clk.t, time.Hour)
 	if err != nil || rep.OK || !strings.Contains(rep.Broken.Reason, "no signed checkpoint ever") {
 		t.Fatalf("with a recent checkpoint required: %+v %+v, want it missing", rep, rep.Broken)
 	}

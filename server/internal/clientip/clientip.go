@@ -160,9 +160,10 @@ func (r *Resolver) warnOtherHeader(peer netip.Addr, header func(name string) []s
 }
 
 // Network is the address block one client is taken to control, for counting its attempts:
-// an IPv4 address alone (also one an IPv6 address carries, below), an IPv6 address's /64. A single IPv6 host is usually handed a
-// whole /64, so counting per address would give it 2^64 fresh budgets. Anything that is
-// not an address is returned as it is.
+// an IPv4 address alone, also one that a NAT64, SIIT or Teredo address carries; else an
+// IPv6 address's /64. A single IPv6 host is usually handed a whole /64, so counting per
+// address would give it 2^64 fresh budgets. Anything that is not an address is returned
+// as it is.
 func Network(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {

@@ -101,8 +101,9 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 // reserve is Reserve in one call per budget. Without an address, the window allows.
 func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time) (window, backoff store.Decision, err error) {
 	window.Allowed = true
+	addr := addressKey(ip)
 	if ip != "" {
-		if window, err = l.b.ReserveWindow(ctx, addressKey(ip), now, l.p.IP); err != nil || !window.Allowed {
+		if window, err = l.b.ReserveWindow(ctx, addr, now, l.p.IP); err != nil || !window.Allowed {
 			return window, backoff, err
 		}
 	}
@@ -110,7 +111,7 @@ func (l *Limiter) reserve(ctx context.Context, factor, ip string, now time.Time)
 		return window, backoff, err
 	}
 	// The address's attempt was never weighed.
-	return window, backoff, l.b.RefundAttempt(ctx, addressKey(ip))
+	return window, backoff, l.b.RefundAttempt(ctx, addr)
 }
 
 // addressKey names the budget of the network a client address belongs to (an IPv6

@@ -48,7 +48,8 @@ const (
 )
 
 // Keyring seals under its primary key and opens under any key it holds. It is safe for
-// concurrent use. A keyring loaded from a file follows that file as it is rotated.
+// concurrent use. A keyring loaded from a file follows that file as it is rotated; one
+// from a command runs it again when a value under a key it lacks turns up.
 type Keyring struct {
 	mu      sync.RWMutex
 	primary [8]byte

@@ -102,6 +102,10 @@ type SigningKey struct {
 	RetiredAt time.Time
 }
 
+// Withdrawn reports whether the key was withdrawn (WithdrawSigningKey): its private key is
+// erased, and it vouches for nothing it signed.
+func (k SigningKey) Withdrawn() bool { return len(k.Sealed) == 0 }
+
 // Sealed names one sealed value so master-key rotation can re-seal it without knowing what
 // it is. Kind is "totp", "signing_key", "secret" or "webhook".
 type Sealed struct {
@@ -170,7 +174,7 @@ type Store interface {
 	AddSigningKey(ctx context.Context, k SigningKey, replace bool) error
 	// SigningKeys lists keys still active or retired after retiredAfter.
 	SigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error)
-	// WithdrawSigningKey takes a key out of use at once: it is retired at the Unix epoch,
+	// WithdrawSigningKey takes a key out of use at once: it is retired 1 ms after the Unix epoch,
 	// so SigningKeys with any later retiredAfter no longer lists it, and its sealed private
 	// key is erased (Sealed empty), so no one who can write to the database can put it back
 	// in use. SigningKeys from the zero time still lists it, as a tombstone. ErrNotFound when

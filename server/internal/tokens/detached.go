@@ -35,7 +35,7 @@ func (i *Issuer) VerifyDetached(ctx context.Context, kid, alg string, msg, sig [
 		if r.KID != kid {
 			continue
 		}
-		if len(r.Sealed) == 0 {
+		if r.Withdrawn() {
 			return fmt.Errorf("%w: key %s: %w", ErrInvalid, kid, store.ErrWithdrawn)
 		}
 		if r.Alg != alg {

@@ -52,7 +52,7 @@ func (i *Issuer) keys(ctx context.Context, force bool) ([]*signingKey, error) {
 	}
 	keys := make([]*signingKey, 0, len(recs))
 	for _, r := range recs {
-		if len(r.Sealed) == 0 {
+		if r.Withdrawn() {
 			continue // withdrawn, and listed again by someone who wrote to the database
 		}
 		var priv crypto.Signer

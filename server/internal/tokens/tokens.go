@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -236,15 +237,11 @@ func (i *Issuer) Withdraw(ctx context.Context, kid string) (replacement string, 
 	if err != nil {
 		return "", err
 	}
-	var k *signingKey
-	for _, c := range keys {
-		if c.kid == kid {
-			k = c
-		}
-	}
-	if k == nil {
+	at := slices.IndexFunc(keys, func(c *signingKey) bool { return c.kid == kid })
+	if at < 0 {
 		return "", fmt.Errorf("withdraw %q: %w", kid, ErrUnknownKey)
 	}
+	k := keys[at]
 	// Replaced first, so an instance that reads the store in between finds a key to sign
 	// with rather than making one of its own: the key signing now by one that signs at
 	// once, a key published ahead of its time by one published now for the same time, so

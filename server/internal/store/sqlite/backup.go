@@ -32,9 +32,6 @@ func Backup(ctx context.Context, db, path string) (info BackupInfo, err error) {
 	if path, err = filepath.Abs(path); err != nil {
 		return BackupInfo{}, err
 	}
-	if _, err := os.Stat(filepath.Dir(path)); err != nil {
-		return BackupInfo{}, fmt.Errorf("the backup's directory: %w", err)
-	}
 	// The file is made here, empty, which VACUUM INTO accepts: no other may be overwritten,
 	// and only its owner may read it (it holds hashed codes and who signed in from where).
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
