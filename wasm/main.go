@@ -26,17 +26,13 @@ import (
 	"github.com/twofold-dev/twofold/wasm/guard"
 )
 
-// version is the SDK engine's version; the JS loader refuses any other than its own
-// (engineVersion in sdk-js/src/engine.ts).
-const version = "0.1.0"
-
 // refusalPath is where a page that the guard refused reports it (audit event
 // origin_refused). Best effort: the SDK stops either way.
 const refusalPath = "/v1/origin-refusals"
 
 func main() {
 	api := obj{
-		"version":       version,
+		"version":       wire.EngineVersion,
 		"load":          asyncFunc(load),
 		"normalizeCode": js.FuncOf(func(_ js.Value, a []js.Value) any { return codes.Normalize(arg(a, 0)) }),
 		"validCode": js.FuncOf(func(_ js.Value, a []js.Value) any {

@@ -123,3 +123,7 @@ type Event struct {
 type EventList struct {
 	Events []Event `json:"events"`
 }
+
+// EngineVersion is the browser SDK engine's version: twofold.wasm reports it, and the JS
+// loader refuses an engine of any other, so a cached or stray twofold.wasm fails plainly.
+const EngineVersion = "0.1.0"

@@ -1,5 +1,6 @@
 // Loads the Go engine (twofold.wasm) once, lazily, on the first Twofold.load().
 import { TwofoldError } from "./errors.js";
+import { EngineVersion } from "./wire.js";
 
 /** Where the wasm comes from: a URL, or its bytes, or a compiled module. */
 export type WasmSource = string | URL | BufferSource | WebAssembly.Module | Response;
@@ -69,8 +70,8 @@ export function frameAncestors(): string[] | null {
   return out;
 }
 
-/** The engine version this package was built with (wasm/main.go's version). */
-export const engineVersion = "0.1.0";
+/** The engine version this package was built with (internal/wire's EngineVersion). */
+export const engineVersion = EngineVersion;
 
 /**
  * Refuses an engine of another version: a twofold.wasm cached or served from a CDN that

@@ -197,6 +197,12 @@ export interface EventList {
   events: Event[];
 }
 
+/**
+ * EngineVersion is the browser SDK engine's version: twofold.wasm reports it, and the JS
+ * loader refuses an engine of any other, so a cached or stray twofold.wasm fails plainly.
+ */
+export const EngineVersion = "0.1.0";
+
 /** Every error code of the API (the "error" field of an error answer). */
 export type ErrorCode =
   | typeof CodeInvalidRequest

@@ -143,7 +143,7 @@ abstract class TwofoldElement extends Base {
    * another ticket (the next person at a shared screen) belongs to no one on screen, and
    * showing it would hand that person the last one's recovery codes or token.
    */
-  protected current(tf: Twofold): boolean {
+  protected current(tf: Twofold | undefined): boolean {
     return this.tf === tf;
   }
 
@@ -188,7 +188,7 @@ abstract class TwofoldElement extends Base {
       try {
         await action(input.value);
       } catch (e) {
-        if (this.tf !== tf) return; // the element moved on to another ticket meanwhile
+        if (!this.current(tf)) return;
         this.showError(TwofoldError.from(e));
         this.step(back);
         for (const b of live) b.disabled = false;
@@ -215,7 +215,7 @@ abstract class TwofoldElement extends Base {
       try {
         await ceremony();
       } catch (e) {
-        if (this.tf !== tf) return; // the element moved on to another ticket meanwhile
+        if (!this.current(tf)) return;
         this.showError(TwofoldError.from(e));
         this.step(back);
         b.disabled = false;
@@ -251,7 +251,7 @@ export class TwofoldEnroll extends TwofoldElement {
     if (v.step === "idle") {
       this.render({ ...v, step: "starting" });
       const started = await tf.enrollment.start();
-      if (this.tf === tf) this.render(started); // not if the ticket changed meanwhile
+      if (this.current(tf)) this.render(started);
     } else this.render(v);
   }
 

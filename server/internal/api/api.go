@@ -203,10 +203,11 @@ func (h *handlers) common(c *fiber.Ctx) error {
 	return err
 }
 
-// recoverPanic turns a panic in a handler into a 500 for that request alone: Fiber has no
-// recover of its own, so one would end the process and every user's sign-in with it. The
-// stack is logged; the panic's value only when the runtime made it, since another could
-// hold whatever the code had in hand.
+// recoverPanic turns a panic in a handler into a 500 for that request alone; without it, one
+// would end the process and every user's sign-in with it. Fiber's middleware/recover would
+// hand the panic's value on as the error, which fail logs: here the stack is logged, and
+// the value only when the runtime made it, since another could hold whatever the code had
+// in hand.
 func (h *handlers) recoverPanic(c *fiber.Ctx) (err error) {
 	defer func() {
 		v := recover()

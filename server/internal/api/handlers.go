@@ -23,8 +23,8 @@ func decode(body []byte, v any, optional bool) error {
 	if len(body) == 0 && optional {
 		return nil
 	}
-	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, making two different
-	// byte strings one user id.
+	// Invalid UTF-8 would let two different byte strings read as one user id; the decoder
+	// refuses it too, but this says plainly what is wrong.
 	if !utf8.Valid(body) {
 		return wire.NewError(wire.CodeInvalidRequest, "The request body must be UTF-8 encoded JSON.")
 	}
