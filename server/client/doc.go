@@ -12,8 +12,10 @@
 // flood of forged kids cannot turn into a flood of fetches. The algorithm is pinned by the
 // configuration and by the key: a token's alg must be allowed and must be the alg of the key
 // its kid names, so alg "none" and HS256 signed with a public key are refused before any
-// signature is checked. iss, aud, exp and nbf are always checked (with Leeway); nonce, amr,
-// acr and single use are Requirements you add per call or for every call.
+// signature is checked, and so is a token with a crit header (RFC 7515 §4.1.11: this package
+// understands no header extension, so it may accept none that must be understood). iss, aud,
+// exp and nbf are always checked (with Leeway); nonce, amr, acr and single use are
+// Requirements you add per call or for every call.
 //
 // This package imports neither Fiber nor anything of the verifier's internals.
 package client

@@ -260,8 +260,9 @@ const MaxTokenSize = 16 << 10
 // Verify checks token and returns its claims: the signature (by the key its kid names, with
 // that key's algorithm, which must be one of Config.Algorithms), iss, aud, exp and nbf
 // (with Config.Leeway), then Config.Require and reqs in order (SingleUse after all the
-// others). Every refusal is a
-// *TokenError; test it with errors.Is(err, client.ErrExpired) and the like.
+// others). A token whose header has crit is refused as ErrMalformed before its key is
+// looked up. Every refusal is a *TokenError; test it with errors.Is(err, client.ErrExpired)
+// and the like.
 func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, refuse(ErrMalformed, "the token is %d bytes, more than the %d a twofold token can be", len(token), MaxTokenSize)
@@ -337,7 +338,12 @@ func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement
 	return c, nil
 }
 
-// headerAlg reads the alg of the token's header before anything else is trusted.
+// headerAlg reads the alg of the token's header before anything else is trusted, and
+// refuses a header with crit. RFC 7515 §4.1.11: a recipient must refuse a token whose crit
+// lists an extension it does not understand, and crit must not be empty or name a
+// registered header. This package understands no extension, so any crit is refused
+// (golang-jwt ignores crit). The header is read as golang-jwt reads it: member names are
+// case-sensitive and the last of a repeated name counts.
 func headerAlg(token string) (string, error) {
 	head, _, ok := strings.Cut(token, ".")
 	if !ok {
@@ -347,13 +353,20 @@ func headerAlg(token string) (string, error) {
 	if err != nil {
 		return "", refuse(ErrMalformed, "header: %v", err)
 	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
+	var h map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return "", refuse(ErrMalformed, "header: %v", err)
 	}
-	return h.Alg, nil
+	if crit, ok := h["crit"]; ok {
+		return "", refuse(ErrMalformed, "header: crit (%d bytes) names extensions this kit does not understand", len(crit))
+	}
+	var alg string
+	if a, ok := h["alg"]; ok {
+		if err := json.Unmarshal(a, &alg); err != nil {
+			return "", refuse(ErrMalformed, "header: alg: %v", err)
+		}
+	}
+	return alg, nil
 }
 
 func claimsOf(m jwt.MapClaims) (*Claims, error) {

@@ -151,6 +151,13 @@ func TestVerify_BadTokens_RefusedWithTheirReason(t *testing.T) {
 	mac := hmac.New(sha256.New, publicKeyOf(t, kid))
 	mac.Write([]byte(hsHead + "." + parts[1]))
 	hs256 := hsHead + "." + parts[1] + "." + b64.EncodeToString(mac.Sum(nil))
+	// The same, with an alg in capitals after it that a case-blind reading of the header
+	// would take for the alg (golang-jwt reads "alg" only). Written by hand: a map would
+	// put "ALG" first.
+	hsCaps := b64.EncodeToString([]byte(`{"alg":"HS256","ALG":"EdDSA","typ":"JWT","kid":"` + kid + `"}`))
+	mac = hmac.New(sha256.New, publicKeyOf(t, kid))
+	mac.Write([]byte(hsCaps + "." + parts[1]))
+	hs256Caps := hsCaps + "." + parts[1] + "." + b64.EncodeToString(mac.Sum(nil))
 	// A real-looking token from a key the verifier never published.
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
 	fj := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims(claims))
@@ -176,6 +183,7 @@ func TestVerify_BadTokens_RefusedWithTheirReason(t *testing.T) {
 		{"AlgNoneWithTheOriginalSignature", none + parts[2], nil, nil, client.ErrAlgorithm},
 		{"HS256SignedWithThePublicKey", hs256, nil, nil, client.ErrAlgorithm},
 		{"HS256EvenWhenConfiguredForIt", hs256, func(c *client.Config) {}, nil, client.ErrAlgorithm},
+		{"HS256BehindACapitalizedALG", hs256Caps, nil, nil, client.ErrAlgorithm},
 		{"UnknownKid", foreign, nil, nil, client.ErrUnknownKey},
 		{"Expired", good, func(c *client.Config) {
 			c.Now = func() time.Time { return time.Now().Add(5*time.Minute + 31*time.Second) }
@@ -664,6 +672,79 @@ func BenchmarkVerify(b *testing.B) {
 				if _, err := v.Verify(ctx, tok); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// signWithVerifierKey signs header and claims as they are, with the verifier's own active
+// EdDSA key (the one "shop" tokens are signed with): the header gets that key's alg and
+// kid, nothing else is added. It makes tokens the verifier never issues but whose
+// signature is good, so a refusal can only be for what they say.
+func signWithVerifierKey(t *testing.T, head, claims map[string]any) string {
+	t.Helper()
+	env, err := serve.Open(context.Background(), serve.Config{DataDir: dataDir, Issuer: verifierURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	// The kid of the active EdDSA key: sign once to learn it, then again with it in the header.
+	kid, alg, _, err := env.Tokens.SignDetached(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]any{"alg": alg, "kid": kid}
+	for k, v := range head {
+		h[k] = v
+	}
+	msg := encode(h) + "." + encode(claims)
+	kid2, _, sig, err := env.Tokens.SignDetached(context.Background(), []byte(msg))
+	if err != nil || kid2 != kid {
+		t.Fatalf("signing: %v (kid %s, then %s)", err, kid, kid2)
+	}
+	return msg + "." + b64.EncodeToString(sig)
+}
+
+// shopClaims are the claims of a good token for "shop" as the verifier would sign them.
+func shopClaims(sub string) map[string]any {
+	now := time.Now().Unix()
+	return map[string]any{"iss": verifierURL, "sub": sub, "aud": "shop", "iat": now, "nbf": now,
+		"exp": now + 300, "jti": "jti-" + sub, "auth_time": now, "amr": []string{"otp"}}
+}
+
+// RFC 7515 §4.1.11: a recipient that does not understand an extension listed in crit must
+// refuse the token. The kit understands none, so any crit is refused, even on a token
+// signed by the verifier's own key with every claim right; and so is a crit that is empty,
+// not a list, or lists a registered header (which it must not).
+func TestVerify_CritHeader_RefusedEvenWellSigned(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{})
+	// The same construction without crit passes: the refusals below are for crit alone.
+	if c, err := v.Verify(ctx, signWithVerifierKey(t, map[string]any{"typ": "JWT"}, shopClaims("crit-control"))); err != nil || c.Subject != "crit-control" {
+		t.Fatalf("the control token: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		head map[string]any
+	}{
+		{"ClaimNameExp", map[string]any{"crit": []string{"exp"}, "exp": time.Now().Add(time.Hour).Unix()}},
+		{"PrivateExtension", map[string]any{"crit": []string{"x-custom"}, "x-custom": "must be understood"}},
+		{"UnencodedPayload", map[string]any{"crit": []string{"b64"}, "b64": true}},
+		{"ExtensionNotInTheHeader", map[string]any{"crit": []string{"x-absent"}}},
+		{"Empty", map[string]any{"crit": []string{}}},
+		{"RegisteredHeader", map[string]any{"crit": []string{"alg"}}},
+		{"NotAList", map[string]any{"crit": "x-custom", "x-custom": 1}},
+		{"Null", map[string]any{"crit": nil}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := signWithVerifierKey(t, tc.head, shopClaims("crit-"+tc.name))
+			c, err := v.Verify(ctx, tok)
+			if !errors.Is(err, client.ErrMalformed) || c != nil {
+				t.Fatalf("got %v (claims %+v), want %v", err, c, client.ErrMalformed)
+			}
+			var te *client.TokenError
+			if !errors.As(err, &te) || !strings.Contains(te.Detail, "crit") {
+				t.Errorf("refusal %v does not say it is for crit", err)
 			}
 		})
 	}
