@@ -15,7 +15,10 @@
 // signature is checked, and so is a token with a crit header (RFC 7515 §4.1.11: this package
 // understands no header extension, so it may accept none that must be understood). iss, aud,
 // exp and nbf are always checked (with Leeway); nonce, amr, acr and single use are
-// Requirements you add per call or for every call.
+// Requirements you add per call or for every call. aud must be your app id and nothing else:
+// the verifier signs a single aud, so a token whose aud lists several apps is refused even
+// when yours is among them (it would be good at the others too), and Claims.Audience is
+// always the app id that was checked.
 //
 // This package imports neither Fiber nor anything of the verifier's internals.
 package client

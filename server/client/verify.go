@@ -159,7 +159,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 type Claims struct {
 	Issuer   string
 	Subject  string // the user, as your backend named them in the ticket
-	Audience string
+	Audience string // Config.Audience: a token whose aud is anything else is refused
 	ID       string // jti
 	Nonce    string
 	// AMR lists how the person passed (RFC 8176): "otp" (authenticator app), "hwk"/"swk"
@@ -258,8 +258,8 @@ func singleUse(ctx context.Context, v *Verifier, c *Claims) error {
 const MaxTokenSize = 16 << 10
 
 // Verify checks token and returns its claims: the signature (by the key its kid names, with
-// that key's algorithm, which must be one of Config.Algorithms), iss, aud, exp and nbf
-// (with Config.Leeway), then Config.Require and reqs in order (SingleUse after all the
+// that key's algorithm, which must be one of Config.Algorithms), iss, aud (Config.Audience
+// alone, never a list of apps), exp and nbf (with Config.Leeway), then Config.Require and reqs in order (SingleUse after all the
 // others). A token whose header has crit is refused as ErrMalformed before its key is
 // looked up. Every refusal is a *TokenError; test it with errors.Is(err, client.ErrExpired)
 // and the like.
@@ -319,7 +319,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement
 	default:
 		return nil, refuse(ErrClaims, "%v", err)
 	}
-	c, err := claimsOf(t.Claims.(jwt.MapClaims))
+	c, err := claimsOf(t.Claims.(jwt.MapClaims), v.cfg.Audience)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,11 @@ func headerAlg(token string) (string, error) {
 	return alg, nil
 }
 
-func claimsOf(m jwt.MapClaims) (*Claims, error) {
+// claimsOf reads the claims of a token golang-jwt verified. golang-jwt accepts an aud list
+// with app anywhere in it; the verifier only ever signs one aud, so a list is accepted only
+// when app is all it names. A token good for several apps would sign a person in at each
+// of them, and Audience could be another app's while the check passed on this one's.
+func claimsOf(m jwt.MapClaims, app string) (*Claims, error) {
 	c := &Claims{Raw: m}
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	when := func(k string) time.Time {
@@ -379,9 +383,11 @@ func claimsOf(m jwt.MapClaims) (*Claims, error) {
 		return time.Time{}
 	}
 	c.Issuer, c.Subject, c.ID, c.Nonce, c.ACR = str("iss"), str("sub"), str("jti"), str("nonce"), str("acr")
-	if aud, err := m.GetAudience(); err == nil && len(aud) > 0 {
-		c.Audience = aud[0]
+	aud, err := m.GetAudience()
+	if err != nil || len(aud) != 1 || aud[0] != app {
+		return nil, refuse(ErrAudience, "aud %v is not just %q", m["aud"], app)
 	}
+	c.Audience = app
 	c.IssuedAt, c.NotBefore, c.ExpiresAt, c.AuthTime = when("iat"), when("nbf"), when("exp"), when("auth_time")
 	if list, ok := m["amr"].([]any); ok {
 		for _, a := range list {

@@ -749,3 +749,51 @@ func TestVerify_CritHeader_RefusedEvenWellSigned(t *testing.T) {
 		})
 	}
 }
+
+// The verifier signs one aud, a string. A token naming several audiences is refused in
+// either order, even when one of them is this app, so that Claims.Audience can only ever
+// be the app id the check accepted, never another app's.
+func TestVerify_MultiValuedAudience_Refused(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, client.Config{})
+	for _, tc := range []struct {
+		name string
+		aud  any
+		want error // nil: accepted, with Audience "shop"
+	}{
+		{"String", "shop", nil},
+		{"ListOfJustThisApp", []string{"shop"}, nil},
+		{"OtherAppFirst", []string{"other", "shop"}, client.ErrAudience},
+		{"ThisAppFirst", []string{"shop", "other"}, client.ErrAudience},
+		{"ThisAppTwice", []string{"shop", "shop"}, client.ErrAudience},
+		{"OtherAppOnly", []string{"other"}, client.ErrAudience},
+		{"EmptyList", []string{}, client.ErrClaims},
+		{"EmptyString", "", client.ErrClaims},
+		{"NotAString", []any{"shop", 7}, client.ErrClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			claims := shopClaims("aud-" + tc.name)
+			claims["aud"] = tc.aud
+			c, err := v.Verify(ctx, signWithVerifierKey(t, map[string]any{"typ": "JWT"}, claims))
+			if tc.want == nil {
+				if err != nil || c.Audience != "shop" {
+					t.Fatalf("aud %v: %v (claims %+v)", tc.aud, err, c)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || c != nil {
+				t.Fatalf("aud %v: got %v (claims %+v), want %v", tc.aud, err, c, tc.want)
+			}
+		})
+	}
+	// Configured for the other app, the same tokens are refused too: neither position of
+	// the list is the one that counts.
+	other, _ := newVerifier(t, client.Config{Audience: "other"})
+	for _, aud := range [][]string{{"other", "shop"}, {"shop", "other"}} {
+		claims := shopClaims("aud-other")
+		claims["aud"] = aud
+		if c, err := other.Verify(ctx, signWithVerifierKey(t, map[string]any{"typ": "JWT"}, claims)); !errors.Is(err, client.ErrAudience) {
+			t.Errorf("aud %v for app other: %v (claims %+v), want %v", aud, err, c, client.ErrAudience)
+		}
+	}
+}
