@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -8,7 +12,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The demo's own first factor and its page safety; the whole journey with the verifier
@@ -42,8 +48,14 @@ type demoFixture struct {
 
 func newFixture(t *testing.T) *demoFixture {
 	t.Helper()
+	return newFixtureWith(t, "http://127.0.0.1:1")
+}
+
+// newFixtureWith is a demo whose verifier is at verifier.
+func newFixtureWith(t *testing.T, verifier string) *demoFixture {
+	t.Helper()
 	dir := t.TempDir()
-	h, err := newServer(config{Origin: "http://localhost:3000", Verifier: "http://127.0.0.1:1", Data: dir, SDK: dir},
+	h, err := newServer(config{Origin: "http://localhost:3000", Verifier: verifier, Data: dir, SDK: dir},
 		"demo", "demo.key", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -168,5 +180,137 @@ func TestSignIn_TenWrongPasswords_ThenRefusedEvenTheRightOne(t *testing.T) {
 	}
 	if res := f.signIn("bob", seedPassword, f.csrf, ""); res.Code != 429 || !strings.Contains(res.Body.String(), "Too many") {
 		t.Fatalf("the right password after 10 wrong ones: %d", res.Code)
+	}
+}
+
+// fakeVerifier answers the calls the demo's backend makes (tickets, the JWKS, events) and
+// signs the token a person would get for their last ticket's nonce: enough to bring a
+// session to signed in without a browser.
+type fakeVerifier struct {
+	*httptest.Server
+	key ed25519.PrivateKey
+
+	mu     sync.Mutex
+	nonces map[string]string // user → nonce of their last ticket
+}
+
+func newFakeVerifier(t *testing.T) *fakeVerifier {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	v := &fakeVerifier{key: key, nonces: map[string]string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ User, Nonce string }
+		json.NewDecoder(r.Body).Decode(&body)
+		v.mu.Lock()
+		v.nonces[body.User] = body.Nonce
+		v.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"ticket": randomString(32), "expires_at": time.Now().Add(10 * time.Minute)})
+	})
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		x := base64.RawURLEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
+		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "k1", "x": x}}})
+	})
+	mux.HandleFunc("GET /v1/users/{user}/events", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"events":[]}`)
+	})
+	v.Server = httptest.NewServer(mux)
+	t.Cleanup(v.Close)
+	return v
+}
+
+// token is what the SDK would hand the page after user passed a code.
+func (v *fakeVerifier) token(user string) string {
+	v.mu.Lock()
+	nonce := v.nonces[user]
+	v.mu.Unlock()
+	now := time.Now().Unix()
+	enc := func(x any) string { b, _ := json.Marshal(x); return base64.RawURLEncoding.EncodeToString(b) }
+	msg := enc(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": "k1"}) + "." + enc(map[string]any{
+		"iss": v.URL, "sub": user, "aud": "demo", "iat": now, "nbf": now, "exp": now + 300,
+		"jti": randomString(16), "auth_time": now, "amr": []string{"otp"}, "acr": "mfa", "nonce": nonce})
+	return msg + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(v.key, []byte(msg)))
+}
+
+// sessionCookie is the session cookie res set.
+func sessionCookie(t *testing.T, res *httptest.ResponseRecorder) *http.Cookie {
+	t.Helper()
+	for _, c := range res.Result().Cookies() {
+		if c.Name == cookieName {
+			return c
+		}
+	}
+	t.Fatalf("no session cookie in the answer %d", res.Code)
+	return nil
+}
+
+var pageCSRF = regexp.MustCompile(`data-csrf="([^"]+)"`)
+
+// Signing out ends the session on the server: the cookie from before, copied out of the
+// browser (another machine, a stolen backup), no longer opens it, at any stage it was
+// copied, though it would still open and has hours left.
+func TestSignOut_CopiedCookieReplayed_SignedOut(t *testing.T) {
+	fv := newFakeVerifier(t)
+	f := newFixtureWith(t, fv.URL)
+	get := func(path string, c *http.Cookie) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://localhost:3000"+path, nil)
+		r.AddCookie(c)
+		return f.do(r)
+	}
+	post := func(path string, c *http.Cookie, csrf, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "http://localhost:3000"+path, strings.NewReader(body))
+		r.Header.Set("Origin", "http://localhost:3000")
+		r.Header.Set("X-CSRF-Token", csrf)
+		r.AddCookie(c)
+		return f.do(r)
+	}
+
+	res := f.signIn("alice", seedPassword, f.csrf, "http://localhost:3000")
+	if res.Code != 303 {
+		t.Fatalf("password: %d", res.Code)
+	}
+	afterPassword := sessionCookie(t, res)
+	res = get("/2fa", afterPassword)
+	if res.Code != 200 {
+		t.Fatalf("GET /2fa: %d %s", res.Code, res.Body)
+	}
+	csrfPassword := pageCSRF.FindStringSubmatch(res.Body.String())[1]
+	res = post("/2fa/token", sessionCookie(t, res), csrfPassword, `{"token":"`+fv.token("alice")+`"}`)
+	if res.Code != 200 || !strings.Contains(res.Body.String(), "/account") {
+		t.Fatalf("the token: %d %s", res.Code, res.Body)
+	}
+	res = get("/account", sessionCookie(t, res))
+	if res.Code != 200 || !strings.Contains(res.Body.String(), "Signed in as") {
+		t.Fatalf("GET /account signed in: %d %s", res.Code, res.Body)
+	}
+	signedIn := sessionCookie(t, res) // what a thief copies
+	csrf := pageCSRF.FindStringSubmatch(res.Body.String())[1]
+	if res := get("/account", signedIn); res.Code != 200 {
+		t.Fatalf("the copy before sign-out: %d", res.Code)
+	}
+
+	res = post("/signout", signedIn, csrf, "")
+	if res.Code != 303 || res.Header().Get("Location") != "/signin?notice=signed-out" {
+		t.Fatalf("sign out: %d %s", res.Code, res.Header().Get("Location"))
+	}
+	for _, tc := range []struct {
+		name   string
+		cookie *http.Cookie
+		csrf   string
+	}{{"SignedIn", signedIn, csrf}, {"AfterThePasswordOnly", afterPassword, csrfPassword}} {
+		if res := get("/account", tc.cookie); res.Code == 200 {
+			t.Errorf("%s: the cookie copied before sign-out opened /account after it", tc.name)
+		}
+		if res := get("/", tc.cookie); res.Header().Get("Location") != "/signin" {
+			t.Errorf("%s: the cookie copied before sign-out went to %s, not /signin", tc.name, res.Header().Get("Location"))
+		}
+		if res := post("/2fa/token", tc.cookie, tc.csrf, `{"token":"`+fv.token("alice")+`"}`); res.Code != 403 {
+			t.Errorf("%s: a token posted with the cookie copied before sign-out: %d", tc.name, res.Code)
+		}
+	}
+	// Signing in again starts a new session that works.
+	res = f.signIn("alice", seedPassword, f.csrf, "http://localhost:3000")
+	if res := get("/", sessionCookie(t, res)); res.Header().Get("Location") != "/2fa" {
+		t.Errorf("a new sign-in after sign-out went to %s", res.Header().Get("Location"))
 	}
 }

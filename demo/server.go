@@ -238,13 +238,14 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, sess, "signin", page{Title: "Sign in", Error: "That name and password do not match.", Name: name, Seeded: seedUsers, Password: seedPassword}, 401)
 		return
 	}
-	s.passwordPassed(w, r, name, "Password accepted", "second step next")
+	s.passwordPassed(w, r, sess, name, "Password accepted", "second step next")
 }
 
 // passwordPassed starts the second step for name in a new session (and CSRF token): a new
-// one at every change of privilege.
-func (s *server) passwordPassed(w http.ResponseWriter, r *http.Request, name, event, detail string) {
-	sess := &session{User: name, Stage: stagePassword, CSRF: randomString(24), Exp: s.now().Add(sessionLifetime)}
+// one at every change of privilege. The session it replaces, if any, ends.
+func (s *server) passwordPassed(w http.ResponseWriter, r *http.Request, old *session, name, event, detail string) {
+	s.sessions.end(old)
+	sess := s.sessions.start(name, stagePassword, s.now())
 	s.addEvent(name, event, detail)
 	s.redirect(w, r, sess, "/2fa")
 }
@@ -284,7 +285,7 @@ func (s *server) signUp(w http.ResponseWriter, r *http.Request) {
 		fail(500, "Something went wrong. Try again.", name)
 		return
 	}
-	s.passwordPassed(w, r, name, "Account created", "")
+	s.passwordPassed(w, r, sess, name, "Account created", "")
 }
 
 func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
@@ -293,6 +294,8 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "The form expired. Go back and try again.", http.StatusForbidden)
 		return
 	}
+	// Ends it on the server too: the cookie only goes from this browser.
+	s.sessions.end(sess)
 	if sess.User != "" {
 		s.addEvent(sess.User, "Signed out", "")
 	}
