@@ -399,7 +399,7 @@ func reloadOnHangup(ctx context.Context, r *certs.Reloader, log *slog.Logger) {
 	}
 }
 
-// sweep deletes expired tickets and pending enrollments once a minute.
+// sweep deletes what expired (store.Store.Sweep) once a minute.
 func sweep(ctx context.Context, st store.Store, log *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -408,8 +408,12 @@ func sweep(ctx context.Context, st store.Store, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if err := st.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+			swept, err := st.Sweep(ctx, now)
+			if err != nil && ctx.Err() == nil {
 				log.Warn("sweep failed", "err", err)
+			}
+			if swept != (store.Swept{}) {
+				log.Debug("swept", "removed", swept)
 			}
 		}
 	}

@@ -140,6 +140,11 @@ type Instance struct {
 	SeenAt  time.Time
 }
 
+// Swept counts what one Sweep deleted.
+type Swept struct {
+	Tickets, Enrollments, Ceremonies, UsedTokens int
+}
+
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
 // goroutines and many processes sharing one database.
 type Store interface {
@@ -197,8 +202,9 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
-	// Sweep deletes tickets and pending enrollments that expired before now.
-	Sweep(ctx context.Context, now time.Time) error
+	// Sweep deletes tickets, pending enrollments, ceremonies and spent-token marks that
+	// expired before now, and reports how many of each.
+	Sweep(ctx context.Context, now time.Time) (Swept, error)
 
 	// Atomically runs fn as one transaction: what fn does through its Tx commits when fn
 	// returns nil and is undone when it returns an error. On SQLite fn runs on the one

@@ -698,20 +698,30 @@ func (s *DB) ReplaceSealed(ctx context.Context, kind, id string, old, new []byte
 
 // sweeps delete what expired before the time they are given, each through an index: on
 // SQLite they run in the one writer, and a scan of a large table stalls every write.
-var sweeps = []struct{ what, query string }{
-	{"tickets", `DELETE FROM tickets WHERE expires_at < ?`},
-	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`},
-	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`},
-	{"used tokens", `DELETE FROM used_once WHERE until < ?`},
+var sweeps = []struct {
+	what, query string
+	count       func(*store.Swept) *int
+}{
+	{"tickets", `DELETE FROM tickets WHERE expires_at < ?`, func(n *store.Swept) *int { return &n.Tickets }},
+	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, func(n *store.Swept) *int { return &n.Enrollments }},
+	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`, func(n *store.Swept) *int { return &n.Ceremonies }},
+	{"used tokens", `DELETE FROM used_once WHERE until < ?`, func(n *store.Swept) *int { return &n.UsedTokens }},
 }
 
-func (s *DB) Sweep(ctx context.Context, now time.Time) error {
+func (s *DB) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
+	var out store.Swept
 	for _, sw := range sweeps {
-		if _, err := s.exec(ctx, sw.query, ms(now)); err != nil {
-			return fmt.Errorf("sweep %s: %w", sw.what, err)
+		res, err := s.exec(ctx, sw.query, ms(now))
+		if err != nil {
+			return out, fmt.Errorf("sweep %s: %w", sw.what, err)
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return out, fmt.Errorf("sweep %s: %w", sw.what, err)
+		}
+		*sw.count(&out) = int(n)
 	}
-	return nil
+	return out, nil
 }
 
 func (t txn) ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error) {

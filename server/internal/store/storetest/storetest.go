@@ -1423,6 +1423,13 @@ func testReplaceSealedConcurrently(t *testing.T, s store.Store) {
 
 // --- sweep ---
 
+func sweep(t *testing.T, s store.Store, now time.Time) store.Swept {
+	t.Helper()
+	n, err := s.Sweep(t.Context(), now)
+	must(t, err)
+	return n
+}
+
 func testSweep(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := at(time.Hour)
@@ -1458,7 +1465,9 @@ func testSweep(t *testing.T, s store.Store) {
 	_, err := s.PutSecret(ctx, "pepper", []byte("x"))
 	must(t, err)
 
-	must(t, s.Sweep(ctx, now))
+	if got, want := sweep(t, s, now), (store.Swept{Tickets: 1, Enrollments: 1}); got != want {
+		t.Errorf("Sweep removed %+v, want %+v", got, want)
+	}
 
 	for _, tc := range []struct {
 		hash string
@@ -1497,8 +1506,10 @@ func testSweep(t *testing.T, s store.Store) {
 		t.Errorf("secret after Sweep: %v", err)
 	}
 	// Sweeping again, or an empty store, is fine.
-	must(t, s.Sweep(ctx, now))
-	must(t, s.Sweep(ctx, at(1000*time.Hour)))
+	if got := sweep(t, s, now); got != (store.Swept{}) {
+		t.Errorf("Sweep again removed %+v, want nothing", got)
+	}
+	sweep(t, s, at(1000*time.Hour))
 	if _, err := s.TOTP(ctx, "confirmed"); err != nil {
 		t.Errorf("confirmed credential after a far-future Sweep: %v", err)
 	}
