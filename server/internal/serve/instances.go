@@ -19,7 +19,8 @@ import (
 )
 
 // A serving verifier says every instanceEvery which master keys it holds; rotate-master
-// counts it as running while it said so within instanceLive.
+// counts it as running while it said so within instanceLive. Both stay far below
+// store.InstanceRetention, after which the sweep deletes a silent verifier's record.
 const (
 	instanceEvery = 20 * time.Second
 	instanceLive  = time.Minute

@@ -64,6 +64,11 @@ type Webhook struct {
 	CreatedAt time.Time
 }
 
+// DeliveryRetention is how long Sweep keeps a webhook delivery after it was sent or given
+// up. Nothing reads a finished one; it stays a while for whoever looks into the database
+// after a complaint that an event never arrived.
+const DeliveryRetention = 7 * 24 * time.Hour
+
 // Delivery is one queued webhook call: the audit record it tells of and where it goes.
 type Delivery struct {
 	ID       int64

@@ -126,6 +126,13 @@ func (s Sealed) AAD() []byte {
 	return []byte(s.Kind + ":" + s.ID)
 }
 
+// InstanceRetention is how long Sweep keeps the record of a verifier not heard from: one
+// that crashed never deletes its own. A serving verifier refreshes its record every few
+// seconds and counts as running only while it did so within about a minute (package
+// serve), so a day removes no live one, and one that was only paused (PutInstance is an
+// upsert) puts its record back with its next refresh.
+const InstanceRetention = 24 * time.Hour
+
 // Instance is a serving verifier as it last said: the master keys it holds, how it learns
 // new ones, and where it keeps attempt budgets.
 type Instance struct {
@@ -143,6 +150,7 @@ type Instance struct {
 // Swept counts what one Sweep deleted.
 type Swept struct {
 	Tickets, Enrollments, Ceremonies, UsedTokens int
+	Instances, Deliveries                        int
 }
 
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
@@ -203,7 +211,9 @@ type Store interface {
 	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
 	// Sweep deletes tickets, pending enrollments, ceremonies and spent-token marks that
-	// expired before now, and reports how many of each.
+	// expired before now, the records of verifiers not seen within InstanceRetention, and
+	// webhook deliveries finished (sent or given up) more than DeliveryRetention ago, never
+	// one still due, backing off or claimed; it reports how many of each.
 	Sweep(ctx context.Context, now time.Time) (Swept, error)
 
 	// Atomically runs fn as one transaction: what fn does through its Tx commits when fn

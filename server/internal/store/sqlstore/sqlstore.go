@@ -696,22 +696,27 @@ func (s *DB) ReplaceSealed(ctx context.Context, kind, id string, old, new []byte
 	return n == 1, err
 }
 
-// sweeps delete what expired before the time they are given, each through an index: on
-// SQLite they run in the one writer, and a scan of a large table stalls every write.
+// sweeps delete what expired, or ended more than kept, before the time they are given, each
+// through an index: on SQLite they run in the one writer, and a scan of a large table
+// stalls every write.
 var sweeps = []struct {
 	what, query string
+	kept        time.Duration
 	count       func(*store.Swept) *int
 }{
-	{"tickets", `DELETE FROM tickets WHERE expires_at < ?`, func(n *store.Swept) *int { return &n.Tickets }},
-	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, func(n *store.Swept) *int { return &n.Enrollments }},
-	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`, func(n *store.Swept) *int { return &n.Ceremonies }},
-	{"used tokens", `DELETE FROM used_once WHERE until < ?`, func(n *store.Swept) *int { return &n.UsedTokens }},
+	{"tickets", `DELETE FROM tickets WHERE expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Tickets }},
+	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Enrollments }},
+	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Ceremonies }},
+	{"used tokens", `DELETE FROM used_once WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.UsedTokens }},
+	{"instances", `DELETE FROM instances WHERE seen_at < ?`, store.InstanceRetention, func(n *store.Swept) *int { return &n.Instances }},
+	// done_at is 0 until a delivery is sent or given up.
+	{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE done_at > 0 AND done_at < ?`, store.DeliveryRetention, func(n *store.Swept) *int { return &n.Deliveries }},
 }
 
 func (s *DB) Sweep(ctx context.Context, now time.Time) (store.Swept, error) {
 	var out store.Swept
 	for _, sw := range sweeps {
-		res, err := s.exec(ctx, sw.query, ms(now))
+		res, err := s.exec(ctx, sw.query, ms(now.Add(-sw.kept)))
 		if err != nil {
 			return out, fmt.Errorf("sweep %s: %w", sw.what, err)
 		}

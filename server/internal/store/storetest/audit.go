@@ -26,6 +26,7 @@ var auditTests = []contractCase{
 	{"AppendAudit_Notify_QueuesOnlyForAppsWithAWebhook", testAuditNotify},
 	{"ClaimDeliveries_Concurrently_EachDeliveryClaimedOnce", testClaimConcurrently},
 	{"ClaimDeliveries_LeaseNextAndDone_DecideWhenDueAgain", testClaimLifecycle},
+	{"Sweep_FinishedDeliveryAfterTheRetention_Removed_UnfinishedNever", testSweepDeliveries},
 	{"PutWebhook_RoundTripsAndReplaces", testWebhookRoundTrip},
 	{"PutWebhook_UnknownApp_Error", testWebhookUnknownApp},
 	{"SetAdminApp_MarksOnlyThatAppAndIsIdempotent", testAdminApps},
@@ -361,6 +362,61 @@ func testClaimLifecycle(t *testing.T, s store.Store) {
 	}
 	if got[0].Attempts != 2 {
 		t.Errorf("retried delivery at attempt %d, want 2", got[0].Attempts)
+	}
+}
+
+// A delivery is finished once sent or given up; one still due, backing off or claimed is
+// kept however old, or its event would never be told.
+func testSweepDeliveries(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	keep := store.DeliveryRetention
+	now := at(4 * keep)
+	must(t, s.CreateApp(ctx, newApp("shop", "https://shop.example")))
+	must(t, s.PutWebhook(ctx, newWebhook("shop")))
+	var events []int64
+	for range 7 {
+		events = append(events, appendAudit(t, s, auditRecord("factor_added", "shop", "alice", at(0)), true).ID)
+	}
+	claimed := claim(t, s, at(0), 6) // the seventh event's delivery is never claimed
+	if len(claimed) != 6 {
+		t.Fatalf("claimed %d, want 6", len(claimed))
+	}
+	sentOld, gaveUpOld, sentRecent, gaveUpRecent, retrying := claimed[0].ID, claimed[1].ID, claimed[2].ID, claimed[3].ID, claimed[4].ID
+	must(t, s.DeliveryDone(ctx, sentOld, at(time.Second)))
+	must(t, s.DeliveryFailed(ctx, gaveUpOld, at(time.Second), "410 Gone", true))
+	must(t, s.DeliveryDone(ctx, sentRecent, now.Add(-keep+time.Minute)))
+	must(t, s.DeliveryFailed(ctx, gaveUpRecent, now.Add(-time.Hour), "410 Gone", true))
+	must(t, s.DeliveryFailed(ctx, retrying, at(10*time.Minute), "503 Service Unavailable", false))
+	// claimed[5] stays claimed, as by a deliverer that died: due again once the lease runs
+	// out.
+
+	if n := sweep(t, s, now).Deliveries; n != 2 {
+		t.Errorf("Sweep removed %d deliveries, want the 2 finished more than the retention ago", n)
+	}
+	if n := sweep(t, s, now).Deliveries; n != 0 {
+		t.Errorf("Sweep again removed %d deliveries, want none: the recently finished are kept", n)
+	}
+	// The events whose deliveries are claimable, in order.
+	unfinished := func(now time.Time) []int64 {
+		var out []int64
+		for _, d := range claim(t, s, now, 10) {
+			out = append(out, d.Record.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []int64{claimed[4].Record.ID, claimed[5].Record.ID, events[6]} // retrying, leased, never claimed
+	slices.Sort(want)
+	if got := unfinished(now); !slices.Equal(got, want) {
+		t.Errorf("events claimable after Sweep: %v, want the retrying, the leased and the never claimed %v", got, want)
+	}
+	// Once the recently finished are older than the retention they go too, and the
+	// unfinished (now claimed again) still stay.
+	if n := sweep(t, s, now.Add(keep)).Deliveries; n != 2 {
+		t.Errorf("Sweep a retention later removed %d deliveries, want the 2 finished since", n)
+	}
+	if got := unfinished(now.Add(keep)); !slices.Equal(got, want) {
+		t.Errorf("events claimable after the later Sweep: %v, want %v", got, want)
 	}
 }
 

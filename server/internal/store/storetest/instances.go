@@ -9,7 +9,9 @@ import (
 )
 
 func init() {
-	tests = append(tests, contractCase{"Instances_PutRefreshListSinceDelete", testInstances})
+	tests = append(tests,
+		contractCase{"Instances_PutRefreshListSinceDelete", testInstances},
+		contractCase{"Sweep_InstanceNotSeenForTheRetention_Removed_ItsNextPutRecreatesIt", testSweepInstances})
 }
 
 func testInstances(t *testing.T, s store.Store) {
@@ -36,5 +38,47 @@ func testInstances(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(got) != 1 || got[0].ID != "b" {
 		t.Fatalf("after a stopped: %+v, want b alone", got)
+	}
+}
+
+func testSweepInstances(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := at(10 * store.InstanceRetention)
+	instance := func(id string, seen time.Time) store.Instance {
+		return store.Instance{ID: id, Host: "web-" + id, KeyIDs: []string{"0102"}, SeenAt: seen}
+	}
+	crashed := instance("crashed", now.Add(-store.InstanceRetention-time.Millisecond))
+	for _, in := range []store.Instance{
+		crashed,
+		instance("long-crashed", at(0)),
+		instance("quiet", now.Add(-store.InstanceRetention+time.Minute)), // silent for nearly the retention
+		instance("live", now.Add(-20*time.Second)),
+	} {
+		must(t, s.PutInstance(ctx, in))
+	}
+	if n := sweep(t, s, now).Instances; n != 2 {
+		t.Errorf("Sweep removed %d instances, want the 2 not seen for the retention", n)
+	}
+	ids := func(since time.Time) []string {
+		got, err := s.Instances(ctx, since)
+		must(t, err)
+		var out []string
+		for _, in := range got {
+			out = append(out, in.ID)
+		}
+		return out
+	}
+	if got := ids(time.Time{}); !slices.Equal(got, []string{"live", "quiet"}) {
+		t.Errorf("instances after Sweep: %v, want live and quiet", got)
+	}
+	// A verifier that was only paused (a long GC, a suspended VM) says it serves again: its
+	// record is back as it says, and the next sweep keeps it.
+	crashed.KeyIDs, crashed.SeenAt = []string{"0506", "0102"}, now.Add(time.Second)
+	must(t, s.PutInstance(ctx, crashed))
+	sweep(t, s, now.Add(time.Minute))
+	got, err := s.Instances(ctx, now)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != "crashed" || !slices.Equal(got[0].KeyIDs, crashed.KeyIDs) || !got[0].SeenAt.Equal(crashed.SeenAt) {
+		t.Errorf("instances seen since the sweep after the paused one came back: %+v, want it as put", got)
 	}
 }
