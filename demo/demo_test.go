@@ -284,6 +284,10 @@ func TestSignOut_CopiedCookieReplayed_SignedOut(t *testing.T) {
 		t.Fatalf("GET /account signed in: %d %s", res.Code, res.Body)
 	}
 	signedIn := sessionCookie(t, res) // what a thief copies
+	// Passing the second factor is a change of privilege: the session from before it ends.
+	if res := get("/", afterPassword); res.Header().Get("Location") != "/signin" {
+		t.Errorf("the cookie copied after the password went to %s once the second factor passed, not /signin", res.Header().Get("Location"))
+	}
 	csrf := pageCSRF.FindStringSubmatch(res.Body.String())[1]
 	if res := get("/account", signedIn); res.Code != 200 {
 		t.Fatalf("the copy before sign-out: %d", res.Code)

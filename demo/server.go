@@ -401,7 +401,8 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) {
 	next := "/account"
 	switch {
 	case sess.Stage == stagePassword:
-		sess.Stage, sess.CSRF = stageSignedIn, randomString(24)
+		sess.Stage = stageSignedIn
+		s.sessions.renew(sess, s.now())
 		if body.Purpose == "enrolled" {
 			s.addEvent(sess.User, "Two-step verification set up", "authenticator app added, recovery codes issued")
 		}

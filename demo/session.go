@@ -123,6 +123,14 @@ func (k *sealer) start(user string, st stage, now time.Time) *session {
 	return s
 }
 
+// renew gives sess a new id and CSRF token and ends the old id: at a change of privilege,
+// a copy of the cookie from before does not carry over.
+func (k *sealer) renew(sess *session, now time.Time) {
+	k.end(sess)
+	sess.ID, sess.CSRF = randomString(24), randomString(24)
+	k.live.add(sess.ID, sess.Exp, now)
+}
+
 // end ends sess: no copy of its cookie opens it again.
 func (k *sealer) end(sess *session) { k.live.remove(sess.ID) }
 
