@@ -13,7 +13,8 @@ import (
 )
 
 // The files in docs/deploy/. No container engine runs here, so the image is checked by
-// reading its Containerfile; the systemd unit is checked by systemd-analyze when present.
+// reading its Containerfile, and run by laying out its files (container_test.go); the
+// systemd unit is checked by systemd-analyze when present.
 const deployDir = "../../docs/deploy"
 
 // instruction is one Containerfile line (continuations joined): keyword and arguments.

@@ -67,6 +67,11 @@ func serveArgs(t *testing.T, env []string, args ...string) *process {
 func launch(t *testing.T, env []string, scheme string, args ...string) (*process, error) {
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	return launchCmd(t, cmd, scheme)
+}
+
+// launchCmd is launch for a command that runs `twofold serve` some other way.
+func launchCmd(t *testing.T, cmd *exec.Cmd, scheme string) (*process, error) {
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
