@@ -65,9 +65,9 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sq.Close()
-	redis := func() *redisbudget.Budgets { // under a fresh prefix each
+	redis := func() *redisbudget.Budgets { // under a fresh prefix each, counting time by the steps
 		url, prefix := pgtest.RedisAddr(t)
-		b, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix})
+		b, err := redisbudget.New(url, redisbudget.Options{Prefix: prefix, CallerClock: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,9 +4,11 @@
 //
 // Every operation is one Lua script (EVALSHA, falling back to EVAL after a Redis restart
 // empties the script cache), so a reservation is atomic across instances exactly as the SQL
-// upsert of sqlstore/limits.go is, with the same semantics. A key is a hash under the
-// configured prefix: n (the count), b (blocked until, Unix ms) for back-off budgets, w (the
-// window's start, Unix ms) for window budgets.
+// upsert of sqlstore/limits.go is, with the same semantics. The scripts read the time from
+// Redis (TIME), not from the instance that calls them, so instances whose clocks differ
+// still agree on every back-off and window. A key is a hash under the configured prefix:
+// n (the count), b (blocked until, Unix ms by Redis's clock) for back-off budgets, w (the
+// window's start, likewise) for window budgets.
 package redisbudget
 
 import (
@@ -32,6 +34,11 @@ type Options struct {
 	// last attempt; then its failures are forgotten. A locked budget never expires: only
 	// ResetAttempts unlocks it. Window budgets expire when their window ends. Default 30 days.
 	IdleTTL time.Duration
+	// CallerClock counts time by the now each call is given, as the SQL stores do, instead
+	// of by Redis's clock. Tests set it to step through back-offs and windows without
+	// sleeping. Never in a deployment: instances whose clocks differ would disagree on
+	// every back-off and window.
+	CallerClock bool
 }
 
 const (
@@ -39,12 +46,15 @@ const (
 	defaultIdleTTL = 30 * 24 * time.Hour
 )
 
-// Budgets is a store.AttemptStore on Redis.
+// Budgets is a store.AttemptStore on Redis. The now its methods are given counts only
+// with Options.CallerClock; otherwise the time is Redis's.
 type Budgets struct {
 	c      *redis.Client
 	where  string // the address, for messages; never the password
 	prefix string
 	idle   time.Duration
+	// callerClock: Options.CallerClock.
+	callerClock bool
 
 	evicts atomic.Pointer[string] // Warning's answer as the last Ping found it
 }
@@ -80,7 +90,7 @@ func New(rawURL string, o Options) (*Budgets, error) {
 	if o.IdleTTL <= 0 {
 		o.IdleTTL = defaultIdleTTL
 	}
-	return &Budgets{c: redis.NewClient(opts), where: opts.Addr, prefix: o.Prefix, idle: o.IdleTTL}, nil
+	return &Budgets{c: redis.NewClient(opts), where: opts.Addr, prefix: o.Prefix, idle: o.IdleTTL, callerClock: o.CallerClock}, nil
 }
 
 // Ping reports whether Redis answers, and if not, why. It also reads Redis's eviction
@@ -130,6 +140,17 @@ func evictionWarning(where, info string) string {
 // Close closes the connections.
 func (b *Budgets) Close() error { return b.c.Close() }
 
+// clockLua gives the time, Unix ms: Redis's, unless the caller's (Options.CallerClock) is
+// given. Redis 5 and later replicate a script's effects, not the script, so reading TIME
+// before writing is allowed.
+const clockLua = `
+local function clock(given)
+  if given > 0 then return given end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
 // delayLua is store.Backoff.Delay in Lua, step for step.
 const delayLua = `
 local function delay(n, free, base, cap)
@@ -142,15 +163,15 @@ end
 `
 
 // backoffLua reserves one attempt of a back-off budget: key; now, free, base, max,
-// lockAfter (ms or counts), idle ms. It returns {allowed, count, locked, blocked_until}.
+// lockAfter (ms or counts), idle ms. It returns {allowed, count, locked, wait ms}.
 const backoffLua = delayLua + `
 local function backoff(key, now, free, base, cap, lock, idle)
   local exists = redis.call('EXISTS', key) == 1
   local count = tonumber(redis.call('HGET', key, 'n') or '0')
   local blocked = tonumber(redis.call('HGET', key, 'b') or '0')
   if exists then
-    if count >= lock then return {0, count, 1, blocked} end
-    if blocked > now then return {0, count, 0, blocked} end
+    if count >= lock then return {0, count, 1, 0} end
+    if blocked > now then return {0, count, 0, blocked - now} end
   end
   count = count + 1
   local d = delay(count, free, base, cap)
@@ -162,12 +183,12 @@ local function backoff(key, now, free, base, cap, lock, idle)
   else
     redis.call('PEXPIRE', key, string.format('%d', d + idle))
   end
-  return {1, count, 0, blocked}
+  return {1, count, 0, 0}
 end
 `
 
 // windowLua reserves one attempt of a window budget: key; now, period ms, limit. It
-// returns {allowed, count, start}.
+// returns {allowed, count, wait ms}.
 const windowLua = `
 local function window(key, now, period, limit)
   local exists = redis.call('EXISTS', key) == 1
@@ -178,11 +199,11 @@ local function window(key, now, period, limit)
   elseif count < limit then
     count = count + 1
   else
-    return {0, count, start}
+    return {0, count, start + period - now}
   end
   redis.call('HSET', key, 'n', string.format('%d', count), 'w', string.format('%d', start))
   redis.call('PEXPIRE', key, string.format('%d', start + period - now))
-  return {1, count, start}
+  return {1, count, 0}
 end
 `
 
@@ -196,25 +217,26 @@ end
 `
 
 var (
-	// reserveBackoff: KEYS[1]; ARGV as backoff's.
-	reserveBackoff = redis.NewScript(backoffLua + `
-return backoff(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+	// reserveBackoff: KEYS[1]; ARGV as backoff's, now 0 for Redis's clock.
+	reserveBackoff = redis.NewScript(clockLua + backoffLua + `
+return backoff(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 `)
-	// reserveWindow: KEYS[1]; ARGV as window's.
-	reserveWindow = redis.NewScript(windowLua + `
-return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+	// reserveWindow: KEYS[1]; ARGV as window's, now 0 for Redis's clock.
+	reserveWindow = redis.NewScript(clockLua + windowLua + `
+return window(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]))
 `)
 	// refund: KEYS[1].
 	refund = redis.NewScript(refundLua + `
 refund(KEYS[1])
 return 0
 `)
-	// reservePair: KEYS window key, back-off key; ARGV window's, then back-off's after now.
+	// reservePair: KEYS window key, back-off key; ARGV window's (now 0 for Redis's clock),
+	// then back-off's after now.
 	// The back-off is reserved only if the window allowed the attempt, and when it refuses,
 	// the window's attempt is given back: what Limiter.Reserve does in three calls.
 	// Returns window's reply, then back-off's ({0, 0, 0, 0} when not asked).
-	reservePair = redis.NewScript(windowLua + backoffLua + refundLua + `
-local now = tonumber(ARGV[1])
+	reservePair = redis.NewScript(clockLua + windowLua + backoffLua + refundLua + `
+local now = clock(tonumber(ARGV[1]))
 local w = window(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 if w[1] == 0 then return {w[1], w[2], w[3], 0, 0, 0, 0} end
 local b = backoff(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
@@ -230,50 +252,58 @@ return 0
 )
 
 func (b *Budgets) ReserveBackoff(ctx context.Context, key string, now time.Time, p store.Backoff) (store.Decision, error) {
-	r, err := run(ctx, b.c, reserveBackoff, []string{b.prefix + key}, backoffArgs(now, p, b.idle)...)
+	r, err := run(ctx, b.c, reserveBackoff, []string{b.prefix + key}, b.backoffArgs(now, p)...)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
 	}
-	return backoffDecision(r, now), nil
+	return backoffDecision(r), nil
 }
 
-func backoffArgs(now time.Time, p store.Backoff, idle time.Duration) []any {
-	return []any{now.UnixMilli(), p.Free, p.Base.Milliseconds(), p.Max.Milliseconds(), p.LockAfter, idle.Milliseconds()}
+// clock is the now a script is given: 0, for Redis's own clock, unless Options.CallerClock.
+func (b *Budgets) clock(now time.Time) int64 {
+	if b.callerClock {
+		return now.UnixMilli()
+	}
+	return 0
 }
 
-// backoffDecision reads backoff's reply {allowed, count, locked, blocked_until}.
-func backoffDecision(r []int64, now time.Time) store.Decision {
-	allowed, count, locked, blocked := r[0] == 1, int(r[1]), r[2] == 1, r[3]
+func (b *Budgets) backoffArgs(now time.Time, p store.Backoff) []any {
+	return []any{b.clock(now), p.Free, p.Base.Milliseconds(), p.Max.Milliseconds(), p.LockAfter, b.idle.Milliseconds()}
+}
+
+// backoffDecision reads backoff's reply {allowed, count, locked, wait ms}.
+func backoffDecision(r []int64) store.Decision {
+	allowed, count, locked, wait := r[0] == 1, int(r[1]), r[2] == 1, r[3]
 	switch {
 	case allowed:
 		return store.Decision{Allowed: true, Count: count}
 	case locked:
 		return store.Decision{Count: count, Locked: true}
 	}
-	return store.Decision{Count: count, RetryAfter: time.UnixMilli(blocked).Sub(now)}
+	return store.Decision{Count: count, RetryAfter: time.Duration(wait) * time.Millisecond}
 }
 
 func (b *Budgets) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
-	r, err := run(ctx, b.c, reserveWindow, []string{b.prefix + key}, now.UnixMilli(), w.Period.Milliseconds(), w.Limit)
+	r, err := run(ctx, b.c, reserveWindow, []string{b.prefix + key}, b.clock(now), w.Period.Milliseconds(), w.Limit)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve window: %w", b.explain(err))
 	}
-	return windowDecision(r, now, w), nil
+	return windowDecision(r), nil
 }
 
-// windowDecision reads window's reply {allowed, count, start}.
-func windowDecision(r []int64, now time.Time, w store.Window) store.Decision {
+// windowDecision reads window's reply {allowed, count, wait ms}.
+func windowDecision(r []int64) store.Decision {
 	if r[0] == 1 {
 		return store.Decision{Allowed: true, Count: int(r[1])}
 	}
-	return store.Decision{Count: int(r[1]), RetryAfter: time.Duration(r[2]+w.Period.Milliseconds()-now.UnixMilli()) * time.Millisecond}
+	return store.Decision{Count: int(r[1]), RetryAfter: time.Duration(r[2]) * time.Millisecond}
 }
 
 // ReservePair takes an attempt from a window budget and, if it allows it, from a back-off
 // budget, giving the window's back when the back-off refuses: ReserveWindow,
 // ReserveBackoff and RefundAttempt in one round trip. backoff is zero when window refused.
 func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, p store.Backoff, now time.Time) (window, backoff store.Decision, err error) {
-	args := append([]any{now.UnixMilli(), w.Period.Milliseconds(), w.Limit}, backoffArgs(now, p, b.idle)[1:]...)
+	args := append([]any{b.clock(now), w.Period.Milliseconds(), w.Limit}, b.backoffArgs(now, p)[1:]...)
 	r, err := run(ctx, b.c, reservePair, []string{b.prefix + windowKey, b.prefix + backoffKey}, args...)
 	if err != nil {
 		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
@@ -281,10 +311,10 @@ func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Win
 	if len(r) != 7 {
 		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(fmt.Errorf("script replied %d values", len(r))))
 	}
-	if window = windowDecision(r[:3], now, w); !window.Allowed {
+	if window = windowDecision(r[:3]); !window.Allowed {
 		return window, store.Decision{}, nil
 	}
-	return window, backoffDecision(r[3:], now), nil
+	return window, backoffDecision(r[3:]), nil
 }
 
 // GiveBack refunds one attempt of refundKey and resets resetKeys: a success's

@@ -15,7 +15,7 @@ import (
 func open(t *testing.T) *Budgets {
 	t.Helper()
 	url, prefix := pgtest.RedisAddr(t)
-	b, err := New(url, Options{Prefix: prefix})
+	b, err := New(url, Options{Prefix: prefix, CallerClock: true}) // the contract steps through time
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestBudgets(t *testing.T) {
 func TestBudgets_KeysExpire_ExceptALock(t *testing.T) {
 	ctx := t.Context()
 	url, prefix := pgtest.RedisAddr(t)
-	b, err := New(url, Options{Prefix: prefix, IdleTTL: time.Hour})
+	b, err := New(url, Options{Prefix: prefix, IdleTTL: time.Hour, CallerClock: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +110,72 @@ func TestBudgets_Unreachable_ErrorsQuickly(t *testing.T) {
 func TestNew_BadURL_Error(t *testing.T) {
 	if _, err := New("http://example.com", Options{}); err == nil {
 		t.Fatal("accepted an http:// URL")
+	}
+}
+
+// Instances whose clocks are minutes apart still agree on every budget: time is Redis's,
+// so an instance whose clock runs behind or ahead can neither shorten a back-off nor
+// reopen a full window early, nor make a refusal wait longer than the budget says.
+func TestBudgets_InstanceClocksMinutesApart_SameAnswers(t *testing.T) {
+	url, prefix := pgtest.RedisAddr(t)
+	instance := func() *Budgets { // a verifier instance: its own connections, the same Redis
+		b, err := New(url, Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	one, two := instance(), instance()
+	p := store.Backoff{Free: 1, Base: time.Minute, Max: time.Hour, LockAfter: 10} // the first attempt blocks for a minute
+	w := store.Window{Limit: 2, Period: time.Minute}
+	wide := store.Window{Limit: 100, Period: time.Minute}
+	refusedWithin := func(t *testing.T, d store.Decision, most time.Duration) {
+		t.Helper()
+		if d.Allowed || d.Locked || d.RetryAfter <= 0 || d.RetryAfter > most {
+			t.Errorf("the other instance: %+v, want refused for at most %v", d, most)
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		first, other time.Duration // each instance's clock error
+	}{
+		{"first behind", -5 * time.Minute, 0},
+		{"other ahead", 0, 5 * time.Minute},
+		{"first ahead, other behind", 5 * time.Minute, -5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, key := t.Context(), strings.ReplaceAll(tc.name, " ", "_")
+			firstNow := func() time.Time { return time.Now().Add(tc.first) }
+			otherNow := func() time.Time { return time.Now().Add(tc.other) }
+
+			if d, err := one.ReserveBackoff(ctx, "f:"+key, firstNow(), p); err != nil || !d.Allowed {
+				t.Fatalf("back-off, first attempt: %+v %v", d, err)
+			}
+			d, err := two.ReserveBackoff(ctx, "f:"+key, otherNow(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusedWithin(t, d, p.Base)
+
+			for range w.Limit {
+				if d, err := one.ReserveWindow(ctx, "ip:"+key, firstNow(), w); err != nil || !d.Allowed {
+					t.Fatalf("window, filling it: %+v %v", d, err)
+				}
+			}
+			if d, err = two.ReserveWindow(ctx, "ip:"+key, otherNow(), w); err != nil {
+				t.Fatal(err)
+			}
+			refusedWithin(t, d, w.Period)
+
+			if _, d, err := one.ReservePair(ctx, "ip2:"+key, wide, "f2:"+key, p, firstNow()); err != nil || !d.Allowed {
+				t.Fatalf("pair, first attempt: %+v %v", d, err)
+			}
+			_, d, err = two.ReservePair(ctx, "ip2:"+key, wide, "f2:"+key, p, otherNow())
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusedWithin(t, d, p.Base)
+		})
 	}
 }
