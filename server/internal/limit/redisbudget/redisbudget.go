@@ -4,15 +4,22 @@
 //
 // Every operation is one Lua script (EVALSHA, falling back to EVAL after a Redis restart
 // empties the script cache), so a reservation is atomic across instances exactly as the SQL
-// upsert of sqlstore/limits.go is, with the same semantics. The scripts read the time from
-// Redis (TIME), not from the instance that calls them, so instances whose clocks differ
-// still agree on every back-off and window. A key is a hash under the configured prefix:
-// n (the count), b (blocked until, Unix ms by Redis's clock) for back-off budgets, w (the
-// window's start, likewise) for window budgets.
+// upsert of sqlstore/limits.go is, with the same semantics but for windows, which slide
+// here. The scripts read the time from Redis (TIME), not from the instance that calls them,
+// so instances whose clocks differ still agree on every back-off and window.
+//
+// Keys live under the configured prefix. A back-off budget is a hash: n (the count), b
+// (blocked until, Unix ms by Redis's clock). A window budget is a log of the attempts of
+// the last window, a sorted set under "log:" whose members are the attempts' ids and whose
+// scores are their times, so in no span of one window's length do more than its limit get
+// through. (The log's key is not that of the hash earlier versions kept for a window: during
+// a rolling upgrade the two count apart, and the old hashes expire with their windows.)
 package redisbudget
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,7 +39,8 @@ type Options struct {
 	Prefix string
 	// IdleTTL is how long a back-off budget that is neither blocked nor locked outlives its
 	// last attempt; then its failures are forgotten. A locked budget never expires: only
-	// ResetAttempts unlocks it. Window budgets expire when their window ends. Default 30 days.
+	// ResetAttempts unlocks it. A window budget expires a window after its last attempt.
+	// Default 30 days.
 	IdleTTL time.Duration
 	// CallerClock counts time by the now each call is given, as the SQL stores do, instead
 	// of by Redis's clock. Tests set it to step through back-offs and windows without
@@ -187,27 +195,28 @@ local function backoff(key, now, free, base, cap, lock, idle)
 end
 `
 
-// windowLua reserves one attempt of a window budget: key; now, period ms, limit. It
-// returns {allowed, count, wait ms}.
+// windowLua reserves one attempt of a window budget, the log at key: now, period ms,
+// limit, the attempt's id. An attempt counts while it is less than period old. It returns
+// {allowed, count, wait ms}: a refusal waits until enough of the oldest attempts have left
+// the window for one more.
 const windowLua = `
-local function window(key, now, period, limit)
-  local exists = redis.call('EXISTS', key) == 1
-  local count = tonumber(redis.call('HGET', key, 'n') or '0')
-  local start = tonumber(redis.call('HGET', key, 'w') or '0')
-  if not exists or start + period <= now then
-    count, start = 1, now
-  elseif count < limit then
-    count = count + 1
-  else
-    return {0, count, start + period - now}
+local function window(key, now, period, limit, id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period))
+  local count = redis.call('ZCARD', key)
+  if count >= limit and count > 0 then
+    local i = math.min(count - limit, count - 1) -- the attempt whose leaving makes room
+    local nth = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
+    return {0, count, tonumber(nth[2]) + period - now}
   end
-  redis.call('HSET', key, 'n', string.format('%d', count), 'w', string.format('%d', start))
-  redis.call('PEXPIRE', key, string.format('%d', start + period - now))
-  return {1, count, 0}
+  redis.call('ZADD', key, string.format('%d', now), id)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', key, string.format('%d', tonumber(last[2]) + period - now))
+  return {1, count + 1, 0}
 end
 `
 
-// refundLua gives one attempt of key back if there is one; it never creates the key.
+// refundLua gives one attempt of a back-off budget back if there is one; it never
+// creates the key.
 const refundLua = `
 local function refund(key)
   if tonumber(redis.call('HGET', key, 'n') or '0') > 0 then
@@ -221,31 +230,36 @@ var (
 	reserveBackoff = redis.NewScript(clockLua + backoffLua + `
 return backoff(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 `)
-	// reserveWindow: KEYS[1]; ARGV as window's, now 0 for Redis's clock.
+	// reserveWindow: KEYS[1], the log; ARGV as window's, now 0 for Redis's clock.
 	reserveWindow = redis.NewScript(clockLua + windowLua + `
-return window(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]))
+return window(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 `)
-	// refund: KEYS[1].
+	// refund: KEYS a key's log, then its hash. A window's attempt given back without its
+	// id is its newest.
 	refund = redis.NewScript(refundLua + `
-refund(KEYS[1])
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  redis.call('ZPOPMAX', KEYS[1])
+else
+  refund(KEYS[2])
+end
 return 0
 `)
-	// reservePair: KEYS window key, back-off key; ARGV window's (now 0 for Redis's clock),
-	// then back-off's after now.
+	// reservePair: KEYS window's log, back-off key; ARGV window's (now 0 for Redis's
+	// clock), then back-off's after now.
 	// The back-off is reserved only if the window allowed the attempt, and when it refuses,
 	// the window's attempt is given back: what Limiter.Reserve does in three calls.
 	// Returns window's reply, then back-off's ({0, 0, 0, 0} when not asked).
-	reservePair = redis.NewScript(clockLua + windowLua + backoffLua + refundLua + `
+	reservePair = redis.NewScript(clockLua + windowLua + backoffLua + `
 local now = clock(tonumber(ARGV[1]))
-local w = window(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+local w = window(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 if w[1] == 0 then return {w[1], w[2], w[3], 0, 0, 0, 0} end
-local b = backoff(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
-if b[1] == 0 then refund(KEYS[1]) end
+local b = backoff(KEYS[2], now, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+if b[1] == 0 then redis.call('ZREM', KEYS[1], ARGV[4]) end
 return {w[1], w[2], w[3], b[1], b[2], b[3], b[4]}
 `)
-	// giveBack: KEYS the key to refund, then the keys to reset.
-	giveBack = redis.NewScript(refundLua + `
-refund(KEYS[1])
+	// giveBack: KEYS the log to refund the newest attempt of, then the keys to reset.
+	giveBack = redis.NewScript(`
+redis.call('ZPOPMAX', KEYS[1])
 for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 return 0
 `)
@@ -284,11 +298,22 @@ func backoffDecision(r []int64) store.Decision {
 }
 
 func (b *Budgets) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
-	r, err := run(ctx, b.c, reserveWindow, []string{b.prefix + key}, b.clock(now), w.Period.Milliseconds(), w.Limit)
+	r, err := run(ctx, b.c, reserveWindow, []string{b.log(key)}, b.clock(now), w.Period.Milliseconds(), w.Limit, attemptID())
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve window: %w", b.explain(err))
 	}
 	return windowDecision(r), nil
+}
+
+// log is the key of the window budget key.
+func (b *Budgets) log(key string) string { return b.prefix + "log:" + key }
+
+// attemptID names an attempt in a window's log: random, so attempts at the same
+// millisecond are distinct.
+func attemptID() string {
+	var id [8]byte
+	rand.Read(id[:])
+	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
 // windowDecision reads window's reply {allowed, count, wait ms}.
@@ -303,8 +328,8 @@ func windowDecision(r []int64) store.Decision {
 // budget, giving the window's back when the back-off refuses: ReserveWindow,
 // ReserveBackoff and RefundAttempt in one round trip. backoff is zero when window refused.
 func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, p store.Backoff, now time.Time) (window, backoff store.Decision, err error) {
-	args := append([]any{b.clock(now), w.Period.Milliseconds(), w.Limit}, b.backoffArgs(now, p)[1:]...)
-	r, err := run(ctx, b.c, reservePair, []string{b.prefix + windowKey, b.prefix + backoffKey}, args...)
+	args := append([]any{b.clock(now), w.Period.Milliseconds(), w.Limit, attemptID()}, b.backoffArgs(now, p)[1:]...)
+	r, err := run(ctx, b.c, reservePair, []string{b.log(windowKey), b.prefix + backoffKey}, args...)
 	if err != nil {
 		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
 	}
@@ -320,7 +345,7 @@ func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Win
 // GiveBack refunds one attempt of refundKey and resets resetKeys: a success's
 // RefundAttempt and ResetAttempts in one round trip.
 func (b *Budgets) GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error {
-	keys := []string{b.prefix + refundKey}
+	keys := []string{b.log(refundKey)}
 	for _, k := range resetKeys {
 		keys = append(keys, b.prefix+k)
 	}
@@ -331,14 +356,14 @@ func (b *Budgets) GiveBack(ctx context.Context, refundKey string, resetKeys ...s
 }
 
 func (b *Budgets) ResetAttempts(ctx context.Context, key string) error {
-	if err := b.c.Del(ctx, b.prefix+key).Err(); err != nil {
+	if err := b.c.Del(ctx, b.prefix+key, b.log(key)).Err(); err != nil {
 		return fmt.Errorf("reset attempts: %w", b.explain(err))
 	}
 	return nil
 }
 
 func (b *Budgets) RefundAttempt(ctx context.Context, key string) error {
-	if _, err := run(ctx, b.c, refund, []string{b.prefix + key}); err != nil {
+	if _, err := run(ctx, b.c, refund, []string{b.log(key), b.prefix + key}); err != nil {
 		return fmt.Errorf("refund attempt: %w", b.explain(err))
 	}
 	return nil

@@ -1,6 +1,7 @@
 package redisbudget
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestBudgets_KeysExpire_ExceptALock(t *testing.T) {
 	if _, err := b.ReserveWindow(ctx, "ip", now, store.Window{Limit: 3, Period: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if d := ttl("ip"); d <= 0 || d > time.Minute {
+	if d := ttl("log:ip"); d <= 0 || d > time.Minute {
 		t.Errorf("window key TTL %v, want (0, 1m]", d)
 	}
 
@@ -80,7 +81,7 @@ func TestBudgets_KeysExpire_ExceptALock(t *testing.T) {
 	if err := b.RefundAttempt(ctx, "nobody"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := raw.Exists(ctx, prefix+"nobody").Result(); err != nil || n != 0 {
+	if n, err := raw.Exists(ctx, prefix+"nobody", prefix+"log:nobody").Result(); err != nil || n != 0 {
 		t.Errorf("a refund created a key: %d %v", n, err)
 	}
 }
@@ -177,5 +178,66 @@ func TestBudgets_InstanceClocksMinutesApart_SameAnswers(t *testing.T) {
 			}
 			refusedWithin(t, d, p.Base)
 		})
+	}
+}
+
+// An address's budget slides: in no span of one window's length do more attempts get
+// through than the budget, however they are timed, and the budget comes back as its oldest
+// attempts leave the span. (A fixed window let a budget spent at its end be spent again at
+// the next one's start: twice the budget within a second.)
+func TestBudgets_BurstsAroundAWindowEnd_AtMostTheBudgetPerWindowLength(t *testing.T) {
+	b := open(t)
+	w := store.Window{Limit: 10, Period: time.Minute}
+	free := store.Backoff{Free: 1000, Base: time.Second, Max: time.Second, LockAfter: 1000} // never in the way
+	t0 := time.UnixMilli(1_893_456_000_000)
+	burst := func(at time.Duration, n int) []time.Duration { return slices.Repeat([]time.Duration{at}, n) }
+	for _, tc := range []struct {
+		name     string
+		attempts []time.Duration // when, from t0, in order
+		allowed  int             // how many get through: the budget, as soon as it is there
+	}{
+		{"opened early, spent at its end and at the next start",
+			slices.Concat(burst(0, 1), burst(59*time.Second, 20), burst(time.Minute, 20), burst(61*time.Second, 20)), 1 + 9 + 1},
+		{"spent at once, again just before and just after a window later",
+			slices.Concat(burst(0, 20), burst(time.Minute-time.Millisecond, 20), burst(time.Minute, 20), burst(2*time.Minute, 20)), 10 + 10 + 10},
+		{"a steady trickle above the budget", func() (at []time.Duration) {
+			for d := time.Duration(0); d < 3*time.Minute; d += 5 * time.Second {
+				at = append(at, d)
+			}
+			return at
+		}(), 30},
+	} {
+		for _, how := range []string{"ReserveWindow", "ReservePair"} {
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				ctx, key := t.Context(), strings.ReplaceAll(tc.name+how, " ", "_")
+				var allowed []time.Duration
+				for _, at := range tc.attempts {
+					var d store.Decision
+					var err error
+					if how == "ReserveWindow" {
+						d, err = b.ReserveWindow(ctx, "ip:"+key, t0.Add(at), w)
+					} else {
+						d, _, err = b.ReservePair(ctx, "ip:"+key, w, "f:"+key, free, t0.Add(at))
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Allowed {
+						allowed = append(allowed, at)
+					} else if d.RetryAfter <= 0 || d.RetryAfter > w.Period {
+						t.Errorf("refused at %v with a wait of %v", at, d.RetryAfter)
+					}
+				}
+				for i, from := range allowed {
+					if n, _ := slices.BinarySearch(allowed, from+w.Period); n-i > w.Limit {
+						t.Errorf("%d attempts got through within %v from %v, budget %d", n-i, w.Period, from, w.Limit)
+						break
+					}
+				}
+				if len(allowed) != tc.allowed {
+					t.Errorf("%d attempts got through in all, want %d: %v", len(allowed), tc.allowed, allowed)
+				}
+			})
+		}
 	}
 }
