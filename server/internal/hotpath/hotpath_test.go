@@ -154,10 +154,11 @@ func BenchmarkReserve(b *testing.B) {
 		})
 	}
 	reserveAndPass := func(ctx context.Context, l *limit.Limiter, f string) error {
-		if _, err := l.Reserve(ctx, f, "127.0.0.1", now); err != nil {
+		d, err := l.Reserve(ctx, f, "127.0.0.1", now)
+		if err != nil {
 			return err
 		}
-		return l.Passed(ctx, f, "127.0.0.1")
+		return l.Passed(ctx, f, "127.0.0.1", d)
 	}
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) { run(b, reserveAndPass, limit.New(be.open(b), p)) })

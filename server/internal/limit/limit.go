@@ -57,7 +57,7 @@ func (l *Limiter) Policy() Policy { return l.p }
 // success's attempt back, in one call each: redisbudget, where each call is a round trip.
 type pairedBudgets interface {
 	ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, b store.Backoff, now time.Time) (window, backoff store.Decision, err error)
-	GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error
+	GiveBack(ctx context.Context, refundKey, attempt string, resetKeys ...string) error
 }
 
 // checkedBudgets is a budget store inside a transaction that runs alone (SQLite's one
@@ -72,8 +72,9 @@ type checkedBudgets interface {
 
 // Reserve takes one attempt from the client address's budget and from the factor's before
 // a code is weighed. A refusal is a *wire.Error a person can act on; the Decision carries
-// the factor's count so the caller can tell when a failure locked it. Once the code is
-// weighed, call Passed or Failed.
+// the factor's count so the caller can tell when a failure locked it, and the address's
+// attempt (Attempt) for Passed to give back. Once the code is weighed, call Passed or
+// Failed.
 func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time) (store.Decision, error) {
 	var w, d store.Decision
 	var err error
@@ -95,6 +96,7 @@ func (l *Limiter) Reserve(ctx context.Context, factor, ip string, now time.Time)
 	case !d.Allowed:
 		return d, tooMany(d.RetryAfter, "Too many failed attempts.")
 	}
+	d.Attempt = w.Attempt
 	return d, nil
 }
 
@@ -138,8 +140,9 @@ func (l *Limiter) Failed(ctx context.Context, factor, ip string, now time.Time) 
 
 // Passed records a success: the factor's failures are forgotten, and those of the other
 // factors it unlocks (a recovery code also lifts the authenticators' and the passkeys'
-// locks), and the address's attempt is given back.
-func (l *Limiter) Passed(ctx context.Context, factor, ip string, unlocks ...string) error {
+// locks), and the address's attempt is given back. reserved is what Reserve answered:
+// where the store names attempts, the one given back is the one it names.
+func (l *Limiter) Passed(ctx context.Context, factor, ip string, reserved store.Decision, unlocks ...string) error {
 	factors := append([]string{factor}, unlocks...)
 	if _, ok := l.b.(checkedBudgets); ok {
 		ip = "" // the attempt was never counted
@@ -149,7 +152,7 @@ func (l *Limiter) Passed(ctx context.Context, factor, ip string, unlocks ...stri
 		for i, f := range factors {
 			keys[i] = "f:" + f
 		}
-		if err := pb.GiveBack(ctx, addressKey(ip), keys...); err != nil {
+		if err := pb.GiveBack(ctx, addressKey(ip), reserved.Attempt, keys...); err != nil {
 			return unavailable(err)
 		}
 		return nil

@@ -40,7 +40,7 @@ func TestLimiter_BudgetStoreDown_UnavailableAndCauseKept(t *testing.T) {
 	for name, err := range map[string]error{
 		"reserve with address": func() error { _, err := l.Reserve(t.Context(), "f", "192.0.2.1", time.Now()); return err }(),
 		"reserve":              func() error { _, err := l.Reserve(t.Context(), "f", "", time.Now()); return err }(),
-		"passed":               l.Passed(t.Context(), "f", "192.0.2.1", "g"),
+		"passed":               l.Passed(t.Context(), "f", "192.0.2.1", store.Decision{}, "g"),
 		"reset":                l.Reset(t.Context(), "f"),
 	} {
 		var we *wire.Error
@@ -114,7 +114,7 @@ func TestLimiter_EveryBudgetStore_SameAnswers(t *testing.T) {
 		case err != nil:
 			return "", err
 		case s.passed:
-			err = l.Passed(ctx, s.factor, s.ip, strings.Fields(s.unlocks)...)
+			err = l.Passed(ctx, s.factor, s.ip, d, strings.Fields(s.unlocks)...)
 		default:
 			err = l.Failed(ctx, s.factor, s.ip, now)
 		}

@@ -67,7 +67,7 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 			return err
 		}
 		if inStore {
-			if err := lim.Passed(ctx, key, p.IP, a.unlocks...); err != nil {
+			if err := lim.Passed(ctx, key, p.IP, budget, a.unlocks...); err != nil {
 				return err
 			}
 		}
@@ -87,7 +87,7 @@ func (s *Service) try(ctx context.Context, p Principal, now time.Time, a attempt
 		// The sign-in has committed (the code is used, the ticket elevated, the trail says
 		// so): a 503 now would send the person back with a code that is refused. Leaving the
 		// failures counted is the safe side. A client that hangs up now does not stop it.
-		if err := s.limits.Passed(context.WithoutCancel(ctx), key, p.IP, a.unlocks...); err != nil {
+		if err := s.limits.Passed(context.WithoutCancel(ctx), key, p.IP, budget, a.unlocks...); err != nil {
 			s.cfg.Logger.ErrorContext(ctx, "attempt not given back after a sign-in: its failures stay counted", "app", p.App.ID, "factor", a.factor, "err", err)
 		}
 	}

@@ -40,6 +40,10 @@ type Decision struct {
 	// Locked is set when a Backoff key reached LockAfter.
 	Locked     bool
 	RetryAfter time.Duration
+	// Attempt names the attempt an allowed Window reservation counted, where the store
+	// names them (Redis): giving that one back by its name takes it back once, however
+	// often the give-back is sent. "" where the store does not.
+	Attempt string
 }
 
 // AttemptStore keeps attempt budgets. A reservation is taken before a code is weighed, so

@@ -85,7 +85,8 @@ func New(rawURL string, o Options) (*Budgets, error) {
 		opts.DialTimeout = 2 * time.Second
 	}
 	// One retry covers a connection Redis closed while it sat idle; more would only hold a
-	// refused verification longer. (A retried reservation can count twice: the safe side.)
+	// refused verification longer. (A retried reservation can count twice: the safe side.
+	// A retried give-back names its attempt, so it cannot give back twice.)
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = 1
 	}
@@ -257,9 +258,10 @@ local b = backoff(KEYS[2], now, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(A
 if b[1] == 0 then redis.call('ZREM', KEYS[1], ARGV[4]) end
 return {w[1], w[2], w[3], b[1], b[2], b[3], b[4]}
 `)
-	// giveBack: KEYS the log to refund the newest attempt of, then the keys to reset.
+	// giveBack: KEYS the log to take the attempt ARGV[1] out of, then the keys to reset.
+	// Run twice (go-redis retries a command whose reply was lost), it changes nothing more.
 	giveBack = redis.NewScript(`
-redis.call('ZPOPMAX', KEYS[1])
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
 for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 return 0
 `)
@@ -298,28 +300,29 @@ func backoffDecision(r []int64) store.Decision {
 }
 
 func (b *Budgets) ReserveWindow(ctx context.Context, key string, now time.Time, w store.Window) (store.Decision, error) {
-	r, err := run(ctx, b.c, reserveWindow, []string{b.log(key)}, b.clock(now), w.Period.Milliseconds(), w.Limit, attemptID())
+	id := attemptID()
+	r, err := run(ctx, b.c, reserveWindow, []string{b.log(key)}, b.clock(now), w.Period.Milliseconds(), w.Limit, id)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("reserve window: %w", b.explain(err))
 	}
-	return windowDecision(r), nil
+	return windowDecision(r, id), nil
 }
 
 // log is the key of the window budget key.
 func (b *Budgets) log(key string) string { return b.prefix + "log:" + key }
 
 // attemptID names an attempt in a window's log: random, so attempts at the same
-// millisecond are distinct.
+// millisecond are distinct. A give-back names the attempt it takes back.
 func attemptID() string {
 	var id [8]byte
 	rand.Read(id[:])
 	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
-// windowDecision reads window's reply {allowed, count, wait ms}.
-func windowDecision(r []int64) store.Decision {
+// windowDecision reads window's reply {allowed, count, wait ms} to reserving attempt id.
+func windowDecision(r []int64, id string) store.Decision {
 	if r[0] == 1 {
-		return store.Decision{Allowed: true, Count: int(r[1])}
+		return store.Decision{Allowed: true, Count: int(r[1]), Attempt: id}
 	}
 	return store.Decision{Count: int(r[1]), RetryAfter: time.Duration(r[2]) * time.Millisecond}
 }
@@ -328,7 +331,8 @@ func windowDecision(r []int64) store.Decision {
 // budget, giving the window's back when the back-off refuses: ReserveWindow,
 // ReserveBackoff and RefundAttempt in one round trip. backoff is zero when window refused.
 func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Window, backoffKey string, p store.Backoff, now time.Time) (window, backoff store.Decision, err error) {
-	args := append([]any{b.clock(now), w.Period.Milliseconds(), w.Limit, attemptID()}, b.backoffArgs(now, p)[1:]...)
+	id := attemptID()
+	args := append([]any{b.clock(now), w.Period.Milliseconds(), w.Limit, id}, b.backoffArgs(now, p)[1:]...)
 	r, err := run(ctx, b.c, reservePair, []string{b.log(windowKey), b.prefix + backoffKey}, args...)
 	if err != nil {
 		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(err))
@@ -336,20 +340,22 @@ func (b *Budgets) ReservePair(ctx context.Context, windowKey string, w store.Win
 	if len(r) != 7 {
 		return store.Decision{}, store.Decision{}, fmt.Errorf("reserve attempt: %w", b.explain(fmt.Errorf("script replied %d values", len(r))))
 	}
-	if window = windowDecision(r[:3]); !window.Allowed {
+	if window = windowDecision(r[:3], id); !window.Allowed {
 		return window, store.Decision{}, nil
 	}
 	return window, backoffDecision(r[3:]), nil
 }
 
-// GiveBack refunds one attempt of refundKey and resets resetKeys: a success's
-// RefundAttempt and ResetAttempts in one round trip.
-func (b *Budgets) GiveBack(ctx context.Context, refundKey string, resetKeys ...string) error {
+// GiveBack takes attempt (a window Decision's Attempt; "" for none) out of refundKey's
+// window and resets resetKeys: a success's RefundAttempt and ResetAttempts in one round
+// trip. Unlike RefundAttempt, it can run twice, as go-redis's retry does when a reply is
+// lost, and still give back the one attempt.
+func (b *Budgets) GiveBack(ctx context.Context, refundKey, attempt string, resetKeys ...string) error {
 	keys := []string{b.log(refundKey)}
 	for _, k := range resetKeys {
 		keys = append(keys, b.prefix+k)
 	}
-	if _, err := run(ctx, b.c, giveBack, keys); err != nil {
+	if _, err := run(ctx, b.c, giveBack, keys, attempt); err != nil {
 		return fmt.Errorf("give back attempt: %w", b.explain(err))
 	}
 	return nil

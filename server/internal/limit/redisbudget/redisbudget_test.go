@@ -1,8 +1,12 @@
 package redisbudget
 
 import (
+	"io"
+	"net"
+	neturl "net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,5 +243,111 @@ func TestBudgets_BurstsAroundAWindowEnd_AtMostTheBudgetPerWindowLength(t *testin
 				}
 			})
 		}
+	}
+}
+
+// replyDropper is a TCP proxy in front of Redis that, once armed, swallows the next reply
+// and closes that connection: a command that ran in Redis, but whose answer was lost.
+type replyDropper struct {
+	ln      net.Listener
+	armed   atomic.Bool
+	dropped atomic.Int32
+}
+
+func newReplyDropper(t *testing.T, target string) *replyDropper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &replyDropper{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go p.answer(c, s)
+		}
+	}()
+	return p
+}
+
+// answer copies Redis's replies to the client until it is armed.
+func (p *replyDropper) answer(c, s net.Conn) {
+	defer c.Close()
+	defer s.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.armed.CompareAndSwap(true, false) {
+			p.dropped.Add(1)
+			return
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// A give-back that ran in Redis but whose reply was lost is sent again by go-redis's
+// retry; the address still gets back only the one attempt the success had taken.
+func TestBudgets_GiveBackReplyLost_RetriedButRefundedOnce(t *testing.T) {
+	url, prefix := pgtest.RedisAddr(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newReplyDropper(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	b, err := New(u.String(), Options{Prefix: prefix}) // the retry New configures
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, now := t.Context(), time.Now()
+	w := store.Window{Limit: 3, Period: time.Minute}
+	free := store.Backoff{Free: 10, Base: time.Second, Max: time.Second, LockAfter: 10}
+	reserve := func(factor string) store.Decision {
+		t.Helper()
+		d, _, err := b.ReservePair(ctx, "ip:a", w, "f:"+factor, free, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// Both scripts loaded, so each call below is one EVALSHA.
+	if _, _, err := b.ReservePair(ctx, "ip:warm", w, "f:warm", free, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.GiveBack(ctx, "ip:warm", "", "f:warm"); err != nil {
+		t.Fatal(err)
+	}
+
+	reserve("wrong1")
+	reserve("wrong2")
+	right := reserve("right") // the address's third and last attempt: it succeeds
+	proxy.armed.Store(true)
+	if err := b.GiveBack(ctx, "ip:a", right.Attempt, "f:right"); err != nil {
+		t.Fatalf("give-back, its first reply lost: %v (want it retried)", err)
+	}
+	if proxy.dropped.Load() != 1 {
+		t.Fatal("no reply was dropped")
+	}
+	if d := reserve("wrong3"); !d.Allowed {
+		t.Fatalf("the attempt given back: %+v, want allowed", d)
+	}
+	if d := reserve("wrong4"); d.Allowed {
+		t.Fatalf("a fourth attempt within the window: %+v, want refused (the give-back refunded twice)", d)
 	}
 }
