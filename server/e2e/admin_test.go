@@ -19,6 +19,7 @@ import (
 	"github.com/twofold-dev/twofold/internal/wire"
 	kit "github.com/twofold-dev/twofold/server/client"
 	"github.com/twofold-dev/twofold/server/internal/audit"
+	"github.com/twofold-dev/twofold/server/internal/mfa"
 	"github.com/twofold-dev/twofold/server/internal/passkey/passkeytest"
 	"github.com/twofold-dev/twofold/server/internal/serve"
 	"github.com/twofold-dev/twofold/server/internal/store"
@@ -111,9 +112,19 @@ func newAdminFixtureWith(t *testing.T, adjust func(*serve.Config)) *adminFixture
 		t.Fatal(err)
 	}
 	f.hook.secret = secret
+	f.v.allowFirstFactor("ops", "root")
 	f.root = f.v.as(f.opsKey).enroll("root")
 	f.alice = f.v.enroll("alice")
 	return f
+}
+
+// allowFirstFactor is the operator's leave, given on the host, for a user of an admin app to
+// set up a first factor: `twofold users reset`.
+func (v *verifier) allowFirstFactor(app, user string) {
+	v.t.Helper()
+	if err := v.env().MFA.ResetUser(v.t.Context(), app, user, "new admin", mfa.Operator("cli:test")); err != nil {
+		v.t.Fatal(err)
+	}
 }
 
 func (f *adminFixture) reset(user, query, auth, token string, body any) reply {
@@ -410,7 +421,9 @@ func TestAdminReset_UserOfAnAdminApp_RefusedOverHTTP_OperatorResetsOnHost(t *tes
 		t.Fatal(err)
 	}
 	console := f.v.as(consoleKey)
+	f.v.allowFirstFactor("console", "eve")
 	console.enroll("eve")
+	f.v.allowFirstFactor("ops", "sam")
 	f.v.as(f.opsKey).enroll("sam")
 	token := f.adminToken()
 	db, done := f.v.sqlHandle()
@@ -646,6 +659,7 @@ func TestAdminReset_ScopedAdminApp_ResetsOnlyTheAppsItWasCreatedFor(t *testing.T
 	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", f.v.Data, "--id", "help", "--origin", origin, "--admin", "--admin-of", "blog"), &help); err != nil {
 		t.Fatal(err)
 	}
+	f.v.allowFirstFactor("help", "hana")
 	hana := f.v.as(help.APIKey).enroll("hana") // her confirmation's token: a fresh second factor
 	r := f.reset("alice", "?app=shop", "Bearer "+help.APIKey, hana.Token, map[string]string{"reason": "lost phone"})
 	if r.Status != 403 || r.errCode() != wire.CodeOperatorRequired {
@@ -699,5 +713,36 @@ func TestCLI_UsersReset_BudgetsElsewhereThanTheVerifiers_Refused(t *testing.T) {
 	s := v.ticket("rita").call("GET", "/v1/session", nil)
 	if f, _ := s.Body["factors"].(map[string]any); s.Status != 200 || f["totp"] != false {
 		t.Fatalf("rita's session after the reset: %d %s, want no authenticator", s.Status, s.Raw)
+	}
+}
+
+// The admin API needs an admin app's key *and* an admin's own fresh second factor. Whoever
+// holds the key alone must not get the second half by naming a user of the admin app who
+// has no factor yet and enrolling an authenticator of their own there: an admin's first
+// factor is set up only after the operator allowed it on the verifier's host.
+func TestAdminReset_AdminKeyAlone_NewAdminEnrollsOwnFactor_Refused(t *testing.T) {
+	f := newAdminFixture(t)
+	mallory := f.v.as(f.opsKey).ticket("mallory")
+	start := mallory.call("POST", "/v1/totp/enrollments", nil)
+	if start.Status != 403 || start.errCode() != wire.CodeOperatorRequired || !strings.Contains(start.str("message"), "twofold users reset") {
+		t.Errorf("first enrollment of a new admin on the key alone: %d %s %q, want 403 %s naming `twofold users reset`", start.Status, start.errCode(), start.str("message"), wire.CodeOperatorRequired)
+	}
+	if start.Status == 201 {
+		c := mallory.call("POST", "/v1/totp/enrollments/"+start.str("id")+"/confirm", wire.CodeRequest{Code: code(t, start.str("secret"), f.v.Clock.Now())})
+		if c.Status == 200 {
+			r := f.reset("alice", "?app=shop", "Bearer "+f.opsKey, c.str("token"), map[string]string{"reason": "lost phone"})
+			t.Errorf("the token of an admin the key holder made up: reset %d %s", r.Status, r.Raw)
+		}
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("alice's authenticator was reset on the admin app's key alone")
+	}
+	// Once the operator allowed it on the host, the new admin sets up a first factor, and
+	// only that one: the allowance is spent.
+	runCLI(t, "users", "reset", "--data", f.v.Data, "--app", "ops", "--user", "mallory", "--reason", "new support engineer")
+	f.v.as(f.opsKey).enroll("mallory")
+	r := f.v.as(f.opsKey).ticket("mallory").call("POST", "/v1/totp/enrollments", nil)
+	if r.Status != 403 || r.errCode() != wire.CodeStepUpRequired {
+		t.Errorf("a second enrollment on a fresh ticket: %d %s, want 403 step_up_required", r.Status, r.Raw)
 	}
 }

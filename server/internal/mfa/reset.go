@@ -19,7 +19,8 @@ import (
 // hears, so a reset nobody asked for reaches its owner), all in one transaction but for
 // budgets kept in Redis. by is who did it (AuthorizeAdmin, or the Operator); reason why.
 // An admin's sign-in is spent in that transaction too. The user then signs in with the
-// first factor only and enrolls again.
+// first factor only and enrolls again; a user of an admin app (whom only the operator
+// resets) may do so for AdminFirstFactorWindow.
 func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by Admin) error {
 	if msg := firstProblem(
 		wire.CheckText("app", appID, true),
@@ -32,7 +33,11 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	if err != nil {
 		return err
 	}
-	if err := s.mayReset(ctx, by, appID, user); err != nil {
+	targetAdmin, err := s.st.IsAdminApp(ctx, appID)
+	if err != nil {
+		return fault("reset user", err)
+	}
+	if err := s.mayReset(ctx, by, appID, user, targetAdmin); err != nil {
 		return err
 	}
 	// The factors, the budgets kept in the store, the admin's sign-in and the admin_reset
@@ -56,6 +61,14 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 		if err != nil {
 			return err
 		}
+		detail := fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", by.Actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes)
+		if targetAdmin {
+			// Only the operator resets an admin; it is their leave to set up a first factor.
+			if err := tx.AllowFirstFactor(ctx, appID, user, s.now().Add(AdminFirstFactorWindow)); err != nil {
+				return err
+			}
+			detail += "; may set up a first factor for an hour"
+		}
 		if inStore {
 			for _, k := range keys {
 				if err := s.limits.In(tx).Reset(ctx, k); err != nil {
@@ -64,8 +77,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 			}
 		}
 		return s.rec.Record(ctx, tx, audit.Event{
-			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, IP: by.IP, Outcome: "ok",
-			Detail: fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", by.Actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes),
+			At: s.now(), Kind: audit.AdminReset, AppID: appID, User: user, IP: by.IP, Outcome: "ok", Detail: detail,
 		})
 	})
 	switch {
@@ -143,7 +155,7 @@ type Admin struct {
 
 // mayReset refuses an admin signed in over the admin API a reset in app that is not theirs
 // to make; the operator may make any.
-func (s *Service) mayReset(ctx context.Context, by Admin, app, user string) error {
+func (s *Service) mayReset(ctx context.Context, by Admin, app, user string, targetAdmin bool) error {
 	if by.once == "" {
 		return nil
 	}
@@ -152,10 +164,6 @@ func (s *Service) mayReset(ctx context.Context, by Admin, app, user string) erro
 	}
 	// Admins are the operator's to reset: a support sign-in stolen with its password could
 	// otherwise reset another admin's factors and enroll its own authenticator there.
-	targetAdmin, err := s.st.IsAdminApp(ctx, app)
-	if err != nil {
-		return fault("reset user", err)
-	}
 	if targetAdmin {
 		return s.refuse(ctx, by, app, user, wire.NewError(wire.CodeOperatorRequired, app+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+app+" --user USER --reason ...`."))
 	}

@@ -53,6 +53,9 @@ func (s *Service) StartEnrollment(ctx context.Context, p Principal, req wire.Enr
 		if has, err := s.hasFactor(ctx, p); err != nil || has {
 			return wire.Enrollment{}, cmp.Or(err, error(errStepUp))
 		}
+		if err := s.mayEnrollFirst(ctx, p); err != nil {
+			return wire.Enrollment{}, err
+		}
 	}
 	if req.Replaces != "" && !hasCredential(existing, req.Replaces) {
 		return wire.Enrollment{}, wire.NewError(wire.CodeNotFound, "The authenticator to replace is not one of yours.")
@@ -96,6 +99,37 @@ func (s *Service) hasFactor(ctx context.Context, p Principal) (bool, error) {
 	return len(pks) > 0, nil
 }
 
+// AdminFirstFactorWindow is how long the operator's leave for a user of an admin app to set
+// up a first factor lasts.
+const AdminFirstFactorWindow = time.Hour
+
+func errAdminFirstFactor(p Principal) *wire.Error {
+	return wire.NewError(wire.CodeOperatorRequired, p.App.ID+" is an admin app: its users set up a first authenticator only with the leave of the verifier's operator, or whoever holds the app's API key could make up an admin. Ask them to run `twofold users reset --app "+p.App.ID+" --user USER --reason ...` on the verifier's host, then set it up within the hour.")
+}
+
+// mayEnrollFirst refuses a user of an admin app a first factor without the operator's
+// leave: the admin API's second half (an admin's own fresh second factor) must not be had
+// by naming a user with none yet. Such a refusal is recorded: it is a sign the app's key is
+// in the wrong hands.
+func (s *Service) mayEnrollFirst(ctx context.Context, p Principal) error {
+	admin, err := s.st.IsAdminApp(ctx, p.App.ID)
+	if err != nil {
+		return fault("admin app", err)
+	}
+	if !admin {
+		return nil
+	}
+	ok, err := s.st.FirstFactorAllowed(ctx, p.App.ID, p.Ticket.User, s.now())
+	if err != nil {
+		return fault("first factor allowance", err)
+	}
+	if ok {
+		return nil
+	}
+	s.record(ctx, p, audit.AdminRefused, "", false, "first factor of an admin without the operator's leave")
+	return errAdminFirstFactor(p)
+}
+
 func hasCredential(creds []store.TOTPCredential, id string) bool {
 	for _, c := range creds {
 		if c.ID == id {
@@ -126,9 +160,13 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	}
 	var codes []string
 	var hashes [][]byte
+	adminApp := false
 	if len(p.Account.TOTPs) == 0 { // the user's first authenticator: it comes with recovery codes
 		if codes, hashes, err = s.newRecoveryCodes(ctx, p); err != nil {
 			return wire.Confirmation{}, err
+		}
+		if adminApp, err = s.st.IsAdminApp(ctx, p.App.ID); err != nil {
+			return wire.Confirmation{}, fault("confirm enrollment", err)
 		}
 	}
 	// The confirmation signs the user in: like a verification, it commits with its audit
@@ -153,8 +191,14 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 		// this enrollment was open) this ticket passes a second factor first, or whoever
 		// held the password and started this enrollment would add an authenticator of
 		// their own.
-		if err := s.stillElevated(ctx, tx, p); err != nil && !(errors.Is(err, errStepUp) && totps-1+passkeys == 0) {
+		first := totps-1+passkeys == 0
+		if err := s.stillElevated(ctx, tx, p); err != nil && !(errors.Is(err, errStepUp) && first) {
 			return err
+		}
+		if first && adminApp {
+			if ok, err := tx.TakeFirstFactorAllowance(ctx, p.App.ID, p.Ticket.User, now); err != nil || !ok {
+				return cmp.Or(err, error(errAdminFirstFactor(p)))
+			}
 		}
 		if err := s.recordIn(ctx, tx, p, audit.FactorAdded, c.ID, true, c.Label); err != nil {
 			return err
@@ -178,6 +222,9 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	switch {
 	case isNotFound(err):
 		return wire.Confirmation{}, errNoEnrollment
+	case errors.Is(err, wire.NewError(wire.CodeOperatorRequired, "")):
+		s.record(ctx, p, audit.AdminRefused, c.ID, false, "first factor of an admin without the operator's leave")
+		return wire.Confirmation{}, err
 	case err != nil:
 		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}

@@ -105,6 +105,9 @@ type AuditStore interface {
 	SetAdminApp(ctx context.Context, appID string, scope ...string) error
 	IsAdminApp(ctx context.Context, appID string) (bool, error)
 	AdminMayReset(ctx context.Context, adminApp, app string) (bool, error)
+	// FirstFactorAllowed reports whether the user holds an allowance to set up a first
+	// factor (Tx.AllowFirstFactor) still good at now.
+	FirstFactorAllowed(ctx context.Context, appID, user string, now time.Time) (bool, error)
 
 	// PutWebhook sets (or replaces) an app's webhook; Webhook returns it or ErrNotFound.
 	PutWebhook(ctx context.Context, w Webhook) error

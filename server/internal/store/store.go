@@ -150,7 +150,7 @@ type Instance struct {
 // Swept counts what one Sweep deleted.
 type Swept struct {
 	Tickets, Enrollments, Ceremonies, UsedTokens int
-	Instances, Deliveries                        int
+	Allowances, Instances, Deliveries            int
 }
 
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
@@ -210,8 +210,8 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
-	// Sweep deletes tickets, pending enrollments, ceremonies and spent-token marks that
-	// expired before now, the records of verifiers not seen within InstanceRetention, and
+	// Sweep deletes tickets, pending enrollments, ceremonies, spent-token marks and first-factor
+	// allowances that expired before now, the records of verifiers not seen within InstanceRetention, and
 	// webhook deliveries finished (sent or given up) more than DeliveryRetention ago, never
 	// one still due, backing off or claimed; it reports how many of each.
 	Sweep(ctx context.Context, now time.Time) (Swept, error)
@@ -283,6 +283,12 @@ type Tx interface {
 	// commits with the action, so an action that fails leaves its token unused; a second
 	// claim of the key waits for the first transaction to end, and wins only if it failed.
 	ClaimOnce(ctx context.Context, key string, until time.Time) (bool, error)
+	// AllowFirstFactor lets the user of an admin app set up a first factor through a ticket
+	// until until (the operator's leave, given by a reset on the host), in place of any
+	// allowance before. TakeFirstFactorAllowance uses up an allowance still good at now;
+	// false if there is none.
+	AllowFirstFactor(ctx context.Context, appID, user string, until time.Time) error
+	TakeFirstFactorAllowance(ctx context.Context, appID, user string, now time.Time) (bool, error)
 	// QueueAudit records r for the audit trail, to be chained (given its ID, PrevHash and
 	// Hash) in the order queued records committed, by the next AppendAudit, AuditRecords
 	// or ClaimDeliveries. A transaction that queues a record takes no lock that every

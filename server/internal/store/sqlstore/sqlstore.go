@@ -708,6 +708,7 @@ var sweeps = []struct {
 	{"enrollments", `DELETE FROM totp_credentials WHERE confirmed = 0 AND expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Enrollments }},
 	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Ceremonies }},
 	{"used tokens", `DELETE FROM used_once WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.UsedTokens }},
+	{"first factor allowances", `DELETE FROM first_factor_allowances WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.Allowances }},
 	{"instances", `DELETE FROM instances WHERE seen_at < ?`, store.InstanceRetention, func(n *store.Swept) *int { return &n.Instances }},
 	// done_at is 0 until a delivery is sent or given up.
 	{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE done_at > 0 AND done_at < ?`, store.DeliveryRetention, func(n *store.Swept) *int { return &n.Deliveries }},
@@ -736,4 +737,28 @@ func (t txn) ClaimOnce(ctx context.Context, key string, until time.Time) (bool, 
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+func (t txn) AllowFirstFactor(ctx context.Context, appID, user string, until time.Time) error {
+	_, err := t.x.exec(ctx, `INSERT INTO first_factor_allowances (app_id, user_id, until) VALUES (?, ?, ?)
+		ON CONFLICT (app_id, user_id) DO UPDATE SET until = excluded.until`, appID, user, ms(until))
+	if err != nil {
+		return fmt.Errorf("allow first factor: %w", err)
+	}
+	return nil
+}
+
+func (t txn) TakeFirstFactorAllowance(ctx context.Context, appID, user string, now time.Time) (bool, error) {
+	res, err := t.x.exec(ctx, `DELETE FROM first_factor_allowances WHERE app_id = ? AND user_id = ? AND until > ?`, appID, user, ms(now))
+	if err != nil {
+		return false, fmt.Errorf("take first factor allowance: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *DB) FirstFactorAllowed(ctx context.Context, appID, user string, now time.Time) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM first_factor_allowances WHERE app_id = ? AND user_id = ? AND until > ?`, appID, user, ms(now)).Scan(&n)
+	return n > 0, err
 }

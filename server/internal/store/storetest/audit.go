@@ -33,6 +33,7 @@ var auditTests = []contractCase{
 	{"SetAdminApp_Scope_LimitsWhomItResetsOnlyOnceScoped", testAdminScopes},
 	{"SetAdminApp_ScopeNamingNoApp_FailsWholeLeavingNoAdmin", testAdminScopeUnknownApp},
 	{"ResetUserFactors_RemovesOnlyThatUsersFactors", testResetUserFactors},
+	{"FirstFactorAllowance_GoodUntilItsTime_TakenOnce_ThatUsersOnly", testFirstFactorAllowance},
 	{"SealedValues_ListsWebhookSecrets_ReplaceSealedReseals", testWebhookSealed},
 }
 
@@ -548,6 +549,52 @@ func testResetUserFactors(t *testing.T, s store.Store) {
 	must(t, err)
 	if again != (store.FactorsRemoved{}) {
 		t.Errorf("second reset removed %+v", again)
+	}
+}
+
+func testFirstFactorAllowance(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	allowed := func(app, user string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.FirstFactorAllowed(ctx, app, user, at)
+		must(t, err)
+		return ok
+	}
+	take := func(app, user string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.TakeFirstFactorAllowance(ctx, app, user, at)
+		must(t, err)
+		return ok
+	}
+	if allowed("ops", "root", now) || take("ops", "root", now) {
+		t.Fatal("an allowance nobody gave")
+	}
+	must(t, s.AllowFirstFactor(ctx, "ops", "root", now.Add(time.Hour)))
+	must(t, s.AllowFirstFactor(ctx, "ops", "Root", now.Add(-time.Second))) // gone already
+	if !allowed("ops", "root", now.Add(59*time.Minute)) || allowed("ops", "root", now.Add(time.Hour)) {
+		t.Error("the allowance is not good until its time and no longer")
+	}
+	if allowed("ops", "Root", now) || allowed("ops", "root ", now) || allowed("help", "root", now) {
+		t.Error("an allowance counted for another user or app")
+	}
+	if take("ops", "root", now.Add(time.Hour)) {
+		t.Error("an allowance taken at its end")
+	}
+	if !take("ops", "root", now) || take("ops", "root", now) || allowed("ops", "root", now) {
+		t.Error("the allowance is not taken exactly once")
+	}
+	// Given again, it is good again, until the new time.
+	must(t, s.AllowFirstFactor(ctx, "ops", "root", now.Add(time.Minute)))
+	must(t, s.AllowFirstFactor(ctx, "ops", "root", now.Add(2*time.Minute)))
+	if !allowed("ops", "root", now.Add(90*time.Second)) {
+		t.Error("a second allowance did not replace the first")
+	}
+	if n, err := s.Sweep(ctx, now.Add(3*time.Minute)); err != nil || n.Allowances != 1 {
+		t.Fatalf("sweep: %+v %v, want the one allowance past its time", n, err)
+	}
+	if allowed("ops", "root", now) {
+		t.Error("the sweep left an allowance past its time")
 	}
 }
 
