@@ -746,3 +746,26 @@ func TestAdminReset_AdminKeyAlone_NewAdminEnrollsOwnFactor_Refused(t *testing.T)
 		t.Errorf("a second enrollment on a fresh ticket: %d %s, want 403 step_up_required", r.Status, r.Raw)
 	}
 }
+
+// An admin app made for some apps learns nothing of the others: a reset in an app that
+// exists outside its scope and one in an app that does not exist are refused alike.
+func TestAdminReset_ScopedAdminApp_OtherAppsExistenceNotTold(t *testing.T) {
+	f := newAdminFixture(t)
+	f.v.createApp("blog", "EdDSA")
+	var help wire.AppCreated
+	if err := json.Unmarshal(runCLI(t, "apps", "create", "--data", f.v.Data, "--id", "help", "--origin", origin, "--admin", "--admin-of", "blog"), &help); err != nil {
+		t.Fatal(err)
+	}
+	f.v.allowFirstFactor("help", "hana")
+	hana := f.v.as(help.APIKey).enroll("hana")
+	answer := func(app string) string {
+		r := f.reset("alice", "?app="+app, "Bearer "+help.APIKey, hana.Token, map[string]string{"reason": "lost phone"})
+		return fmt.Sprintf("%d %s %s", r.Status, r.errCode(), strings.ReplaceAll(r.str("message"), app, "APP"))
+	}
+	if exists, missing := answer("shop"), answer("shap"); exists != missing || !strings.HasPrefix(exists, "403 operator_required") {
+		t.Errorf("outside its scope, an app that exists: %s; one that does not: %s; want both the same 403 operator_required", exists, missing)
+	}
+	if !f.aliceHasTOTP() {
+		t.Fatal("a refused reset removed alice's authenticator")
+	}
+}

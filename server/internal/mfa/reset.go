@@ -29,6 +29,9 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	); msg != "" {
 		return invalidRequest(msg)
 	}
+	if err := s.inScope(ctx, by, appID, user); err != nil {
+		return err
+	}
 	app, err := s.adminTarget(ctx, appID)
 	if err != nil {
 		return err
@@ -153,8 +156,9 @@ type Admin struct {
 	until               time.Time // how long the key must stay used: past the token's expiry
 }
 
-// mayReset refuses an admin signed in over the admin API a reset in app that is not theirs
-// to make; the operator may make any.
+// mayReset refuses an admin signed in over the admin API a reset of an admin's factors, or
+// in an app it was not authorised for; the operator may make any. inScope checked the
+// admin app's scope first.
 func (s *Service) mayReset(ctx context.Context, by Admin, app, user string, targetAdmin bool) error {
 	if by.once == "" {
 		return nil
@@ -166,6 +170,17 @@ func (s *Service) mayReset(ctx context.Context, by Admin, app, user string, targ
 	// otherwise reset another admin's factors and enroll its own authenticator there.
 	if targetAdmin {
 		return s.refuse(ctx, by, app, user, wire.NewError(wire.CodeOperatorRequired, app+" is an admin app: the admin API does not reset its users, so that one stolen support sign-in cannot take over another. Reset them on the verifier's host with `twofold users reset --app "+app+" --user USER --reason ...`."))
+	}
+	return nil
+}
+
+// inScope refuses an admin signed in over the admin API a reset in an app outside its
+// admin app's scope (apps create --admin-of). It runs before the app is looked up: the
+// refusal is the same whether the app exists or not, so a scoped admin learns nothing of
+// the apps that are not its own.
+func (s *Service) inScope(ctx context.Context, by Admin, app, user string) error {
+	if by.once == "" {
+		return nil
 	}
 	may, err := s.st.AdminMayReset(ctx, by.adminApp, app)
 	if err != nil {
