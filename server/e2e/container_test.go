@@ -298,15 +298,7 @@ func TestDeploy_ContainerImage_RunsOnScratchAsItsUser(t *testing.T) {
 	img := layOutImage(t, map[string]string{"VERSION": "v-test", "COMMIT": "c0ffee"})
 	run := func(args ...string) []byte {
 		t.Helper()
-		out, err := img.command(t, nil, args...).Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr)
-		}
-		return out
+		return output(t, img.command(t, nil, args...))
 	}
 	bin := img.entrypoint[0]
 

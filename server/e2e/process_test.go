@@ -149,13 +149,19 @@ func (p *process) waitLogged(t *testing.T, msg string) {
 
 func runCLI(t *testing.T, args ...string) []byte {
 	t.Helper()
-	out, err := exec.Command(binary, args...).Output()
+	return output(t, exec.Command(binary, args...))
+}
+
+// output is what cmd writes to stdout; a failure fails the test, showing its stderr.
+func output(t *testing.T, cmd *exec.Cmd) []byte {
+	t.Helper()
+	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		t.Fatalf("twofold %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr)
 	}
 	return out
 }
