@@ -117,7 +117,7 @@ func (d *Deliverer) defaults() {
 		d.Batch = 16
 	}
 	if d.MaxAttempts <= 0 {
-		d.MaxAttempts = 15 // about a day with the default backoff
+		d.MaxAttempts = 15 // about 15 hours with the default backoff
 	}
 	if d.Backoff == nil {
 		d.Backoff = DefaultBackoff
