@@ -382,7 +382,8 @@ func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastE
 	if giveUp {
 		done = ms(next)
 	}
-	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET next_at = ?, claimed_until = 0, done_at = ?, last_error = ? WHERE id = ?`, ms(next), done, lastError, id)
+	// Not once done: a sender whose lease ran out may report after another delivered it.
+	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET next_at = ?, claimed_until = 0, done_at = ?, last_error = ? WHERE id = ? AND done_at = 0`, ms(next), done, lastError, id)
 	if err != nil {
 		return fmt.Errorf("delivery failed: %w", err)
 	}

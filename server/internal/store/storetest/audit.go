@@ -364,6 +364,13 @@ func testClaimLifecycle(t *testing.T, s store.Store) {
 	if got[0].Attempts != 2 {
 		t.Errorf("retried delivery at attempt %d, want 2", got[0].Attempts)
 	}
+	// An instance whose lease ran out while it sent reports its failure after another
+	// delivered: the delivery stays done, not sent a third time.
+	must(t, s.DeliveryDone(ctx, failed, at(time.Hour+time.Second)))
+	must(t, s.DeliveryFailed(ctx, failed, at(time.Hour+10*time.Minute), "context deadline exceeded", false))
+	if got := ids(claim(t, s, at(2*time.Hour), 10)); len(got) != 0 {
+		t.Errorf("claim at 2h after a late failure report: %v, want none (it was delivered)", got)
+	}
 }
 
 // A delivery is finished once sent or given up; one still due, backing off or claimed is
