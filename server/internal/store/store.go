@@ -150,7 +150,7 @@ type Instance struct {
 // Swept counts what one Sweep deleted.
 type Swept struct {
 	Tickets, Enrollments, Ceremonies, UsedTokens int
-	Allowances, Instances, Deliveries            int
+	Allowances, Instances, Deliveries, Hints     int
 }
 
 // Store is everything twofold keeps. Every method is safe for concurrent use by many
@@ -210,8 +210,8 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
-	// Sweep deletes tickets, pending enrollments, ceremonies, spent-token marks and first-factor
-	// allowances that expired before now, the records of verifiers not seen within InstanceRetention, and
+	// Sweep deletes tickets, pending enrollments, ceremonies, spent-token marks, first-factor
+	// allowances and clock-hint marks that expired before now, the records of verifiers not seen within InstanceRetention, and
 	// webhook deliveries finished (sent or given up) more than DeliveryRetention ago, never
 	// one still due, backing off or claimed; it reports how many of each.
 	Sweep(ctx context.Context, now time.Time) (Swept, error)
@@ -233,8 +233,14 @@ type Store interface {
 type Tx interface {
 	AttemptStore
 	// AdvanceTOTP is the replay guard: it sets the credential's last step to step (and its
-	// drift) only if the stored step is lower, durably, and reports whether it did.
+	// drift) only if the stored step is lower and HintTOTPStep never marked step, durably,
+	// and reports whether it did.
 	AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d Drift) (bool, error)
+	// HintTOTPStep marks step of the credential as one whose code an ahead clock hint told
+	// someone about: AdvanceTOTP refuses it from then on, so a guess that hit a later step
+	// cannot sign in when that step comes. Marking a step twice is fine; the mark may be
+	// swept once until has passed, when the step can no longer be accepted anyway.
+	HintTOTPStep(ctx context.Context, id string, step int64, until time.Time) error
 	// UsePasskey records a login: the sign count and record move on only if the stored count
 	// is still oldCount, so two logins can never both take one count.
 	UsePasskey(ctx context.Context, id string, oldCount, newCount int64, data []byte, now time.Time) (bool, error)

@@ -561,12 +561,26 @@ func (t txn) DeleteTOTP(ctx context.Context, appID, user, id string) error {
 }
 
 func (t txn) AdvanceTOTP(ctx context.Context, id string, step int64, now time.Time, d store.Drift) (bool, error) {
-	res, err := t.x.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ?, drift = ?, last_offset = ? WHERE id = ? AND confirmed = 1 AND last_step < ?`, step, ms(now), d.Steps, d.LastOffset, id, step)
+	// One statement, so that no hint can fall between the check and the advance.
+	res, err := t.x.exec(ctx, `UPDATE totp_credentials SET last_step = ?, last_used_at = ?, drift = ?, last_offset = ?
+		WHERE id = ? AND confirmed = 1 AND last_step < ?
+		AND NOT EXISTS (SELECT 1 FROM totp_hinted_steps WHERE credential_id = ? AND step = ?)`,
+		step, ms(now), d.Steps, d.LastOffset, id, step, id, step)
 	if err != nil {
 		return false, fmt.Errorf("advance totp: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+func (t txn) HintTOTPStep(ctx context.Context, id string, step int64, until time.Time) error {
+	_, err := t.x.exec(ctx, `INSERT INTO totp_hinted_steps (credential_id, step, until) VALUES (?, ?, ?)
+		ON CONFLICT (credential_id, step) DO UPDATE SET until = CASE WHEN excluded.until > totp_hinted_steps.until THEN excluded.until ELSE totp_hinted_steps.until END`,
+		id, step, ms(until))
+	if err != nil {
+		return fmt.Errorf("hint totp step: %w", err)
+	}
+	return nil
 }
 
 func (t txn) ConsumeRecoveryCode(ctx context.Context, appID, user string, hash []byte, now time.Time) (bool, error) {
@@ -709,6 +723,7 @@ var sweeps = []struct {
 	{"ceremonies", `DELETE FROM ceremonies WHERE expires_at < ?`, 0, func(n *store.Swept) *int { return &n.Ceremonies }},
 	{"used tokens", `DELETE FROM used_once WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.UsedTokens }},
 	{"first factor allowances", `DELETE FROM first_factor_allowances WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.Allowances }},
+	{"clock hints", `DELETE FROM totp_hinted_steps WHERE until < ?`, 0, func(n *store.Swept) *int { return &n.Hints }},
 	{"instances", `DELETE FROM instances WHERE seen_at < ?`, store.InstanceRetention, func(n *store.Swept) *int { return &n.Instances }},
 	// done_at is 0 until a delivery is sent or given up.
 	{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE done_at > 0 AND done_at < ?`, store.DeliveryRetention, func(n *store.Swept) *int { return &n.Deliveries }},
