@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,63 @@ func TestVerify_CodeFromPhoneWithWrongClock_SaysWhichWay(t *testing.T) {
 		if r.Status != 401 || r.errCode() != wire.CodeInvalidCode || r.str("clock") != tc.clock || !strings.Contains(r.str("message"), tc.words) {
 			t.Errorf("phone %v off: got %d %s, want invalid_code clock=%q saying %q", tc.off, r.Status, r.Raw, tc.clock, tc.words)
 		}
+	}
+}
+
+// A guesser whose wrong code happens to be the code of a step a few ahead learns from the
+// ahead hint which step that is. When that step comes the code must not sign in, on any
+// instance: otherwise each guess would test the window and the hint's ten steps ahead too.
+func TestVerify_CodeRevealedByAheadHint_NeverSignsInAtItsStep(t *testing.T) {
+	v := startVerifier(t)
+	other := v.sibling()
+	e := v.enroll("hank")
+	const ahead = 4 * 30 * time.Second
+	lucky := code(t, e.Secret, v.Clock.Now().Add(ahead))
+	r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: lucky})
+	if r.Status != 401 || r.str("clock") != wire.ClockAhead || !strings.Contains(r.str("message"), "120 seconds ahead") {
+		t.Fatalf("code of 4 steps ahead: %d %s, want invalid_code clock=ahead", r.Status, r.Raw)
+	}
+	v.Clock.Advance(ahead)
+	for _, at := range []*verifier{other, v} {
+		b := at.ticket("hank")
+		if r := b.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: lucky}); r.Status != 409 || r.errCode() != wire.CodeCodeAlreadyUsed {
+			t.Fatalf("the hinted code at its step: %d %s, want 409 code_already_used", r.Status, r.Raw)
+		}
+	}
+	// The person's own next code still works.
+	if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now().Add(30*time.Second))}); r.Status != 200 {
+		t.Fatalf("next step's code: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A person whose phone runs two or three steps ahead is told so, sets the time right and
+// signs in with the code their phone shows then. If they happen to type, at its step, the
+// very code the hint was about, that one is refused once, and the next one works.
+func TestVerify_PhoneAheadFixed_SignsInAfterHint(t *testing.T) {
+	for _, steps := range []int{2, 3} {
+		t.Run(strconv.Itoa(steps)+" steps", func(t *testing.T) {
+			v := startVerifier(t)
+			e := v.enroll("ivy")
+			ahead := time.Duration(steps) * 30 * time.Second
+			shown := code(t, e.Secret, v.Clock.Now().Add(ahead))
+			r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: shown})
+			want := strconv.Itoa(steps*30) + " seconds ahead"
+			if r.Status != 401 || r.str("clock") != wire.ClockAhead || !strings.Contains(r.str("message"), want) || !strings.Contains(r.str("message"), "phone") {
+				t.Fatalf("phone %d steps ahead: %d %s, want invalid_code clock=ahead saying %q", steps, r.Status, r.Raw, want)
+			}
+			v.Clock.Advance(30 * time.Second) // the time it takes to fix the clock
+			if r := e.call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}); r.Status != 200 {
+				t.Fatalf("after fixing the clock: %d %s", r.Status, r.Raw)
+			}
+			v.Clock.Advance(ahead - 30*time.Second) // at the hinted step
+			if r := v.ticket("ivy").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: shown}); r.Status != 409 {
+				t.Fatalf("the hinted code at its step: %d %s, want 409", r.Status, r.Raw)
+			}
+			v.Clock.Advance(30 * time.Second)
+			if r := v.ticket("ivy").call("POST", "/v1/totp/verify", wire.CodeRequest{Code: code(t, e.Secret, v.Clock.Now())}); r.Status != 200 {
+				t.Fatalf("the next step's code: %d %s", r.Status, r.Raw)
+			}
+		})
 	}
 }
 

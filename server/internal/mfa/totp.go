@@ -260,6 +260,14 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 		factor: "totp", amr: "otp", passed: audit.Verified,
 		accept: func(tx store.Tx, count int) (string, error) {
 			if mismatch != nil {
+				if revealsStep(mismatch) {
+					// The answer tells which later step this code is: that step must never
+					// sign in. Marked in the transaction that counts the failure, before the
+					// answer is sent.
+					if err := tx.HintTOTPStep(ctx, c.ID, step, s.hintedUntil(c, step)); err != nil {
+						return "", err
+					}
+				}
 				return "", cmp.Or(s.failed(ctx, tx, p, "totp", count, mismatch), mismatch)
 			}
 			won := false
@@ -293,18 +301,35 @@ func (s *Service) VerifyTOTP(ctx context.Context, p Principal, code string) (wir
 
 // firstMatch is the first of creds that code matches, with the step and offset it matched
 // at; or, when it matches none, the error of the first (which may say the phone's clock is
-// off).
+// off) with that credential and, when the error says the code is ahead, the step it is.
 func (s *Service) firstMatch(creds []store.TOTPCredential, code string, now time.Time) (c store.TOTPCredential, step int64, offset int, mismatch error) {
+	var first store.TOTPCredential
+	var firstStep int64
 	for _, c := range creds {
 		step, offset, err := s.matchCode(c, code, now)
 		if err == nil {
 			return c, step, offset, nil
 		}
 		if mismatch == nil {
-			mismatch = err
+			first, firstStep, mismatch = c, step, err
 		}
 	}
-	return store.TOTPCredential{}, 0, 0, mismatch
+	return first, firstStep, 0, mismatch
+}
+
+// revealsStep reports whether err tells whoever typed the code that it is the code of a
+// step still to come.
+func revealsStep(err error) bool {
+	var we *wire.Error
+	return errors.As(err, &we) && we.Clock == wire.ClockAhead
+}
+
+// hintedUntil is when step of c can no longer be accepted, however far the credential's
+// window has followed its phone: until then the mark of a hint about it must stay.
+func (s *Service) hintedUntil(c store.TOTPCredential, step int64) time.Time {
+	period := int64(params(c).WithDefaults().Period)
+	last := step + int64(s.cfg.Skew) + maxDrift // the last verifier step whose window holds it
+	return time.Unix((last+1)*period, 0)
 }
 
 // refused records, in to, a reservation the limits turned down.
@@ -332,7 +357,8 @@ func (s *Service) failed(ctx context.Context, to audit.Appender, p Principal, fa
 
 // matchCode returns the step a code belongs to and its offset from the verifier's step, or
 // an invalid_code error that says when the code belongs to a step well off the verifier's
-// clock.
+// clock; when that step is ahead, it is returned with the error (and must be marked with
+// HintTOTPStep when the error is answered).
 func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) (step int64, offset int, err error) {
 	secret, err := s.sealer.Open(c.Sealed, totpAAD(c))
 	if err != nil {
@@ -356,6 +382,9 @@ func (s *Service) matchCode(c store.TOTPCredential, code string, now time.Time) 
 			secs = -secs
 		}
 		e.Message = "That code is from about " + strconv.Itoa(secs) + " seconds " + dir + " the real time: the clock on your phone is off. Set your phone's time to automatic, then try a new code."
+		if off > 0 {
+			return totp.Step(now, pr.WithDefaults().Period) + int64(off), 0, &e
+		}
 		return 0, 0, &e
 	}
 	return 0, 0, errInvalidCode
