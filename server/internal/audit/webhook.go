@@ -172,14 +172,14 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (int, error) {
 		case dl.Attempts >= d.MaxAttempts || dl.Webhook.URL == "":
 			d.Metrics.Delivery("gave_up")
 			d.Logger.Warn("webhook delivery given up", "app", dl.Webhook.AppID, "event", dl.Record.ID, "attempts", dl.Attempts, "err", err)
-			if err := d.Store.DeliveryFailed(ctx, dl.ID, now, err.Error(), true); err != nil {
+			if err := d.Store.DeliveryFailed(ctx, dl.ID, dl.Attempts, now, err.Error(), true); err != nil {
 				return sent, err
 			}
 		default:
 			d.Metrics.Delivery("failed")
 			next := now.Add(d.Backoff(dl.Attempts))
 			d.Logger.Info("webhook delivery failed; will retry", "app", dl.Webhook.AppID, "event", dl.Record.ID, "attempts", dl.Attempts, "next", next, "err", err)
-			if err := d.Store.DeliveryFailed(ctx, dl.ID, next, err.Error(), false); err != nil {
+			if err := d.Store.DeliveryFailed(ctx, dl.ID, dl.Attempts, next, err.Error(), false); err != nil {
 				return sent, err
 			}
 		}

@@ -121,7 +121,9 @@ type AuditStore interface {
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, max int) ([]Delivery, error)
 	// DeliveryDone marks a delivery sent.
 	DeliveryDone(ctx context.Context, id int64, now time.Time) error
-	// DeliveryFailed releases a claim: the delivery is due again at next, or, with giveUp,
-	// never again. lastError says why (no secret, no body).
-	DeliveryFailed(ctx context.Context, id int64, next time.Time, lastError string, giveUp bool) error
+	// DeliveryFailed releases the claim of attempt (the Attempts it was claimed with): the
+	// delivery is due again at next, or, with giveUp, never again. lastError says why (no
+	// secret, no body). The report of a claim whose lease ran out, claimed again since or
+	// delivered, changes nothing.
+	DeliveryFailed(ctx context.Context, id int64, attempt int, next time.Time, lastError string, giveUp bool) error
 }

@@ -377,13 +377,15 @@ func (s *DB) DeliveryDone(ctx context.Context, id int64, now time.Time) error {
 	return nil
 }
 
-func (s *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, lastError string, giveUp bool) error {
+func (s *DB) DeliveryFailed(ctx context.Context, id int64, attempt int, next time.Time, lastError string, giveUp bool) error {
 	done := int64(0)
 	if giveUp {
 		done = ms(next)
 	}
-	// Not once done: a sender whose lease ran out may report after another delivered it.
-	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET next_at = ?, claimed_until = 0, done_at = ?, last_error = ? WHERE id = ? AND done_at = 0`, ms(next), done, lastError, id)
+	// Only the latest claim's, while not done: a sender whose lease ran out may report after
+	// another claimed the delivery again (each claim counts an attempt) or delivered it.
+	_, err := s.exec(ctx, `UPDATE webhook_deliveries SET next_at = ?, claimed_until = 0, done_at = ?, last_error = ?
+		WHERE id = ? AND attempts = ? AND done_at = 0`, ms(next), done, lastError, id, attempt)
 	if err != nil {
 		return fmt.Errorf("delivery failed: %w", err)
 	}

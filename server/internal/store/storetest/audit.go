@@ -26,6 +26,7 @@ var auditTests = []contractCase{
 	{"AppendAudit_Notify_QueuesOnlyForAppsWithAWebhook", testAuditNotify},
 	{"ClaimDeliveries_Concurrently_EachDeliveryClaimedOnce", testClaimConcurrently},
 	{"ClaimDeliveries_LeaseNextAndDone_DecideWhenDueAgain", testClaimLifecycle},
+	{"DeliveryFailed_ReportedAfterTheLease_ChangesNothing", testStaleFailureReport},
 	{"Sweep_FinishedDeliveryAfterTheRetention_Removed_UnfinishedNever", testSweepDeliveries},
 	{"PutWebhook_RoundTripsAndReplaces", testWebhookRoundTrip},
 	{"PutWebhook_UnknownApp_Error", testWebhookUnknownApp},
@@ -335,7 +336,7 @@ func testClaimLifecycle(t *testing.T, s store.Store) {
 	}
 	done, failed, gaveUp := first[0].ID, first[1].ID, first[2].ID
 	must(t, s.DeliveryDone(ctx, done, at(time.Second)))
-	must(t, s.DeliveryFailed(ctx, failed, at(10*time.Minute), "503 Service Unavailable", false))
+	must(t, s.DeliveryFailed(ctx, failed, 1, at(10*time.Minute), "503 Service Unavailable", false))
 	// gaveUp is left claimed: it is due again once the lease (1 minute) runs out.
 
 	ids := func(d []store.Delivery) []int64 {
@@ -356,7 +357,7 @@ func testClaimLifecycle(t *testing.T, s store.Store) {
 			t.Errorf("claim at %v: %v, want %v", tc.now.Sub(t0), got, tc.want)
 		}
 	}
-	must(t, s.DeliveryFailed(ctx, gaveUp, at(2*time.Minute), "too many attempts", true))
+	must(t, s.DeliveryFailed(ctx, gaveUp, 2, at(2*time.Minute), "too many attempts", true))
 	got := claim(t, s, at(time.Hour), 10)
 	if !slices.Equal(ids(got), []int64{failed}) {
 		t.Fatalf("claim at 1h: %v, want only the retried %d", ids(got), failed)
@@ -364,12 +365,29 @@ func testClaimLifecycle(t *testing.T, s store.Store) {
 	if got[0].Attempts != 2 {
 		t.Errorf("retried delivery at attempt %d, want 2", got[0].Attempts)
 	}
-	// An instance whose lease ran out while it sent reports its failure after another
-	// delivered: the delivery stays done, not sent a third time.
-	must(t, s.DeliveryDone(ctx, failed, at(time.Hour+time.Second)))
-	must(t, s.DeliveryFailed(ctx, failed, at(time.Hour+10*time.Minute), "context deadline exceeded", false))
-	if got := ids(claim(t, s, at(2*time.Hour), 10)); len(got) != 0 {
-		t.Errorf("claim at 2h after a late failure report: %v, want none (it was delivered)", got)
+}
+
+// A sender whose lease ran out while it sent reports its failure late: by then another
+// instance holds the claim, or has delivered. The report changes nothing, or a third
+// instance would send the event while the second still does, or after it delivered.
+func testStaleFailureReport(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateApp(ctx, newApp("shop", "https://shop.example")))
+	must(t, s.PutWebhook(ctx, newWebhook("shop")))
+	appendAudit(t, s, auditRecord("factor_added", "shop", "alice", at(0)), true)
+	a := claim(t, s, at(0), 1)
+	b := claim(t, s, at(10*time.Minute), 1) // a's lease of a minute ran out
+	if len(a) != 1 || len(b) != 1 || b[0].ID != a[0].ID || b[0].Attempts != 2 {
+		t.Fatalf("claims %+v then %+v, want one delivery claimed again at attempt 2", a, b)
+	}
+	must(t, s.DeliveryFailed(ctx, a[0].ID, a[0].Attempts, at(10*time.Minute), "context deadline exceeded", false))
+	if c := claim(t, s, at(10*time.Minute+2*time.Second), 1); len(c) != 0 {
+		t.Errorf("after the first sender's late report a third claimed the delivery the second holds: %+v", c)
+	}
+	must(t, s.DeliveryDone(ctx, b[0].ID, at(10*time.Minute+5*time.Second)))
+	must(t, s.DeliveryFailed(ctx, a[0].ID, a[0].Attempts, at(11*time.Minute), "context deadline exceeded", false))
+	if c := claim(t, s, at(2*time.Hour), 1); len(c) != 0 {
+		t.Errorf("a late failure report brought back a delivered event: %+v", c)
 	}
 }
 
@@ -391,10 +409,10 @@ func testSweepDeliveries(t *testing.T, s store.Store) {
 	}
 	sentOld, gaveUpOld, sentRecent, gaveUpRecent, retrying := claimed[0].ID, claimed[1].ID, claimed[2].ID, claimed[3].ID, claimed[4].ID
 	must(t, s.DeliveryDone(ctx, sentOld, at(time.Second)))
-	must(t, s.DeliveryFailed(ctx, gaveUpOld, at(time.Second), "410 Gone", true))
+	must(t, s.DeliveryFailed(ctx, gaveUpOld, 1, at(time.Second), "410 Gone", true))
 	must(t, s.DeliveryDone(ctx, sentRecent, now.Add(-keep+time.Minute)))
-	must(t, s.DeliveryFailed(ctx, gaveUpRecent, now.Add(-time.Hour), "410 Gone", true))
-	must(t, s.DeliveryFailed(ctx, retrying, at(10*time.Minute), "503 Service Unavailable", false))
+	must(t, s.DeliveryFailed(ctx, gaveUpRecent, 1, now.Add(-time.Hour), "410 Gone", true))
+	must(t, s.DeliveryFailed(ctx, retrying, 1, at(10*time.Minute), "503 Service Unavailable", false))
 	// claimed[5] stays claimed, as by a deliverer that died: due again once the lease runs
 	// out.
 
