@@ -259,10 +259,10 @@ const MaxTokenSize = 16 << 10
 
 // Verify checks token and returns its claims: the signature (by the key its kid names, with
 // that key's algorithm, which must be one of Config.Algorithms), iss, aud (Config.Audience
-// alone, never a list of apps), exp and nbf (with Config.Leeway), then Config.Require and reqs in order (SingleUse after all the
-// others). A token whose header has crit is refused as ErrMalformed before its key is
-// looked up. Every refusal is a *TokenError; test it with errors.Is(err, client.ErrExpired)
-// and the like.
+// alone, never a list of apps), exp and nbf (with Config.Leeway), then Config.Require and
+// reqs in order (SingleUse after all the others). A token whose header has crit is refused
+// as ErrMalformed before its key is looked up. Every refusal is a *TokenError; test it with
+// errors.Is(err, client.ErrExpired) and the like.
 func (v *Verifier) Verify(ctx context.Context, token string, reqs ...Requirement) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, refuse(ErrMalformed, "the token is %d bytes, more than the %d a twofold token can be", len(token), MaxTokenSize)

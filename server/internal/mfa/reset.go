@@ -70,7 +70,7 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 			if err := tx.AllowFirstFactor(ctx, appID, user, s.now().Add(AdminFirstFactorWindow)); err != nil {
 				return err
 			}
-			detail += "; may set up a first factor for an hour"
+			detail += "; may set up a first factor for " + adminWindowWords
 		}
 		if inStore {
 			for _, k := range keys {

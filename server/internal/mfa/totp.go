@@ -100,11 +100,14 @@ func (s *Service) hasFactor(ctx context.Context, p Principal) (bool, error) {
 }
 
 // AdminFirstFactorWindow is how long the operator's leave for a user of an admin app to set
-// up a first factor lasts.
-const AdminFirstFactorWindow = time.Hour
+// up a first factor lasts; adminWindowWords says it to a person.
+const (
+	AdminFirstFactorWindow = time.Hour
+	adminWindowWords       = "an hour"
+)
 
 func errAdminFirstFactor(p Principal) *wire.Error {
-	return wire.NewError(wire.CodeOperatorRequired, p.App.ID+" is an admin app: its users set up a first authenticator only with the leave of the verifier's operator, or whoever holds the app's API key could make up an admin. Ask them to run `twofold users reset --app "+p.App.ID+" --user USER --reason ...` on the verifier's host, then set it up within the hour.")
+	return wire.NewError(wire.CodeOperatorRequired, p.App.ID+" is an admin app: its users set up a first authenticator only with the leave of the verifier's operator, or whoever holds the app's API key could make up an admin. Ask them to run `twofold users reset --app "+p.App.ID+" --user USER --reason ...` on the verifier's host, then set it up within "+adminWindowWords+".")
 }
 
 // mayEnrollFirst refuses a user of an admin app a first factor without the operator's
@@ -160,14 +163,16 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, id, code s
 	}
 	var codes []string
 	var hashes [][]byte
-	adminApp := false
 	if len(p.Account.TOTPs) == 0 { // the user's first authenticator: it comes with recovery codes
 		if codes, hashes, err = s.newRecoveryCodes(ctx, p); err != nil {
 			return wire.Confirmation{}, err
 		}
-		if adminApp, err = s.st.IsAdminApp(ctx, p.App.ID); err != nil {
-			return wire.Confirmation{}, fault("confirm enrollment", err)
-		}
+	}
+	// Read whatever the request saw: whether this is the user's first factor is settled
+	// only in the transaction.
+	adminApp, err := s.st.IsAdminApp(ctx, p.App.ID)
+	if err != nil {
+		return wire.Confirmation{}, fault("confirm enrollment", err)
 	}
 	// The confirmation signs the user in: like a verification, it commits with its audit
 	// records and the ticket's elevation, or not at all.

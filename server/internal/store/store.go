@@ -211,9 +211,10 @@ type Store interface {
 	Instances(ctx context.Context, since time.Time) ([]Instance, error)
 
 	// Sweep deletes tickets, pending enrollments, ceremonies, spent-token marks, first-factor
-	// allowances and clock-hint marks that expired before now, the records of verifiers not seen within InstanceRetention, and
-	// webhook deliveries finished (sent or given up) more than DeliveryRetention ago, never
-	// one still due, backing off or claimed; it reports how many of each.
+	// allowances and clock-hint marks that expired before now, the records of verifiers not
+	// seen within InstanceRetention, and webhook deliveries finished (sent or given up) more
+	// than DeliveryRetention ago, never one still due, backing off or claimed; it reports how
+	// many of each.
 	Sweep(ctx context.Context, now time.Time) (Swept, error)
 
 	// Atomically runs fn as one transaction: what fn does through its Tx commits when fn

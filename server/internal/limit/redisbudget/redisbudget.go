@@ -236,7 +236,8 @@ return backoff(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(AR
 return window(KEYS[1], clock(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 `)
 	// refund: KEYS a key's log, then its hash. A window's attempt given back without its
-	// id is its newest.
+	// id is its newest, which under concurrency may be another request's: the verifier gives
+	// back through giveBack, with the id; this serves the store.AttemptStore contract.
 	refund = redis.NewScript(refundLua + `
 if redis.call('ZCARD', KEYS[1]) > 0 then
   redis.call('ZPOPMAX', KEYS[1])
