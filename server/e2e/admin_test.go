@@ -747,6 +747,24 @@ func TestAdminReset_AdminKeyAlone_NewAdminEnrollsOwnFactor_Refused(t *testing.T)
 	}
 }
 
+// An admin whose password and phone may be in the wrong hands is reset with --no-enroll:
+// whoever holds them (and the admin app's key) cannot set up a first factor, not even in
+// the hour a reset just before had given; a reset without it lets the real admin back in.
+func TestAdminReset_NoEnroll_EndsTheLeaveToSetUpAFirstFactor(t *testing.T) {
+	f := newAdminFixture(t)
+	reset := func(extra ...string) {
+		runCLI(t, append([]string{"users", "reset", "--data", f.v.Data, "--app", "ops", "--user", "oscar", "--reason", "phone stolen"}, extra...)...)
+	}
+	reset()              // the leave an earlier reset gave, still within its hour
+	reset("--no-enroll") // then the phone turns out stolen with the password
+	r := f.v.as(f.opsKey).ticket("oscar").call("POST", "/v1/totp/enrollments", nil)
+	if r.Status != 403 || r.errCode() != wire.CodeOperatorRequired {
+		t.Fatalf("enrollment after a --no-enroll reset: %d %s, want 403 %s", r.Status, r.Raw, wire.CodeOperatorRequired)
+	}
+	reset()
+	f.v.as(f.opsKey).enroll("oscar")
+}
+
 // An admin app made for some apps learns nothing of the others: a reset in an app that
 // exists outside its scope and one in an app that does not exist are refused alike.
 func TestAdminReset_ScopedAdminApp_OtherAppsExistenceNotTold(t *testing.T) {

@@ -141,6 +141,7 @@ func usersReset(ctx context.Context, c command) error {
 	user := c.fs.String("user", "", "the user to reset")
 	reason := c.fs.String("reason", "", "why (kept in the audit trail)")
 	actor := c.fs.String("actor", "", "who is resetting (default: cli:$USER)")
+	noEnroll := c.fs.Bool("no-enroll", false, "for a user of an admin app: no leave to set up a first factor (ending any given before), e.g. when their password or phone is in the wrong hands")
 	env, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -152,7 +153,11 @@ func usersReset(ctx context.Context, c command) error {
 	if *actor == "" {
 		*actor = "cli:" + os.Getenv("USER")
 	}
-	err = env.MFA.ResetUser(ctx, *app, *user, *reason, mfa.Operator(*actor))
+	by := mfa.Operator(*actor)
+	if *noEnroll {
+		by = by.WithoutEnrollment()
+	}
+	err = env.MFA.ResetUser(ctx, *app, *user, *reason, by)
 	var we *wire.Error
 	if errors.As(err, &we) {
 		return usageError{errors.New(we.Message)}

@@ -66,11 +66,16 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 		}
 		detail := fmt.Sprintf("by %s: %s (removed %d authenticators, %d passkeys, %d recovery codes)", by.Actor, reason, removed.TOTP, removed.Passkeys, removed.RecoveryCodes)
 		if targetAdmin {
-			// Only the operator resets an admin; it is their leave to set up a first factor.
-			if err := tx.AllowFirstFactor(ctx, appID, user, s.now().Add(AdminFirstFactorWindow)); err != nil {
+			// Only the operator resets an admin; it is their leave to set up a first factor,
+			// or, withheld, an end to any leave given before (an allowance that ends now).
+			until, says := s.now().Add(AdminFirstFactorWindow), "; may set up a first factor for "+adminWindowWords
+			if by.noEnroll {
+				until, says = s.now(), "; may not set up a first factor until the operator allows it"
+			}
+			if err := tx.AllowFirstFactor(ctx, appID, user, until); err != nil {
 				return err
 			}
-			detail += "; may set up a first factor for " + adminWindowWords
+			detail += says
 		}
 		if inStore {
 			for _, k := range keys {
@@ -154,6 +159,18 @@ type Admin struct {
 	app                 string    // the app the sign-in was authorised for
 	once                string    // the sign-in's one-use key; "" for the operator
 	until               time.Time // how long the key must stay used: past the token's expiry
+	// noEnroll withholds from a reset user of an admin app the leave to set up a first
+	// factor (WithoutEnrollment).
+	noEnroll bool
+}
+
+// WithoutEnrollment is the operator resetting a user of an admin app without the leave to
+// set up a first factor, and ending any leave given before: for an admin whose password or
+// phone is in the wrong hands, who would otherwise race whoever holds them to enroll. A
+// later reset without it gives the leave.
+func (a Admin) WithoutEnrollment() Admin {
+	a.noEnroll = true
+	return a
 }
 
 // mayReset refuses an admin signed in over the admin API a reset of an admin's factors, or
