@@ -763,6 +763,13 @@ func TestAdminReset_NoEnroll_EndsTheLeaveToSetUpAFirstFactor(t *testing.T) {
 	}
 	reset()
 	f.v.as(f.opsKey).enroll("oscar")
+
+	// On an ordinary app, whose users enroll with a ticket, it would withhold nothing: refused.
+	cmd := exec.Command(binary, "users", "reset", "--data", f.v.Data, "--app", "shop", "--user", "alice", "--reason", "phone stolen", "--no-enroll")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "admin apps") || !f.aliceHasTOTP() {
+		t.Errorf("--no-enroll on an ordinary app: %v %s (alice still has her authenticator: %v), want exit 2 and nothing reset", err, out, f.aliceHasTOTP())
+	}
 }
 
 // An admin app made for some apps learns nothing of the others: a reset in an app that
