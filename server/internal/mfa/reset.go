@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twofold-dev/twofold/internal/wire"
@@ -39,6 +40,10 @@ func (s *Service) ResetUser(ctx context.Context, appID, user, reason string, by 
 	targetAdmin, err := s.st.IsAdminApp(ctx, appID)
 	if err != nil {
 		return fault("reset user", err)
+	}
+	if by.noEnroll && !targetAdmin {
+		// Said, not ignored: an operator who thinks it withheld something must know it did not.
+		return invalidRequest("--no-enroll is for users of admin apps, and " + strconv.Quote(appID) + " is not one: its users set up a first factor with a ticket.")
 	}
 	if err := s.mayReset(ctx, by, appID, user, targetAdmin); err != nil {
 		return err
