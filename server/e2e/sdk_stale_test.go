@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -46,6 +47,22 @@ func heldProxy(t *testing.T, target string, suffix string) (front string, releas
 	return srv.URL, release
 }
 
+// setTicket sets the ticket of the page's element, as an app does for the next person, or
+// with "" at a sign-out.
+func setTicket(t *testing.T, ctx context.Context, what, element, ticket string) {
+	t.Helper()
+	run(t, ctx, what, chromedp.Evaluate[bool](`(document.querySelector(`+jsString(element)+`).setAttribute("ticket", `+jsString(ticket)+`), true)`))
+}
+
+// answerHeld lets heldProxy's request through and waits until the page has read its answer
+// (answeredScript).
+func answerHeld(t *testing.T, ctx context.Context, release func(), what string) {
+	t.Helper()
+	release()
+	run(t, ctx, what, chromedp.Poll[bool](`window.__answered === true`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
+}
+
 // A component handed a new ticket (the next person at a shared screen) while the last
 // person's code was still being checked must not show that person's answer: not their
 // recovery codes, not their token.
@@ -64,15 +81,13 @@ func TestSDK_NewTicketWhileACodeIsChecked_TheOldAnswerIsNotShown(t *testing.T) {
 		typeCode(t, ctx, "twofold-enroll", code(t, amy, v.Clock.Now()))
 		waitStep(t, ctx, "twofold-enroll", "confirming")
 
-		run(t, ctx, "the next person's ticket", chromedp.Evaluate[bool](`(document.querySelector("twofold-enroll").setAttribute("ticket", `+jsString(v.ticketFor(key, "ben"))+`), true)`))
+		setTicket(t, ctx, "the next person's ticket", "twofold-enroll", v.ticketFor(key, "ben"))
 		waitStep(t, ctx, "twofold-enroll", "scan")
 		ben := run(t, ctx, "ben's secret", shadow[string]("twofold-enroll", secretOnScreen))
 		if ben == amy {
 			t.Fatal("ben is shown amy's secret")
 		}
-		release()
-		run(t, ctx, "wait for amy's answer", chromedp.Poll[bool](`window.__answered === true`,
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
+		answerHeld(t, ctx, release, "wait for amy's answer")
 
 		type screen struct {
 			Step   string   `json:"step"`
@@ -101,11 +116,9 @@ func TestSDK_NewTicketWhileACodeIsChecked_TheOldAnswerIsNotShown(t *testing.T) {
 		typeCode(t, ctx, "twofold-verify", code(t, cleo, v.Clock.Now().Add(30*time.Second)))
 		waitStep(t, ctx, "twofold-verify", "verifying")
 
-		run(t, ctx, "the next person's ticket", chromedp.Evaluate[bool](`(document.querySelector("twofold-verify").setAttribute("ticket", `+jsString(v.ticketFor(key, "dan"))+`), true)`))
+		setTicket(t, ctx, "the next person's ticket", "twofold-verify", v.ticketFor(key, "dan"))
 		waitStep(t, ctx, "twofold-verify", "code")
-		release()
-		run(t, ctx, "wait for cleo's answer", chromedp.Poll[bool](`window.__answered === true`,
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
+		answerHeld(t, ctx, release, "wait for cleo's answer")
 
 		type screen struct {
 			Step   string      `json:"step"`
@@ -141,7 +154,7 @@ func TestSDK_TicketRemoved_TheLastPersonsSecretLeavesTheScreen(t *testing.T) {
 	if before := run(t, ctx, "the screen", look); !strings.Contains(before.Text, secret) {
 		t.Fatalf("the secret %q is not on the screen before: %+v", secret, before)
 	}
-	run(t, ctx, "the app signs out", chromedp.Evaluate[bool](`(document.querySelector("twofold-enroll").setAttribute("ticket", ""), true)`))
+	setTicket(t, ctx, "the app signs out", "twofold-enroll", "")
 	if after := run(t, ctx, "the screen after", look); after.Step != "" || after.Text != "" {
 		t.Fatalf("after the ticket was taken away the component shows %+v, want nothing", after)
 	}
